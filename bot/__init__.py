@@ -1,0 +1,1 @@
+"""Entry points and wiring: settings, CLI, start-up, channel adapters."""

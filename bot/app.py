@@ -1,0 +1,39 @@
+"""Start-up and shut-down: settings → engine → migrations → registry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.settings import Settings
+from store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from store.seed import SeedCounts, load_registry, registry_loaded
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def open_app(settings: Settings) -> AsyncIterator[App]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    try:
+        yield App(settings, engine, make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def prepare(app: App) -> SeedCounts | None:
+    """Migrate to the newest schema; load the plan's registry into an empty database."""
+    await upgrade(app.engine)
+    async with unit_of_work(app.sessions) as session:
+        if await registry_loaded(session):
+            return None
+        return await load_registry(session)

@@ -1,0 +1,1 @@
+"""One adapter per messenger: turns its updates into Incoming and renders Reply."""

@@ -1,0 +1,1 @@
+"""What the bot says and does, messenger-neutral. Never imports a messenger library."""

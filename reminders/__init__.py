@@ -1,0 +1,1 @@
+"""The reporting calendar and the reminders (issue: calendar and reminders)."""

@@ -1,0 +1,1 @@
+"""The numbers Sở Công Thương sends upward (issue: status, summary, workbook)."""

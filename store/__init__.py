@@ -1,0 +1,1 @@
+"""Persistence and domain core: ORM models, registry, queries. Imports nothing of ours."""

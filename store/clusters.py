@@ -1,0 +1,340 @@
+"""The cluster registry as a table: validate, import (idempotent, all or nothing), export,
+search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TypeVar
+
+from rapidfuzz import fuzz
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from store.models import AuditLog, Cluster, ClusterKind, OrgKind
+from store.orgs import Directory
+from store.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
+
+COLUMNS = (
+    "code",
+    "appendix",
+    "section",
+    "number",
+    "name",
+    "district",
+    "kind",
+    "investor",
+    "investor_type",
+    "occupancy_rate",
+    "planned_groundbreaking",
+    "planned_completion",
+    "lead_org",
+    "missing",
+    "source_line",
+)
+REQUIRED = ("code", "appendix", "number", "name", "kind")
+T = TypeVar("T")
+INVESTOR_TYPES = {"district_board": OrgKind.DISTRICT_BOARD, "company": OrgKind.COMPANY}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad cell. `problem` is a stable code that the CLI turns into words."""
+
+    line: int
+    column: str
+    problem: str  # missing_column | required | bad_code | duplicate_code | not_integer |
+    # bad_appendix | bad_kind | bad_investor_type | bad_percent | bad_month | bad_quarter
+    value: str = ""
+
+
+class ImportRejected(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(f"{len(errors)} error(s)")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ClusterRow:
+    code: str
+    appendix: int
+    section: str
+    number: int
+    name: str
+    district: str
+    kind: str
+    investor: str
+    investor_type: str
+    occupancy_rate: Decimal | None
+    planned_groundbreaking: str | None
+    planned_completion: str | None
+    lead_org: str
+    missing: str
+    source_line: int | None
+
+
+@dataclass
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+class _Row:
+    """One table row being validated; collects every bad cell instead of stopping at the first."""
+
+    def __init__(self, line: int, raw: dict[str, str]) -> None:
+        self.line, self.raw = line, raw
+        self.errors: list[RowError] = []
+
+    def get(self, column: str) -> str:
+        return self.raw.get(column, "").strip()
+
+    def fail(self, column: str, problem: str, value: str = "") -> None:
+        self.errors.append(RowError(self.line, column, problem, value))
+
+    def parsed(self, column: str, parse: Callable[[str], T], problem: str) -> T | None:
+        """The cell read by `parse`, or None when empty; a cell it cannot read is an error."""
+        text = self.get(column)
+        if not text:
+            return None
+        try:
+            return parse(text)
+        except ValueError:
+            self.fail(column, problem, text)
+            return None
+
+
+def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> list[ClusterRow]:
+    """Validate every row; raise ImportRejected naming every bad cell by line and column."""
+    errors = [RowError(1, c, "missing_column") for c in REQUIRED if c not in header]
+    if errors:
+        raise ImportRejected(errors)
+    parsed: list[ClusterRow] = []
+    seen: set[str] = set()
+    for line, raw in rows:
+        row = _Row(line, raw)
+        for column in REQUIRED:
+            if not row.get(column):
+                row.fail(column, "required")
+        code = row.get("code")
+        if code and not SLUG_RE.match(code):
+            row.fail("code", "bad_code", code)
+        elif code in seen:
+            row.fail("code", "duplicate_code", code)
+        appendix = row.parsed("appendix", int, "not_integer")
+        if appendix is not None and appendix not in (2, 3):
+            row.fail("appendix", "bad_appendix", row.get("appendix"))
+        number = row.parsed("number", int, "not_integer")
+        kind = row.get("kind")
+        if kind and kind not in {k.value for k in ClusterKind}:
+            row.fail("kind", "bad_kind", kind)
+        investor_type = row.get("investor_type") or "company"
+        if investor_type not in INVESTOR_TYPES:
+            row.fail("investor_type", "bad_investor_type", investor_type)
+        rate = row.parsed("occupancy_rate", parse_percent, "bad_percent")
+        groundbreaking = row.parsed("planned_groundbreaking", parse_month, "bad_month")
+        completion = row.parsed("planned_completion", parse_quarter, "bad_quarter")
+        source_line = row.parsed("source_line", int, "not_integer")
+        if row.errors:
+            errors.extend(row.errors)
+            continue
+        assert appendix is not None and number is not None
+        seen.add(code)
+        parsed.append(
+            ClusterRow(
+                code=code,
+                appendix=appendix,
+                section=row.get("section"),
+                number=number,
+                name=" ".join(row.get("name").split()),
+                district=row.get("district"),
+                kind=kind,
+                investor=row.get("investor"),
+                investor_type=investor_type,
+                occupancy_rate=rate,
+                planned_groundbreaking=groundbreaking,
+                planned_completion=completion,
+                lead_org=row.get("lead_org"),
+                missing=row.get("missing"),
+                source_line=source_line,
+            )
+        )
+    if errors:
+        raise ImportRejected(errors)
+    return parsed
+
+
+async def upsert_clusters(
+    session: AsyncSession, rows: list[ClusterRow], *, actor: str, source: str
+) -> ImportResult:
+    """Create or update clusters by code inside the caller's transaction. Never deletes."""
+    directory = await Directory(session).load()
+    existing = {
+        c.code: c
+        for c in (await session.scalars(select(Cluster).options(selectinload(Cluster.steps)))).all()
+    }
+    result = ImportResult()
+    for row in rows:
+        district = await directory.district(row.district)
+        investor = (
+            await directory.organisation(row.investor, INVESTOR_TYPES[row.investor_type], district)
+            if row.investor
+            else None
+        )
+        lead = (
+            await directory.organisation(row.lead_org, district=district) if row.lead_org else None
+        )
+        values = {
+            "appendix": row.appendix,
+            "section": row.section,
+            "number": row.number,
+            "name": row.name,
+            "district_id": district.id if district else None,
+            "kind": row.kind,
+            "investor_id": investor.id if investor else None,
+            "occupancy_rate": row.occupancy_rate,
+            "planned_groundbreaking": row.planned_groundbreaking,
+            "planned_completion": row.planned_completion,
+            "lead_org_id": lead.id if lead else None,
+            "missing": row.missing,
+            "source_line": row.source_line,
+        }
+        cluster = existing.get(row.code)
+        if cluster is None:
+            cluster = Cluster(code=row.code, **values)
+            session.add(cluster)
+            existing[row.code] = cluster
+            result.created.append(row.code)
+            continue
+        changed = {k: v for k, v in values.items() if _differs(getattr(cluster, k), v)}
+        if not changed:
+            result.unchanged.append(row.code)
+            continue
+        for key, value in changed.items():
+            setattr(cluster, key, value)
+        result.updated.append(row.code)
+    session.add(
+        AuditLog(
+            actor=actor,
+            action="clusters.import",
+            entity="clusters",
+            detail={
+                "source": source,
+                "created": result.created,
+                "updated": result.updated,
+                "unchanged": len(result.unchanged),
+            },
+        )
+    )
+    await session.flush()
+    return result
+
+
+def _differs(old: object, new: object) -> bool:
+    if isinstance(old, Decimal) or isinstance(new, Decimal):
+        if old is None or new is None:
+            return old is not new
+        return Decimal(str(old)) != Decimal(str(new))
+    return old != new
+
+
+async def all_clusters(session: AsyncSession, district: str | None = None) -> list[Cluster]:
+    query = (
+        select(Cluster)
+        .options(
+            selectinload(Cluster.district),
+            selectinload(Cluster.investor),
+            selectinload(Cluster.lead_org),
+        )
+        .order_by(Cluster.appendix, Cluster.section, Cluster.number, Cluster.code)
+    )
+    clusters = list((await session.scalars(query)).all())
+    if district:
+        wanted = _district_key(district)
+        clusters = [c for c in clusters if c.district and _district_key(c.district.name) == wanted]
+    return clusters
+
+
+def _district_key(name: str) -> str:
+    from store.orgs import district_short
+
+    return district_short(name)
+
+
+def to_row(cluster: Cluster) -> dict[str, str | int | float]:
+    rate = cluster.occupancy_rate
+    return {
+        "code": cluster.code,
+        "appendix": cluster.appendix,
+        "section": cluster.section,
+        "number": cluster.number,
+        "name": cluster.name,
+        "district": cluster.district.name if cluster.district else "",
+        "kind": cluster.kind,
+        "investor": cluster.investor.name if cluster.investor else "",
+        "investor_type": (
+            "district_board"
+            if cluster.investor and cluster.investor.kind == OrgKind.DISTRICT_BOARD
+            else "company"
+        ),
+        "occupancy_rate": _plain(rate) if rate is not None else "",
+        "planned_groundbreaking": cluster.planned_groundbreaking or "",
+        "planned_completion": cluster.planned_completion or "",
+        "lead_org": cluster.lead_org.name if cluster.lead_org else "",
+        "missing": cluster.missing,
+        "source_line": cluster.source_line if cluster.source_line is not None else "",
+    }
+
+
+def _plain(value: Decimal) -> int | float:
+    normal = Decimal(str(value)).normalize()
+    return int(normal) if normal == normal.to_integral_value() else float(normal)
+
+
+# --- search -------------------------------------------------------------------------------
+
+_NOISE = {"cum", "cong", "nghiep", "cn", "ccn", "lang", "nghe"}
+
+
+def _search_key(text: str) -> str:
+    words = [w for w in fold(text).replace("-", " ").split() if w not in _NOISE]
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class Match:
+    cluster: Cluster
+    score: float
+    exact: bool
+
+
+def search(
+    clusters: list[Cluster], query: str, *, limit: int = 5, cutoff: float = 70
+) -> list[Match]:
+    """Find clusters by name ignoring accents, case, word order and the 'Cụm công nghiệp' prefix.
+
+    An exact name (or code) comes first, then names containing every word typed, then near
+    misses (`dai thnag`) by similarity."""
+    key = _search_key(query)
+    if not key:
+        return []
+    typed = query.strip().lower()
+    words = sorted(key.split())
+    keys = {c.code: _search_key(bare_cluster_name(c.name)) for c in clusters}
+    matches: list[Match] = []
+    for cluster in clusters:
+        name_key = keys[cluster.code]
+        exact = sorted(name_key.split()) == words or cluster.code == typed
+        score = max(
+            float(fuzz.token_sort_ratio(key, name_key)),
+            float(fuzz.token_set_ratio(key, name_key)) - 1,  # every typed word present
+        )
+        if exact:
+            score = 100.0
+        if score >= cutoff:
+            matches.append(Match(cluster, score, exact))
+    matches.sort(key=lambda m: (not m.exact, -m.score, keys[m.cluster.code]))
+    return matches[:limit]

@@ -1,0 +1,110 @@
+"""Finding organisations and districts by the names people and the plan print for them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import District, Organisation, OrgKind
+from store.text import fold, slug
+
+_DISTRICT_PREFIXES = ("huyen ", "thi xa ", "quan ")
+GENERIC_BOARD = "bql du an dau tu xay dung"
+_GENERIC_BOARDS = {GENERIC_BOARD, *(GENERIC_BOARD + " " + p.strip() for p in _DISTRICT_PREFIXES)}
+INVESTOR_PLACEHOLDER = "chu dau tu"
+
+
+def district_short(name: str) -> str:
+    """`Huyện Phú Xuyên` → `phu xuyen` (folded, prefix dropped)."""
+    folded = fold(name)
+    for prefix in _DISTRICT_PREFIXES:
+        if folded.startswith(prefix):
+            return folded[len(prefix) :]
+    return folded
+
+
+def is_generic_board(name: str) -> bool:
+    """ "BQL dự án đầu tư xây dựng huyện" names no district: every district prints it so."""
+    return fold(name) in _GENERIC_BOARDS
+
+
+def guess_kind(name: str) -> OrgKind:
+    folded = fold(name)
+    if folded.startswith("ubnd"):
+        return OrgKind.DISTRICT_COMMITTEE
+    if folded.startswith(("so ", "ban qlda")):
+        return OrgKind.DEPARTMENT
+    if folded.startswith(("bql", "ban quan ly")):
+        return OrgKind.DISTRICT_BOARD
+    return OrgKind.COMPANY
+
+
+class Directory:
+    """An in-session cache of districts and organisations, keyed by folded name and alias."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._orgs: dict[str, Organisation] = {}
+        self._districts: dict[str, District] = {}
+
+    async def load(self) -> Directory:
+        for district in (await self.session.scalars(select(District))).all():
+            self._districts[district_short(district.name)] = district
+        for org in (await self.session.scalars(select(Organisation))).all():
+            self._index(org)
+        return self
+
+    def _index(self, org: Organisation) -> None:
+        self._orgs[fold(org.name)] = org
+        for alias in filter(None, org.aliases.split("|")):
+            if not is_generic_board(alias):  # shared by every district's board
+                self._orgs.setdefault(fold(alias), org)
+
+    def find_district(self, name: str) -> District | None:
+        return self._districts.get(district_short(name)) if name.strip() else None
+
+    async def district(self, name: str) -> District | None:
+        """The district with this name, created on first sight; None for an empty name."""
+        if not name.strip():
+            return None
+        found = self.find_district(name)
+        if found is None:
+            found = District(name=" ".join(name.split()), code=slug(district_short(name)))
+            self.session.add(found)
+            await self.session.flush()
+            self._districts[district_short(name)] = found
+        return found
+
+    def find(self, name: str) -> Organisation | None:
+        return self._orgs.get(fold(name))
+
+    async def organisation(
+        self,
+        name: str,
+        kind: OrgKind | None = None,
+        district: District | None = None,
+        aliases: str = "",
+    ) -> Organisation:
+        """The organisation with this name or alias, created on first sight.
+
+        A district board printed generically ("BQL dự án đầu tư xây dựng huyện") is the board of
+        `district`, so each district's board stays its own organisation."""
+        if is_generic_board(name) and district is not None:
+            specific = f"BQL dự án đầu tư xây dựng {district.name}"
+            if (found := self.find(specific)) is not None:
+                return found
+            generic_alias = name
+            name, kind, aliases = specific, OrgKind.DISTRICT_BOARD, generic_alias
+        found = self.find(name)
+        if found is not None:
+            return found
+        org = Organisation(
+            name=" ".join(name.split()),
+            kind=(kind or guess_kind(name)).value,
+            district_id=district.id if district else None,
+            aliases=aliases,
+        )
+        self.session.add(org)
+        await self.session.flush()
+        self._index(org)
+        return org

@@ -1,0 +1,181 @@
+"""Loading the registry of Kế hoạch 68 transcribed under store/registry/ into the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.clusters import parse_rows, upsert_clusters
+from store.models import (
+    AuditLog,
+    Cluster,
+    ClusterKind,
+    ClusterStep,
+    OrgKind,
+    Target,
+    Task,
+    TaskAssignment,
+)
+from store.orgs import INVESTOR_PLACEHOLDER, Directory
+from store.tables import read_table
+from store.text import fold
+
+REGISTRY = Path(__file__).parent / "registry"
+
+# Milestones of Phụ lục 3 that are columns of the table, not rows: derived per cluster.
+GROUNDBREAKING_TEXT = "Khởi công xây dựng HTKT"
+COMPLETION_TEXT = "Hoàn thành xây dựng HTKT"
+
+
+@dataclass(frozen=True)
+class SeedCounts:
+    organisations: int
+    clusters: int
+    steps: int
+    tasks: int
+    targets: int
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
+def _dec(text: str) -> Decimal | None:
+    return Decimal(text) if text.strip() else None
+
+
+async def registry_loaded(session: AsyncSession) -> bool:
+    return bool(await session.scalar(select(func.count()).select_from(Cluster)))
+
+
+async def load_registry(session: AsyncSession, folder: Path = REGISTRY) -> SeedCounts:
+    """Load (or reload) the whole registry inside the caller's transaction. Idempotent:
+    organisations, clusters, tasks and targets are matched by name, code, number and code;
+    each cluster's steps and each task's leads are replaced by the file's."""
+    directory = await Directory(session).load()
+
+    for _line, row in read_table(folder / "organisations.csv").rows:
+        district = await directory.district(row["district"])
+        org = await directory.organisation(
+            row["name"], OrgKind(row["kind"]), district, row.get("aliases", "")
+        )
+        org.aliases = row.get("aliases", "")
+        if district is not None:
+            org.district_id = district.id
+
+    table = read_table(folder / "clusters.csv")
+    await upsert_clusters(
+        session, parse_rows(table.header, table.rows), actor="system", source="registry"
+    )
+    clusters = {c.code: c for c in (await session.scalars(select(Cluster))).all()}
+    directory = await Directory(session).load()
+
+    await session.execute(delete(ClusterStep))
+    steps = 0
+    next_seq: dict[str, int] = {}
+    for _line, row in read_table(folder / "steps.csv").rows:
+        cluster = clusters[row["cluster_code"]]
+        owner_name = row["owner"]
+        if fold(owner_name) == INVESTOR_PLACEHOLDER:
+            owner_id = cluster.investor_id
+        else:
+            owner_id = (await directory.organisation(owner_name)).id if owner_name else None
+        seq = int(row["seq"])
+        session.add(
+            ClusterStep(
+                cluster_id=cluster.id,
+                seq=seq,
+                kind=row["kind"],
+                text=row["text"],
+                owner_role=row["owner_role"],
+                owner_id=owner_id,
+                due=row["due"] or None,
+                source_line=_int(row["source_line"]),
+            )
+        )
+        next_seq[cluster.code] = max(next_seq.get(cluster.code, 0), seq)
+        steps += 1
+    for cluster in clusters.values():
+        if cluster.kind != ClusterKind.FOUNDED_2018_2020:
+            continue
+        for kind, text, due in (
+            ("groundbreaking", GROUNDBREAKING_TEXT, cluster.planned_groundbreaking),
+            ("infrastructure_complete", COMPLETION_TEXT, cluster.planned_completion),
+        ):
+            next_seq[cluster.code] = next_seq.get(cluster.code, 0) + 1
+            session.add(
+                ClusterStep(
+                    cluster_id=cluster.id,
+                    seq=next_seq[cluster.code],
+                    kind=kind,
+                    text=text,
+                    owner_role="investor",
+                    owner_id=cluster.investor_id,
+                    due=due,
+                    source_line=cluster.source_line,
+                )
+            )
+            steps += 1
+
+    tasks = {t.number: t for t in (await session.scalars(select(Task))).all()}
+    await session.execute(delete(TaskAssignment))
+    task_count = 0
+    for _line, row in read_table(folder / "tasks.csv").rows:
+        number = int(row["number"])
+        values = {
+            "title": row["title"],
+            "lead_text": row["lead"],
+            "partners_text": row["partners"],
+            "due_text": row["due_text"],
+            "due_kind": row["due_kind"],
+            "due_value": row["due_value"],
+            "source_line": _int(row["source_line"]),
+        }
+        task = tasks.get(number)
+        if task is None:
+            task = Task(number=number, **values)
+            session.add(task)
+            await session.flush()
+        else:
+            for key, value in values.items():
+                setattr(task, key, value)
+        for name in filter(None, row["lead_orgs"].split("|")):
+            org = await directory.organisation(name, OrgKind.DEPARTMENT)
+            session.add(TaskAssignment(task_id=task.id, role="lead", organisation_id=org.id))
+        for group in filter(None, row["lead_groups"].split("|")):
+            session.add(TaskAssignment(task_id=task.id, role="lead", group_code=group))
+        task_count += 1
+
+    targets = {t.code: t for t in (await session.scalars(select(Target))).all()}
+    for _line, row in read_table(folder / "targets.csv").rows:
+        target = targets.get(row["code"]) or Target(code=row["code"])
+        target.label = row["label"]
+        target.value_min = _dec(row["value_min"])
+        target.value_max = _dec(row["value_max"])
+        target.unit = row["unit"]
+        target.period = row["period"]
+        target.source_line = _int(row["source_line"])
+        session.add(target)
+
+    session.add(AuditLog(actor="system", action="registry.load", entity="registry"))
+    await session.flush()
+    counts = SeedCounts(
+        organisations=await _count(session, "organisations"),
+        clusters=len(clusters),
+        steps=steps,
+        tasks=task_count,
+        targets=await _count(session, "targets"),
+    )
+    return counts
+
+
+async def _count(session: AsyncSession, table: str) -> int:
+    from store.models import Base
+
+    return int(
+        await session.scalar(select(func.count()).select_from(Base.metadata.tables[table])) or 0
+    )

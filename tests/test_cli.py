@@ -1,0 +1,100 @@
+"""The `ccn-bot` command as an operator runs it: a real process on a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parent.parent
+
+
+def ccn(
+    tmp_path: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN")
+    }
+    environ.update({"DATA_DIR": str(tmp_path / "data"), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_clusters_list_shows_the_registry(tmp_path: Path) -> None:
+    done = ccn(tmp_path, "clusters", "list")
+    assert done.returncode == 0, done.stderr
+    assert "Cụm công nghiệp làng nghề Đại Thắng" in done.stdout
+    assert "68,45 %" in done.stdout  # Bình Phú, written the Vietnamese way
+    assert "77 cụm công nghiệp." in done.stdout
+
+
+def test_list_by_district_as_json(tmp_path: Path) -> None:
+    done = ccn(tmp_path, "clusters", "list", "--district", "phu xuyen", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert rows and {r["district"] for r in rows} == {"Huyện Phú Xuyên"}
+    assert "dai-thang" in {r["code"] for r in rows}
+
+
+def test_bad_import_names_lines_in_vietnamese_and_changes_nothing(tmp_path: Path) -> None:
+    export = tmp_path / "out.csv"
+    assert ccn(tmp_path, "clusters", "export", str(export)).returncode == 0
+    with export.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows[0]["occupancy_rate"] = "120"
+    rows[1]["planned_groundbreaking"] = "tháng mười"
+    with export.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    done = ccn(tmp_path, "clusters", "import", str(export))
+    assert done.returncode == 1
+    assert "Dòng 2, cột occupancy_rate: không phải tỷ lệ từ 0 đến 100" in done.stderr
+    assert "Dòng 3, cột planned_groundbreaking: không phải tháng" in done.stderr
+    assert "Chưa nhập gì: có 2 lỗi." in done.stderr
+    listed = ccn(tmp_path, "clusters", "list", "--format", "json")
+    assert "120" not in {str(r["occupancy_rate"]) for r in json.loads(listed.stdout)}
+
+
+def test_import_of_the_export_is_idempotent(tmp_path: Path) -> None:
+    export = tmp_path / "out.xlsx"
+    assert ccn(tmp_path, "clusters", "export", str(export)).returncode == 0
+    done = ccn(tmp_path, "clusters", "import", str(export))
+    assert done.returncode == 0, done.stderr
+    assert "0 cụm mới, 0 cụm cập nhật, 77 cụm không đổi" in done.stdout
+
+
+def test_wrong_setting_stops_with_one_line(tmp_path: Path) -> None:
+    done = ccn(tmp_path, "clusters", "list", TIMEZONE="Mars/Olympus")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "TIMEZONE" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["demo"], ["run"]])
+def test_terminal_chat_answers_a_cluster_name(tmp_path: Path, command: list[str]) -> None:
+    done = ccn(tmp_path, *command, stdin="dai thang\nbinh phu\n1\ndong phu yen\nnha may bia\n")
+    assert done.returncode == 0, done.stderr
+    assert "Xin chào" in done.stdout
+    assert "Chủ đầu tư: Công ty cổ phần Hanel Mirolin" in done.stdout
+    assert "Dự kiến khởi công: tháng 03/2021" in done.stdout
+    assert "Tỷ lệ lấp đầy: 68,45 %" in done.stdout  # Bình phú itself
+    assert "[1] Cụm CN Bình phú I" in done.stdout  # and the clusters named like it
+    assert "Tỷ lệ lấp đầy: 88,44 %" in done.stdout  # button 1 tapped: Bình phú I
+    # two clusters share this name: their kind tells them apart
+    assert "Đông Phú Yên (đang hoạt động, chưa hoàn thiện hạ tầng)" in done.stdout
+    assert "Đông Phú Yên (thành lập giai đoạn 2018–2020)" in done.stdout
+    assert "Không tìm thấy cụm công nghiệp nào khớp với “nha may bia”" in done.stdout

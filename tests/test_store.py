@@ -1,0 +1,179 @@
+"""The store on SQLite and PostgreSQL: migrations, the registry, import/export."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from bot.app import App, open_app, prepare
+from bot.settings import load_settings
+from store.clusters import (
+    COLUMNS,
+    ImportRejected,
+    all_clusters,
+    parse_rows,
+    to_row,
+    upsert_clusters,
+)
+from store.db import current_revision, unit_of_work
+from store.models import AuditLog, Cluster, ClusterStep, Organisation, Target, Task
+from store.seed import load_registry
+from store.tables import read_table, write_table
+
+REGISTRY = Path(__file__).parent.parent / "store" / "registry"
+
+
+def registry_rows(name: str) -> list[dict[str, str]]:
+    with (REGISTRY / name).open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+async def count(app: App, model: type) -> int:
+    async with app.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def snapshot(app: App) -> list[dict[str, str | int | float]]:
+    async with app.sessions() as session:
+        return [to_row(c) for c in await all_clusters(session)]
+
+
+async def test_migrated_and_loaded(app: App) -> None:
+    assert await current_revision(app.engine) == "0001"
+    assert await count(app, Cluster) == len(registry_rows("clusters.csv"))
+    assert await count(app, Task) == 26
+    assert await count(app, Target) == len(registry_rows("targets.csv"))
+    founded = [r for r in registry_rows("clusters.csv") if r["kind"] == "founded_2018_2020"]
+    # the file's steps plus two milestones (groundbreaking, HTKT finished) per founded cluster
+    assert await count(app, ClusterStep) == len(registry_rows("steps.csv")) + 2 * len(founded)
+
+
+async def test_dai_thang_steps_have_their_owners(app: App) -> None:
+    async with app.sessions() as session:
+        cluster = await session.scalar(select(Cluster).where(Cluster.code == "dai-thang"))
+        assert cluster is not None
+        rows = (
+            await session.execute(
+                select(ClusterStep.kind, Organisation.name)
+                .join(Organisation, ClusterStep.owner_id == Organisation.id)
+                .where(ClusterStep.cluster_id == cluster.id)
+                .order_by(ClusterStep.seq)
+            )
+        ).all()
+    owners = dict(rows)
+    assert owners["funds_transfer"] == "Công ty cổ phần Hanel Mirolin"
+    assert "Phú Xuyên" in owners["gpmb"]
+    assert owners["land_lease"] == "Sở Tài nguyên và Môi trường"
+    assert owners["groundbreaking"] == "Công ty cổ phần Hanel Mirolin"
+
+
+async def test_second_upgrade_and_reload_change_nothing(app: App) -> None:
+    before = await snapshot(app)
+    orgs = await count(app, Organisation)
+    steps = await count(app, ClusterStep)
+    assert await prepare(app) is None  # registry already there: not loaded again
+    async with unit_of_work(app.sessions) as session:
+        await load_registry(session)
+    assert await snapshot(app) == before
+    assert await count(app, Organisation) == orgs
+    assert await count(app, ClusterStep) == steps
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+async def test_export_import_round_trip(app: App, tmp_path: Path, suffix: str) -> None:
+    before = await snapshot(app)
+    path = tmp_path / f"clusters{suffix}"
+    write_table(path, COLUMNS, before)
+    table = read_table(path)
+    assert table.header == list(COLUMNS)
+    async with unit_of_work(app.sessions) as session:
+        result = await upsert_clusters(
+            session, parse_rows(table.header, table.rows), actor="test", source=str(path)
+        )
+    assert result.created == [] and result.updated == []
+    assert len(result.unchanged) == len(before)
+    assert await snapshot(app) == before
+
+
+async def test_xlsx_keeps_numbers_as_numbers(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "clusters.xlsx"
+    write_table(path, COLUMNS, await snapshot(app))
+    sheet = load_workbook(path).worksheets[0]
+    header = [c.value for c in sheet[1]]
+    rates = [
+        row[header.index("occupancy_rate")] for row in sheet.iter_rows(min_row=2, values_only=True)
+    ]
+    assert 68.45 in rates  # Bình Phú, typed as a number so Excel can sum it
+
+
+async def test_edited_sheet_updates_by_code_and_adds_new(app: App, tmp_path: Path) -> None:
+    rows = await snapshot(app)
+    edited = [dict(r) for r in rows]
+    target = next(r for r in edited if r["code"] == "binh-phu")
+    target["occupancy_rate"] = "70,5%"  # typed the Vietnamese way in Excel
+    edited.append(
+        {**edited[0], "code": "cum-moi", "name": "Cụm CN Mới", "number": 99, "source_line": ""}
+    )
+    path = tmp_path / "edited.xlsx"
+    write_table(path, COLUMNS, edited)
+    table = read_table(path)
+    async with unit_of_work(app.sessions) as session:
+        result = await upsert_clusters(
+            session, parse_rows(table.header, table.rows), actor="test", source="edited"
+        )
+    assert result.updated == ["binh-phu"]
+    assert result.created == ["cum-moi"]
+    after = {r["code"]: r for r in await snapshot(app)}
+    assert after["binh-phu"]["occupancy_rate"] == 70.5
+    assert len(after) == len(rows) + 1
+    async with app.sessions() as session:
+        audit = await session.scalar(
+            select(AuditLog).where(AuditLog.action == "clusters.import", AuditLog.actor == "test")
+        )
+    assert audit is not None and audit.detail["updated"] == ["binh-phu"]
+
+
+async def test_bad_file_rejected_with_line_numbers_and_nothing_changed(
+    app: App, tmp_path: Path
+) -> None:
+    before = await snapshot(app)
+    rows = [dict(r) for r in before[:4]]
+    rows[0]["occupancy_rate"] = "lots"  # file line 2
+    rows[2]["kind"] = "factory"  # file line 4
+    rows[3]["code"] = rows[1]["code"]  # file line 5: duplicate
+    rows[1]["name"] = "Cụm CN đã đổi tên"  # a good edit that must not land either
+    path = tmp_path / "bad.csv"
+    write_table(path, COLUMNS, rows)
+    table = read_table(path)
+    with pytest.raises(ImportRejected) as caught:
+        parse_rows(table.header, table.rows)
+    found = {(e.line, e.column, e.problem) for e in caught.value.errors}
+    assert found == {
+        (2, "occupancy_rate", "bad_percent"),
+        (4, "kind", "bad_kind"),
+        (5, "code", "duplicate_code"),
+    }
+    assert await snapshot(app) == before
+
+
+async def test_sqlite_and_postgres_enforce_foreign_keys(app: App) -> None:
+    with pytest.raises(IntegrityError):
+        async with unit_of_work(app.sessions) as session:
+            session.add(
+                ClusterStep(cluster_id=999_999, seq=1, kind="gpmb", text="x", owner_role="district")
+            )
+
+
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    settings = load_settings(DATA_DIR=tmp_path / "data")  # the embedded default: a SQLite file
+    async with open_app(settings) as opened:
+        await prepare(opened)
+        async with opened.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    assert (tmp_path / "data" / "ccn.db").exists()
