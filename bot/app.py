@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.settings import Settings
+from handlers.context import Config, Deps
 from store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from store.seed import SeedCounts, load_registry, registry_loaded
 
@@ -18,6 +19,19 @@ class App:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+
+    def deps(self, bot_username: str = "") -> Deps:
+        s = self.settings
+        config = Config(
+            zone=s.zone,
+            data_dir=s.data_dir,
+            default_locale=s.default_locale,
+            bot_username=bot_username or s.telegram_bot_username,
+            max_photos=s.max_photos,
+            max_photo_bytes=s.max_photo_mb * 1024 * 1024,
+            invite_days=s.invite_days,
+        )
+        return Deps(self.sessions, config)
 
 
 @asynccontextmanager

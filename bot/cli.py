@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import click
 from bot.app import App, open_app, prepare
 from bot.settings import Settings, SettingsError, load_settings
 from store import i18n
+from store.access import InviteError, create_invitation, list_people, revoke_person
 from store.clusters import (
     COLUMNS,
     ImportRejected,
@@ -25,6 +27,7 @@ from store.clusters import (
     upsert_clusters,
 )
 from store.db import current_revision, unit_of_work
+from store.models import Role, utcnow
 from store.seed import load_registry
 from store.tables import TableFormatError, read_table, write_table
 
@@ -109,26 +112,144 @@ def db_upgrade() -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Chat with the bot in this terminal (no token needed)."""
+@click.option(
+    "--as",
+    "role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.INVESTOR.value,
+    show_default=True,
+    help="Which demo person to start as (switch later with /as).",
+)
+def demo(role: str) -> None:
+    """Chat with the bot in this terminal, on the demo database DATA_DIR/demo.db (the registry
+    and one demo person of each role). No token needed."""
     from bot.channels import terminal
+    from bot.demo import ensure_demo_people
 
-    async def work(app: App) -> None:
-        await terminal.chat(app.sessions, app.settings.default_locale)
+    settings = _settings()
+    settings.database_url = f"sqlite+aiosqlite:///{(settings.data_dir / 'demo.db').resolve()}"
 
-    _with_app(work)
+    async def main() -> None:
+        async with open_app(settings) as app:
+            await prepare(app)
+            async with unit_of_work(app.sessions) as session:
+                await ensure_demo_people(session)
+            await terminal.chat(app.deps(), role=Role(role))
+
+    asyncio.run(main())
 
 
 @main.command()
 def run() -> None:
-    """Run the bot: on Telegram when TELEGRAM_BOT_TOKEN is set, else in this terminal."""
+    """Run the bot: on Telegram when TELEGRAM_BOT_TOKEN is set, else the terminal demo."""
     settings = _settings()
-    if settings.telegram_bot_token is None:
+    token = settings.telegram_bot_token
+    if token is None:
         click.echo(_("No TELEGRAM_BOT_TOKEN: starting the terminal chat."), err=True)
         demo.main(args=[], standalone_mode=False)
         return
-    click.echo(_("The Telegram channel is not available in this version yet."), err=True)
-    sys.exit(2)
+    from bot.channels import telegram
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    async def main() -> None:
+        async with open_app(settings) as app:
+            await prepare(app)
+            await telegram.serve(
+                app.deps(),
+                token=token.get_secret_value(),
+                base_url=settings.telegram_base_url(),
+                file_url=settings.telegram_file_url(),
+                webhook_url=settings.webhook_url,
+                webhook_secret=(
+                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+                ),
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+            )
+
+    asyncio.run(main())
+
+
+@main.command()
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--cluster", "clusters", multiple=True, help="Cluster code (investors), repeatable.")
+@click.option("--district", help="District name (district People's Committees).")
+@click.option("--org", "organisation", help="Organisation name (departments, investors).")
+@click.option("--expires-days", type=click.IntRange(1, 365), default=None)
+def invite(
+    role: str,
+    clusters: tuple[str, ...],
+    district: str | None,
+    organisation: str | None,
+    expires_days: int | None,
+) -> None:
+    """Create a single-use invitation; prints its token and Telegram link."""
+    from handlers.conversation import deep_link, invite_problem
+
+    async def work(app: App) -> tuple[str, str]:
+        async with unit_of_work(app.sessions) as session:
+            invitation = await create_invitation(
+                session,
+                role=Role(role),
+                now=utcnow(),
+                clusters=list(clusters),
+                district=district,
+                organisation=organisation,
+                expires_days=expires_days or app.settings.invite_days,
+                created_by="cli",
+            )
+            return invitation.token, app.settings.telegram_bot_username
+
+    try:
+        token, username = _with_app(work)
+    except InviteError as exc:
+        click.echo(
+            _("Cannot invite: {problem}").format(problem=_(invite_problem(exc)))
+            + (f" ({exc.value})" if exc.value else ""),
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(token)
+    click.echo(deep_link(username, token))
+
+
+@main.group()
+def people() -> None:
+    """People who may use the bot."""
+
+
+@people.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include people whose access ended.")
+def people_list(include_revoked: bool) -> None:
+    """List people with their role, scope and chats."""
+    from handlers.conversation import describe_person
+
+    async def work(app: App) -> list[str]:
+        async with app.sessions() as session:
+            rows = await list_people(session, include_revoked=include_revoked)
+            return [describe_person(p, app.settings.default_locale) for p in rows]
+
+    lines = _with_app(work)
+    click.echo("\n".join(lines) if lines else _("Nobody yet."))
+
+
+@people.command("revoke")
+@click.argument("person_id", type=int)
+def people_revoke(person_id: int) -> None:
+    """Withdraw a person's access (their reports stay)."""
+
+    async def work(app: App) -> bool:
+        async with unit_of_work(app.sessions) as session:
+            return await revoke_person(session, person_id, actor="cli", now=utcnow()) is not None
+
+    if not _with_app(work):
+        click.echo(_("No active person #{number}.").format(number=person_id), err=True)
+        sys.exit(1)
+    click.echo(_("Access withdrawn for #{number}.").format(number=person_id))
 
 
 @main.group()

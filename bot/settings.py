@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     telegram_bot_token: Annotated[SecretStr | None, Field(alias="TELEGRAM_BOT_TOKEN")] = None
     telegram_api_url: Annotated[str, Field(alias="TELEGRAM_API_URL")] = "https://api.telegram.org"
     default_locale: Annotated[Literal["vi", "en"], Field(alias="DEFAULT_LOCALE")] = "vi"
+    telegram_bot_username: Annotated[str, Field(alias="TELEGRAM_BOT_USERNAME")] = ""
+    webhook_url: Annotated[str, Field(alias="WEBHOOK_URL")] = ""
+    webhook_secret: Annotated[SecretStr | None, Field(alias="WEBHOOK_SECRET")] = None
+    webhook_listen: Annotated[str, Field(alias="WEBHOOK_LISTEN")] = "127.0.0.1"
+    webhook_port: Annotated[int, Field(alias="WEBHOOK_PORT", ge=1, le=65535)] = 8443
+    max_photos: Annotated[int, Field(alias="MAX_PHOTOS", ge=1, le=100)] = 10
+    max_photo_mb: Annotated[int, Field(alias="MAX_PHOTO_MB", ge=1, le=50)] = 10
+    invite_days: Annotated[int, Field(alias="INVITE_DAYS", ge=1, le=365)] = 14
 
     @field_validator("timezone")
     @classmethod
@@ -38,6 +46,13 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: str) -> str:
+        if value and (urlsplit(value).scheme != "https" or not urlsplit(value).netloc):
+            raise ValueError(f"Telegram webhooks need an https URL: {value!r}")
         return value
 
     @field_validator("telegram_api_url")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.port import Button, Incoming, Reply
+from handlers.context import Ctx
+from handlers.port import Button, Reply
 from store import i18n
 from store.clusters import Match, all_clusters, search
-from store.models import Cluster, ClusterKind
+from store.models import Cluster, ClusterKind, ReportDraft
 from store.text import bare_cluster_name
 
 KIND_LABELS = {
@@ -17,6 +19,15 @@ KIND_LABELS = {
     ClusterKind.OPERATING_INCOMPLETE: i18n.N_("operating, infrastructure unfinished"),
     ClusterKind.FOUNDED_2018_2020: i18n.N_("founded 2018–2020"),
 }
+
+
+async def has_open_draft(session: AsyncSession, person_id: int) -> bool:
+    found = await session.scalar(
+        select(ReportDraft.id)
+        .where(ReportDraft.person_id == person_id, ReportDraft.status == "open")
+        .limit(1)
+    )
+    return found is not None
 
 
 def card(cluster: Cluster, locale: str) -> str:
@@ -46,14 +57,12 @@ def card(cluster: Cluster, locale: str) -> str:
     return "\n".join(lines)
 
 
-async def handle(incoming: Incoming, sessions: async_sessionmaker[AsyncSession]) -> list[Reply]:
-    locale = incoming.locale or "vi"
-    _ = i18n.gettext_for(locale)
-    text = (incoming.payload or incoming.text).strip()
-    if not text or text in ("/start", "/help", "/trogiup"):
-        return [Reply(_("Hello! Type the name of a cluster (e.g. Đại Thắng) to see its record."))]
-    async with sessions() as session:
-        clusters = await all_clusters(session)
+async def answer(ctx: Ctx) -> list[Reply]:
+    """A cluster's name typed (or a cluster button tapped): its card, or buttons to choose."""
+    locale = ctx.locale
+    _ = ctx._
+    text = (ctx.incoming.payload or ctx.incoming.text).strip()
+    clusters = await all_clusters(ctx.session)
     if text.startswith("cluster:"):
         code = text.removeprefix("cluster:")
         chosen = [c for c in clusters if c.code == code]
@@ -61,7 +70,11 @@ async def handle(incoming: Incoming, sessions: async_sessionmaker[AsyncSession])
             return [Reply(card(chosen[0], locale))]
     matches = search(clusters, text)
     if not matches:
-        return [Reply(_("No cluster matches “{query}”. Please check the name.").format(query=text))]
+        lines = [_("No cluster matches “{query}”. Please check the name.").format(query=text)]
+        if ctx.person is not None and await has_open_draft(ctx.session, ctx.person.id):
+            lines.append(_("You have a report in progress: send /baocao to continue."))
+        lines.append(_("Send /trogiup for help."))
+        return [Reply("\n".join(lines))]
     first = matches[0]
     if first.exact and (len(matches) == 1 or not matches[1].exact):
         # the cluster asked for, and a way to the ones whose names contain it ("Bình Phú I")

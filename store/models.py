@@ -192,6 +192,7 @@ class Person(Base):
     locale: Mapped[str] = mapped_column(String(8), default="vi")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
 
     organisation: Mapped[Organisation | None] = relationship()
     district: Mapped[District | None] = relationship()
@@ -241,3 +242,167 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(64), default="")
     entity_id: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --- the report conversation (migration 0002) ----------------------------------------------
+
+
+class Invitation(Base):
+    """A single-use token that binds a chat to a role and scope."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"))
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    used_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    organisation: Mapped[Organisation | None] = relationship()
+    district: Mapped[District | None] = relationship()
+    clusters: Mapped[list[Cluster]] = relationship(secondary="invitation_clusters")
+
+
+class InvitationCluster(Base):
+    __tablename__ = "invitation_clusters"
+
+    invitation_id: Mapped[int] = mapped_column(
+        ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True
+    )
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Conversation(Base):
+    """Where a chat is in its conversation: kept here so a restart loses nothing."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("channel", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProcessedUpdate(Base):
+    """A channel update already handled: one delivered twice is handled once."""
+
+    __tablename__ = "processed_updates"
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportDraft(Base):
+    """A report being filled in; survives /huy, restarts and silence until it is submitted."""
+
+    __tablename__ = "report_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(64))  # cluster:<code> | org:<id>
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    form: Mapped[str] = mapped_column(String(32))
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | submitted
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Report(Base):
+    """A submitted report. Never edited: a correction is a new version of the same subject and
+    period."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("subject", "period", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    period: Mapped[str] = mapped_column(String(7), index=True)
+    form: Mapped[str] = mapped_column(String(32))
+    form_version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_by_person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    deadline_at: Mapped[datetime] = mapped_column()
+    on_time: Mapped[bool] = mapped_column(Boolean)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    draft_id: Mapped[int | None] = mapped_column(ForeignKey("report_drafts.id"))
+
+    values: Mapped[list[ReportValue]] = relationship(
+        back_populates="report", cascade="all, delete-orphan"
+    )
+
+
+class ReportValue(Base):
+    """One answer of a submitted report, typed so that reports/ can sum and compare."""
+
+    __tablename__ = "report_values"
+    __table_args__ = (UniqueConstraint("report_id", "question_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    question_id: Mapped[str] = mapped_column(String(96))
+    value_text: Mapped[str | None] = mapped_column(Text)
+    value_number: Mapped[Decimal | None] = mapped_column(Numeric(16, 4))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    report: Mapped[Report] = relationship(back_populates="values")
+
+
+class Photo(Base):
+    """A stored image, by the SHA-256 of its bytes (the same photo twice is stored once)."""
+
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    mime: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(255))  # relative to DATA_DIR
+    thumb_path: Mapped[str] = mapped_column(String(255))
+    taken_at: Mapped[datetime | None] = mapped_column()
+    latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportPhoto(Base):
+    """A photo sent for a report: linked to the draft while it is filled, then to the report."""
+
+    __tablename__ = "report_photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"))
+    draft_id: Mapped[int | None] = mapped_column(
+        ForeignKey("report_drafts.id", ondelete="SET NULL")
+    )
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    caption: Mapped[str] = mapped_column(Text, default="")
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    photo: Mapped[Photo] = relationship()

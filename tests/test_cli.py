@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).parent.parent
 
@@ -85,16 +86,38 @@ def test_wrong_setting_stops_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [["demo"], ["run"]])
-def test_terminal_chat_answers_a_cluster_name(tmp_path: Path, command: list[str]) -> None:
-    done = ccn(tmp_path, *command, stdin="dai thang\nbinh phu\n1\ndong phu yen\nnha may bia\n")
+def test_terminal_demo_driven_through_a_pipe(tmp_path: Path, command: list[str]) -> None:
+    photo = tmp_path / "site.jpg"
+    Image.new("RGB", (80, 60), "gray").save(photo, "JPEG")
+    script = [
+        "dai thang",
+        "binh phu",
+        "#1",  # taps the first button: Bình phú I
+        "dong phu yen",
+        "nha may bia",
+        str(photo),  # a file path is a photo
+        "/baocao",
+        "#1",  # Có
+        "/huy",
+        "/as admin",
+        "/trogiup",
+    ]
+    done = ccn(tmp_path, *command, stdin="\n".join(script) + "\n")
     assert done.returncode == 0, done.stderr
-    assert "Xin chào" in done.stdout
-    assert "Chủ đầu tư: Công ty cổ phần Hanel Mirolin" in done.stdout
-    assert "Dự kiến khởi công: tháng 03/2021" in done.stdout
-    assert "Tỷ lệ lấp đầy: 68,45 %" in done.stdout  # Bình phú itself
-    assert "[1] Cụm CN Bình phú I" in done.stdout  # and the clusters named like it
-    assert "Tỷ lệ lấp đầy: 88,44 %" in done.stdout  # button 1 tapped: Bình phú I
+    out = done.stdout
+    assert "[demo: investor]" in out and "/baocao — gửi báo cáo tháng" in out
+    assert "Chủ đầu tư: Công ty cổ phần Hanel Mirolin" in out
+    assert "Dự kiến khởi công: tháng 03/2021" in out
+    assert "Tỷ lệ lấp đầy: 68,45 %" in out  # Bình phú itself
+    assert "[#1] Cụm CN Bình phú I" in out  # and the clusters named like it
+    assert "Tỷ lệ lấp đầy: 88,44 %" in out  # button 1 tapped: Bình phú I
     # two clusters share this name: their kind tells them apart
-    assert "Đông Phú Yên (đang hoạt động, chưa hoàn thiện hạ tầng)" in done.stdout
-    assert "Đông Phú Yên (thành lập giai đoạn 2018–2020)" in done.stdout
-    assert "Không tìm thấy cụm công nghiệp nào khớp với “nha may bia”" in done.stdout
+    assert "Đông Phú Yên (đang hoạt động, chưa hoàn thiện hạ tầng)" in out
+    assert "Đông Phú Yên (thành lập giai đoạn 2018–2020)" in out
+    assert "Không tìm thấy cụm công nghiệp nào khớp với “nha may bia”" in out
+    assert "Đã lưu 1 ảnh" in out
+    assert "Đã thêm 1 ảnh" in out and "QHCT 1/500 đã được phê duyệt chưa?" in out
+    assert "Phương án bồi thường" in out and "Đã tạm dừng" in out
+    assert "[demo: admin]" in out and "/moi — mời người dùng" in out
+    assert (tmp_path / "data" / "demo.db").exists()
+    assert not (tmp_path / "data" / "ccn.db").exists()  # the demo keeps off the real database

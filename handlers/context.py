@@ -1,0 +1,68 @@
+"""What a handler works with: the store, the settings it needs, the clock and the calendar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.port import Incoming
+from reminders.calendar import Calendar
+from store import i18n
+from store.models import Conversation, Person
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Config:
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
+    data_dir: Path = Path("data")
+    default_locale: str = "vi"
+    bot_username: str = ""
+    max_photos: int = 10
+    max_photo_bytes: int = 10 * 1024 * 1024
+    invite_days: int = 14
+
+
+@dataclass
+class Deps:
+    sessions: async_sessionmaker[AsyncSession]
+    config: Config
+    clock: Callable[[], datetime] = _now
+
+    @property
+    def calendar(self) -> Calendar:
+        return Calendar(self.config.zone)
+
+
+@dataclass
+class Ctx:
+    """One update being handled, inside one transaction."""
+
+    session: AsyncSession
+    deps: Deps
+    incoming: Incoming
+    conversation: Conversation
+    person: Person | None
+    state: dict[str, Any]
+
+    @property
+    def locale(self) -> str:
+        if self.person is not None:
+            return self.person.locale
+        return self.state.get("locale") or self.deps.config.default_locale
+
+    def _(self, message: str) -> str:
+        return i18n.gettext_for(self.locale)(message)
+
+    @property
+    def now(self) -> datetime:
+        return self.deps.clock()

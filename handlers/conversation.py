@@ -1,0 +1,355 @@
+"""The entry point of every update: dedupe, identify the person, route, save the state."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from handlers import lookup, reporting
+from handlers.context import Ctx, Deps
+from handlers.port import Button, Incoming, Reply
+from store import i18n
+from store.access import (
+    InviteError,
+    InviteProblem,
+    accept_invitation,
+    create_invitation,
+    list_people,
+    person_for,
+    revoke_person,
+)
+from store.db import unit_of_work
+from store.models import Conversation, Person, ProcessedUpdate, Role
+
+log = logging.getLogger(__name__)
+
+# Vietnamese command first, English alias second.
+COMMANDS = {
+    "/baocao": "report",
+    "/report": "report",
+    "/huy": "cancel",
+    "/cancel": "cancel",
+    "/trogiup": "help",
+    "/help": "help",
+    "/ngonngu": "language",
+    "/language": "language",
+    "/moi": "invite",
+    "/invite": "invite",
+    "/nguoidung": "people",
+    "/people": "people",
+    "/thuhoi": "revoke",
+    "/revoke": "revoke",
+    "/start": "start",
+}
+ADMIN_ONLY = {"invite", "people", "revoke"}
+FLOW_MODES = {"pick_subject", "ask", "confirm_back", "reason_back", "summary"}
+ROLE_NAMES = {
+    Role.ADMIN: i18n.N_("Sở Công Thương (administrator)"),
+    Role.DEPARTMENT: i18n.N_("department"),
+    Role.DISTRICT: i18n.N_("district People's Committee"),
+    Role.INVESTOR: i18n.N_("cluster investor"),
+}
+INVITE_PROBLEMS = {
+    "unknown": i18n.N_("This invitation code is not valid."),
+    "expired": i18n.N_("This invitation has expired."),
+    "used": i18n.N_("This invitation has already been used."),
+    "revoked": i18n.N_("This invitation was withdrawn."),
+}
+
+
+async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
+    """Handle one update in one transaction. A failure rolls everything back and apologises,
+    so the person's draft is as it was before this message."""
+    try:
+        async with unit_of_work(deps.sessions) as session:
+            if incoming.update_id is not None:
+                try:
+                    async with session.begin_nested():
+                        session.add(
+                            ProcessedUpdate(channel=incoming.channel, update_id=incoming.update_id)
+                        )
+                except IntegrityError:
+                    return []  # delivered twice: handled the first time
+            conversation = await session.scalar(
+                select(Conversation).where(
+                    Conversation.channel == incoming.channel,
+                    Conversation.chat_id == incoming.chat_id,
+                )
+            )
+            first_contact = conversation is None
+            if conversation is None:
+                conversation = Conversation(
+                    channel=incoming.channel, chat_id=incoming.chat_id, state={}
+                )
+                session.add(conversation)
+            person = await person_for(session, incoming.channel, incoming.chat_id)
+            state = dict(conversation.state or {})
+            if person is None and incoming.locale in i18n.SUPPORTED and "locale" not in state:
+                state["locale"] = incoming.locale
+            ctx = Ctx(session, deps, incoming, conversation, person, state)
+            if person is not None:
+                await _touch(ctx, person)
+            replies = await route(ctx, first_contact)
+            conversation.state = dict(ctx.state)
+            return replies
+    except Exception:
+        log.exception(
+            "update %s from %s:%s failed", incoming.update_id, incoming.channel, incoming.chat_id
+        )
+        _ = i18n.gettext_for(deps.config.default_locale)
+        return [Reply(_("Sorry, something went wrong. Please send that again in a moment."))]
+
+
+async def _touch(ctx: Ctx, person: Person) -> None:
+    for identity in person.identities:
+        if (
+            identity.channel == ctx.incoming.channel
+            and identity.external_id == ctx.incoming.chat_id
+        ):
+            identity.last_seen_at = ctx.now
+            identity.reachable = True
+
+
+def _command(text: str) -> tuple[str | None, str]:
+    if not text.startswith("/"):
+        return None, text
+    word, _sep, args = text.partition(" ")
+    name = COMMANDS.get(word.split("@")[0].lower())
+    return (name or "unknown"), args.strip()
+
+
+async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
+    incoming = ctx.incoming
+    command, args = _command(incoming.text.strip())
+    if command == "start" and args:
+        return await accept(ctx, args)
+    if ctx.person is None:
+        if command is None and incoming.text.strip() and " " not in incoming.text.strip():
+            # a token pasted as text (Zalo has no deep links)
+            accepted = await accept(ctx, incoming.text.strip(), quiet=True)
+            if accepted:
+                return accepted
+        return stranger(ctx)
+    if command == "language" or (incoming.payload or "").startswith("lang:"):
+        return language(ctx)
+    if command in ADMIN_ONLY and ctx.person.role != Role.ADMIN:
+        return [Reply(ctx._("Only Sở Công Thương can do that."))]
+    if command == "report":
+        return await reporting.start(ctx, args)
+    if command == "cancel":
+        return cancel(ctx)
+    if command in ("help", "start"):
+        return help_for(ctx)
+    if command == "invite":
+        return await invite(ctx, args)
+    if command == "people":
+        return await people(ctx)
+    if command == "revoke":
+        return await revoke(ctx, args)
+    if command == "unknown":
+        return [Reply(ctx._("I do not know that command. Send /trogiup for help."))]
+    mode = ctx.state.get("mode")
+    payload = incoming.payload or ""
+    if mode == "pick_subject" and payload.startswith("subject:"):
+        return await reporting.pick_subject(ctx, payload)
+    if mode in FLOW_MODES - {"pick_subject"}:
+        return await reporting.on_answer(ctx)
+    if incoming.attachments:
+        return await reporting.photos_while_idle(ctx)
+    if first_contact:
+        return help_for(ctx)
+    if payload.startswith("cluster:") or incoming.text.strip():
+        return await lookup.answer(ctx)
+    return help_for(ctx)
+
+
+def stranger(ctx: Ctx) -> list[Reply]:
+    _ = ctx._
+    return [
+        Reply(
+            _(
+                "Hello! This bot is for the monthly reports of Hanoi's industrial clusters "
+                "(Kế hoạch 68/KH-UBND). You have not been invited yet. Please send this chat "
+                "number to Sở Công Thương to get an invitation: {chat_id}"
+            ).format(chat_id=ctx.incoming.chat_id)
+        )
+    ]
+
+
+async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
+    _ = ctx._
+    result = await accept_invitation(
+        ctx.session,
+        token,
+        channel=ctx.incoming.channel,
+        chat_id=ctx.incoming.chat_id,
+        display_name=ctx.incoming.display_name,
+        locale=ctx.locale,
+        now=ctx.now,
+    )
+    if isinstance(result, InviteProblem):
+        if quiet:
+            return []
+        problem = _(INVITE_PROBLEMS[result.problem])
+        return [Reply(problem + " " + stranger(ctx)[0].text)]
+    person = await person_for(ctx.session, ctx.incoming.channel, ctx.incoming.chat_id)
+    assert person is not None
+    ctx.person = person
+    ctx.state.clear()
+    lines = [
+        _("Welcome! You are registered as {role}.").format(
+            role=_(ROLE_NAMES[Role(person.role or Role.INVESTOR)])
+        )
+    ]
+    if person.clusters:
+        lines.append(
+            _("Your clusters: {names}.").format(names=", ".join(c.name for c in person.clusters))
+        )
+    elif person.organisation is not None:
+        lines.append(_("Organisation: {name}.").format(name=person.organisation.name))
+    return [Reply("\n".join(lines)), *help_for(ctx)]
+
+
+def help_for(ctx: Ctx) -> list[Reply]:
+    _ = ctx._
+    assert ctx.person is not None
+    lines = [
+        _("/baocao — send this month's report (photos too)"),
+        _("/huy — pause; your answers are kept"),
+    ]
+    if ctx.person.role == Role.ADMIN:
+        lines += [
+            _("/moi — invite someone, e.g. /moi investor dai-thang"),
+            _("/nguoidung — list people; /thuhoi <number> — withdraw access"),
+        ]
+    lines += [
+        _("Type a cluster's name to see its record."),
+        _("/ngonngu — Tiếng Việt / English"),
+    ]
+    return [Reply("\n".join(lines))]
+
+
+def cancel(ctx: Ctx) -> list[Reply]:
+    _ = ctx._
+    had_draft = "draft" in ctx.state
+    pending = ctx.state.get("pending_photos")
+    ctx.state.clear()
+    if pending:
+        ctx.state["pending_photos"] = pending
+    if had_draft:
+        return [Reply(_("Paused. Your answers are kept; send /baocao to continue."))]
+    return [Reply(_("Nothing to cancel."))]
+
+
+def language(ctx: Ctx) -> list[Reply]:
+    assert ctx.person is not None
+    payload = ctx.incoming.payload or ""
+    if payload.startswith("lang:") and payload[5:] in i18n.SUPPORTED:
+        ctx.person.locale = payload[5:]
+        return [
+            Reply(
+                ctx._("Language: English.")
+                if ctx.locale == "en"
+                else ctx._("Language: Vietnamese.")
+            )
+        ]
+    return [
+        Reply(
+            "Chọn ngôn ngữ / Choose a language",
+            [[Button("Tiếng Việt", "lang:vi"), Button("English", "lang:en")]],
+        )
+    ]
+
+
+async def invite(ctx: Ctx, args: str) -> list[Reply]:
+    """/moi <role> [cluster codes | district | organisation]"""
+    _ = ctx._
+    words = args.split()
+    roles = {r.value: r for r in Role}
+    if not words or words[0] not in roles:
+        return [
+            Reply(
+                _(
+                    "Usage: /moi investor <cluster code> …, /moi district <district>, "
+                    "/moi department <organisation>, /moi admin"
+                )
+            )
+        ]
+    role, rest = roles[words[0]], words[1:]
+    try:
+        invitation = await create_invitation(
+            ctx.session,
+            role=role,
+            now=ctx.now,
+            clusters=rest if role == Role.INVESTOR else [],
+            district=" ".join(rest) if role == Role.DISTRICT else None,
+            organisation=" ".join(rest) if role == Role.DEPARTMENT and rest else None,
+            expires_days=ctx.deps.config.invite_days,
+            created_by=f"person:{ctx.person.id if ctx.person else '?'}",
+        )
+    except InviteError as exc:
+        return [Reply(_("Cannot invite: {problem}").format(problem=_(invite_problem(exc))))]
+    link = deep_link(ctx.deps.config.bot_username, invitation.token)
+    return [
+        Reply(
+            _(
+                "Invitation for {role}, valid {days} days. Send this link to the person:\n"
+                "{link}\nor the code: {token}"
+            ).format(
+                role=_(ROLE_NAMES[role]),
+                days=ctx.deps.config.invite_days,
+                link=link,
+                token=invitation.token,
+            )
+        )
+    ]
+
+
+def invite_problem(exc: InviteError) -> str:
+    return {
+        "no_cluster": i18n.N_("an investor needs at least one cluster code"),
+        "unknown_cluster": i18n.N_("unknown cluster code"),
+        "no_district": i18n.N_("name the district"),
+        "unknown_district": i18n.N_("unknown district"),
+        "no_org": i18n.N_("name the organisation"),
+    }[exc.problem]
+
+
+def deep_link(bot_username: str, token: str) -> str:
+    return f"https://t.me/{bot_username or '<bot>'}?start={token}"
+
+
+async def people(ctx: Ctx) -> list[Reply]:
+    _ = ctx._
+    rows = await list_people(ctx.session)
+    if not rows:
+        return [Reply(_("Nobody yet."))]
+    return [Reply("\n".join(describe_person(p, ctx.locale) for p in rows))]
+
+
+def describe_person(person: Person, locale: str) -> str:
+    _ = i18n.gettext_for(locale)
+    scope = ", ".join(c.code for c in person.clusters) or (
+        person.organisation.name if person.organisation else ""
+    )
+    channels = ", ".join(f"{i.channel}:{i.external_id}" for i in person.identities)
+    role = _(ROLE_NAMES[Role(person.role)]) if person.role else "?"
+    return f"#{person.id} {person.full_name or '?'} — {role} — {scope} — {channels}"
+
+
+async def revoke(ctx: Ctx, args: str) -> list[Reply]:
+    _ = ctx._
+    number = args.lstrip("#").strip()
+    if not number.isdigit():
+        return [Reply(_("Usage: /thuhoi <number from /nguoidung>"))]
+    revoked = await revoke_person(
+        ctx.session,
+        int(number),
+        actor=f"person:{ctx.person.id if ctx.person else '?'}",
+        now=ctx.now,
+    )
+    if revoked is None:
+        return [Reply(_("No active person #{number}.").format(number=number))]
+    return [Reply(_("Access withdrawn for #{number}.").format(number=number))]

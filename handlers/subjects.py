@@ -1,0 +1,117 @@
+"""What a person reports on: their clusters (investors) or their organisation's items
+(districts and departments), and the form that fits each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from handlers.forms import Item
+from store.models import (
+    Cluster,
+    ClusterKind,
+    ClusterStep,
+    Person,
+    Role,
+    Task,
+    TaskAssignment,
+)
+
+ITEM_TITLE_MAX = 90
+# The steps of a cluster that a district or department reports on (not milestones, which the
+# investor's own report covers).
+REPORTED_STEP_KINDS = {
+    "qhct_approval",
+    "compensation_approval",
+    "gpmb",
+    "land_allocation",
+    "land_lease",
+    "rice_land_approval",
+    "district_tasks",
+    "department_tasks",
+    "wastewater_plant",
+    "other",
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    key: str  # cluster:<code> | org:<id>
+    title: str
+    form: str  # founded | operating | tasks
+    cluster_id: int | None = None
+    organisation_id: int | None = None
+
+
+def _short(text: str, limit: int = ITEM_TITLE_MAX) -> str:
+    text = " ".join(text.split()).lstrip("- ")
+    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;.") + "…"
+
+
+def cluster_subject(cluster: Cluster) -> Subject:
+    form = "founded" if cluster.kind == ClusterKind.FOUNDED_2018_2020 else "operating"
+    return Subject(f"cluster:{cluster.code}", cluster.name, form, cluster_id=cluster.id)
+
+
+def subjects_of(person: Person) -> list[Subject]:
+    if person.role == Role.INVESTOR:
+        return [cluster_subject(c) for c in sorted(person.clusters, key=lambda c: c.name)]
+    if person.organisation_id is not None and person.role in (
+        Role.DISTRICT,
+        Role.DEPARTMENT,
+        Role.ADMIN,
+    ):
+        assert person.organisation is not None
+        return [
+            Subject(
+                f"org:{person.organisation_id}",
+                person.organisation.name,
+                "tasks",
+                organisation_id=person.organisation_id,
+            )
+        ]
+    return []
+
+
+async def items_of(session: AsyncSession, person: Person) -> list[Item]:
+    """The city tasks (Phụ lục 1) and cluster steps (Phụ lục 2, 3) this person's organisation
+    leads. A district's People's Committee also answers for the steps the plan gives to
+    'UBND huyện' of each of its clusters."""
+    org_id = person.organisation_id
+    group = "all_districts" if person.role == Role.DISTRICT else "all_departments"
+    tasks = (
+        await session.scalars(
+            select(Task)
+            .join(TaskAssignment, TaskAssignment.task_id == Task.id)
+            .where(
+                TaskAssignment.role == "lead",
+                or_(TaskAssignment.organisation_id == org_id, TaskAssignment.group_code == group),
+            )
+            .distinct()
+            .order_by(Task.number)
+        )
+    ).all()
+    items = [Item(f"t{t.number}", f"NV {t.number}: {_short(t.title)}") for t in tasks]
+    step_filter = [ClusterStep.owner_id == org_id]
+    if person.role == Role.DISTRICT and person.district_id is not None:
+        step_filter.append(
+            (ClusterStep.owner_role == "district") & (Cluster.district_id == person.district_id)
+        )
+    steps = (
+        await session.scalars(
+            select(ClusterStep)
+            .join(Cluster, Cluster.id == ClusterStep.cluster_id)
+            .where(or_(*step_filter), ClusterStep.kind.in_(REPORTED_STEP_KINDS))
+            .options(selectinload(ClusterStep.cluster))
+            .order_by(Cluster.appendix, Cluster.number, ClusterStep.seq)
+        )
+    ).all()
+    for step in steps:
+        name = _short(
+            step.cluster.name.replace("Cụm công nghiệp", "CCN").replace("Cụm CN", "CCN"), 40
+        )
+        items.append(Item(f"s-{step.cluster.code}-{step.seq}", f"{name}: {_short(step.text, 60)}"))
+    return items

@@ -1,0 +1,242 @@
+"""Who may report what: invitations, people and their channel identities."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from store.models import (
+    AuditLog,
+    ChannelIdentity,
+    Cluster,
+    District,
+    Invitation,
+    Organisation,
+    OrgKind,
+    Person,
+    Role,
+)
+from store.orgs import Directory
+
+ADMIN_ORG = "Sở Công Thương"
+
+
+class InviteError(ValueError):
+    """`no_cluster` | `unknown_cluster` | `no_district` | `unknown_district` | `no_org`."""
+
+    def __init__(self, problem: str, value: str = "") -> None:
+        super().__init__(f"{problem} {value}".strip())
+        self.problem = problem
+        self.value = value
+
+
+@dataclass(frozen=True)
+class InviteProblem:
+    """Why a token cannot be used: `unknown`, `expired`, `used` or `revoked`."""
+
+    problem: str
+
+
+def _aware(moment: datetime, like: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC); compare them as UTC."""
+    if moment.tzinfo is None and like.tzinfo is not None:
+        return moment.replace(tzinfo=like.tzinfo)
+    return moment
+
+
+async def create_invitation(
+    session: AsyncSession,
+    *,
+    role: Role,
+    now: datetime,
+    clusters: Sequence[str] = (),
+    district: str | None = None,
+    organisation: str | None = None,
+    expires_days: int = 14,
+    created_by: str = "",
+) -> Invitation:
+    directory = await Directory(session).load()
+    found: list[Cluster] = []
+    for code in clusters:
+        cluster = await session.scalar(select(Cluster).where(Cluster.code == code.strip().lower()))
+        if cluster is None:
+            raise InviteError("unknown_cluster", code)
+        found.append(cluster)
+    district_row: District | None = None
+    if district:
+        district_row = directory.find_district(district)
+        if district_row is None:
+            raise InviteError("unknown_district", district)
+    org: Organisation | None = None
+    if role == Role.INVESTOR:
+        if not found:
+            raise InviteError("no_cluster")
+        if organisation:
+            org = await directory.organisation(organisation, OrgKind.COMPANY)
+        elif found[0].investor_id is not None:
+            org = await session.get(Organisation, found[0].investor_id)
+    elif role == Role.DISTRICT:
+        if district_row is None:
+            raise InviteError("no_district")
+        org = await directory.organisation(
+            f"UBND {district_row.name}", OrgKind.DISTRICT_COMMITTEE, district_row
+        )
+    elif role == Role.DEPARTMENT:
+        if not organisation:
+            raise InviteError("no_org")
+        org = await directory.organisation(organisation, OrgKind.DEPARTMENT)
+    else:
+        org = await directory.organisation(organisation or ADMIN_ORG, OrgKind.DEPARTMENT)
+    invitation = Invitation(
+        token=secrets.token_urlsafe(12),
+        role=role.value,
+        organisation_id=org.id if org else None,
+        district_id=district_row.id if district_row else None,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_days),
+        clusters=found,
+    )
+    session.add(invitation)
+    await session.flush()
+    session.add(
+        AuditLog(
+            actor=created_by,
+            action="invitation.create",
+            entity="invitation",
+            entity_id=str(invitation.id),
+            detail={"role": role.value, "clusters": [c.code for c in found]},
+        )
+    )
+    return invitation
+
+
+async def accept_invitation(
+    session: AsyncSession,
+    token: str,
+    *,
+    channel: str,
+    chat_id: str,
+    display_name: str,
+    locale: str,
+    now: datetime,
+) -> Person | InviteProblem:
+    """Bind this chat to a new person with the invitation's role and scope."""
+    invitation = await session.scalar(
+        select(Invitation)
+        .where(Invitation.token == token.strip())
+        .options(selectinload(Invitation.clusters))
+    )
+    if invitation is None:
+        return InviteProblem("unknown")
+    if invitation.revoked_at is not None:
+        return InviteProblem("revoked")
+    if invitation.used_at is not None:
+        return InviteProblem("used")
+    if _aware(invitation.expires_at, now) <= now:
+        return InviteProblem("expired")
+    person = Person(
+        full_name=display_name,
+        role=invitation.role,
+        organisation_id=invitation.organisation_id,
+        district_id=invitation.district_id,
+        locale=locale,
+        clusters=list(invitation.clusters),
+    )
+    session.add(person)
+    await session.flush()
+    identity = await session.scalar(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
+        )
+    )
+    if identity is None:
+        identity = ChannelIdentity(channel=channel, external_id=chat_id)
+        session.add(identity)
+    identity.person_id = person.id
+    identity.username = display_name
+    identity.last_seen_at = now
+    identity.reachable = True
+    invitation.used_at = now
+    invitation.used_by_person_id = person.id
+    session.add(
+        AuditLog(
+            actor_person_id=person.id,
+            actor=display_name,
+            channel=channel,
+            action="invitation.accept",
+            entity="person",
+            entity_id=str(person.id),
+            detail={"invitation": invitation.id, "role": invitation.role},
+        )
+    )
+    await session.flush()
+    return person
+
+
+async def person_for(session: AsyncSession, channel: str, chat_id: str) -> Person | None:
+    """The active person behind this chat, with their scope loaded."""
+    return await session.scalar(
+        select(Person)
+        .join(ChannelIdentity, ChannelIdentity.person_id == Person.id)
+        .where(
+            ChannelIdentity.channel == channel,
+            ChannelIdentity.external_id == chat_id,
+            Person.active.is_(True),
+        )
+        .options(
+            selectinload(Person.clusters).selectinload(Cluster.district),
+            selectinload(Person.organisation),
+            selectinload(Person.district),
+            selectinload(Person.identities),
+        )
+    )
+
+
+async def list_people(session: AsyncSession, *, include_revoked: bool = False) -> list[Person]:
+    query = (
+        select(Person)
+        .options(
+            selectinload(Person.clusters),
+            selectinload(Person.organisation),
+            selectinload(Person.district),
+            selectinload(Person.identities),
+        )
+        .order_by(Person.id)
+    )
+    if not include_revoked:
+        query = query.where(Person.active.is_(True))
+    return list((await session.scalars(query)).all())
+
+
+async def revoke_person(
+    session: AsyncSession, person_id: int, *, actor: str, now: datetime
+) -> Person | None:
+    person = await session.get(Person, person_id)
+    if person is None or not person.active:
+        return None
+    person.active = False
+    person.revoked_at = now
+    session.add(
+        AuditLog(actor=actor, action="person.revoke", entity="person", entity_id=str(person_id))
+    )
+    await session.flush()
+    return person
+
+
+async def list_invitations(session: AsyncSession) -> list[Invitation]:
+    return list(
+        (
+            await session.scalars(
+                select(Invitation)
+                .options(selectinload(Invitation.clusters))
+                .order_by(Invitation.id)
+            )
+        ).all()
+    )

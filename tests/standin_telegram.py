@@ -1,0 +1,1615 @@
+"""A stand-in for the Telegram Bot API, for end-to-end tests of the bot.
+
+An aiohttp server on 127.0.0.1 that answers the part of the Bot API a python-telegram-bot 22
+``Application`` uses with long polling, so the bot runs unchanged against it::
+
+    api = StandinBotAPI()
+    async with running(api):
+        app = (
+            ApplicationBuilder()
+            .token(api.token)
+            .base_url(f"{api.root}/bot")
+            .base_file_url(f"{api.root}/file/bot")
+            .build()
+        )
+        ...
+        api.send_text(42, "/start")
+        reply = await api.wait_for(42, lambda m: "Xin chào" in m.get("text", ""))
+
+The test plays the person (``send_text``, ``send_photo``, ``press_button``, ...), which queues
+updates exactly as Telegram would deliver them through ``getUpdates``, and reads what the bot did
+(``calls``, ``sent``, ``wait_for``, ``commands``).
+
+Behaviour copied from Telegram because bots break on it in production:
+
+* ``parse_mode`` is applied: HTML, MarkdownV2 and Markdown are parsed the way Telegram's server
+  (tdlib) parses them, so the returned Message has the plain ``text`` plus ``entities``, and
+  malformed markup (an unescaped ``<`` or ``.``) answers 400 ``can't parse entities``.
+* ``editMessageText`` / ``editMessageCaption`` without ``reply_markup`` remove the inline
+  keyboard; an edit that changes nothing answers 400 ``message is not modified``.
+* Texts over 4096 and captions over 1024 characters, callback data over 64 bytes, photos that are
+  not images and unknown file ids are refused with Telegram's error descriptions.
+* Private-chat message ids are shared between the person and the bot, as in Telegram.
+* A second concurrent ``getUpdates`` terminates the first with 409, and ``getUpdates`` while a
+  webhook is set answers 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import io
+import json
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+JSONDict = dict[str, Any]
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_CALLBACK_DATA = 64
+MAX_DOWNLOAD = 20 * 1024 * 1024
+LONG_POLL_CAP = 1.0  # seconds; Telegram allows 50, but tests must shut down quickly
+
+_NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
+_QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+_WRONG_FILE = "Bad Request: wrong file identifier/HTTP URL specified"
+_BUTTON_ACTIONS = (
+    "callback_data",
+    "url",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+)
+
+# Parameters whose values are plain strings, never JSON: a text "123" or "true" stays a string.
+_STRING_PARAMS = frozenset(
+    {
+        "action",
+        "address",
+        "animation",
+        "audio",
+        "business_connection_id",
+        "callback_query_id",
+        "caption",
+        "currency",
+        "custom_title",
+        "description",
+        "document",
+        "emoji",
+        "file_id",
+        "file_name",
+        "first_name",
+        "game_short_name",
+        "inline_message_id",
+        "inline_query_id",
+        "ip_address",
+        "language_code",
+        "last_name",
+        "message_effect_id",
+        "name",
+        "next_offset",
+        "parse_mode",
+        "payload",
+        "phone_number",
+        "photo",
+        "provider_token",
+        "question",
+        "result_id",
+        "secret_token",
+        "short_description",
+        "start_parameter",
+        "text",
+        "thumbnail",
+        "title",
+        "url",
+        "vcard",
+        "video",
+        "video_note",
+        "voice",
+        "web_app_query_id",
+    }
+)
+_INT_RE = re.compile(r"-?\d+")
+_FLOAT_RE = re.compile(r"-?\d+\.\d*(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")
+_TOKEN_RE = re.compile(r"\d+:[\w-]+")
+_COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
+
+
+# --------------------------------------------------------------------------------------------
+# Errors and small helpers
+
+
+class ApiError(Exception):
+    """A Bot API error answer: ``{"ok": false, "error_code": code, "description": ...}``."""
+
+    def __init__(self, code: int, description: str, parameters: JSONDict | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.parameters = parameters
+
+
+def _bad(description: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {description}")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file part of a multipart request, as it appears in ``calls``."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class _StoredFile:
+    file_id: str
+    file_unique_id: str
+    data: bytes
+    file_path: str
+
+
+@dataclass
+class _Queued:
+    update_id: int
+    update: JSONDict
+    delivered: bool = False
+    repeat: bool = False
+
+
+class _Signal:
+    """Wakes every waiter when something changed."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def fire(self) -> None:
+        event, self.event = self.event, asyncio.Event()
+        event.set()
+
+
+def _u16(text: str) -> int:
+    """Length in UTF-16 code units, the unit of Telegram's entity offsets."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _public(message: JSONDict) -> JSONDict:
+    """The message as Telegram returns it: without the stand-in's private ``_`` keys."""
+    return {key: value for key, value in message.items() if not key.startswith("_")}
+
+
+def _decode_value(key: str, value: str) -> Any:
+    """Decode a form value the way the Bot API reads it: numbers, booleans and JSON objects."""
+    if key in _STRING_PARAMS:
+        return value
+    stripped = value.strip()
+    if stripped in ("true", "false"):
+        return stripped == "true"
+    if _INT_RE.fullmatch(stripped):
+        return int(stripped)
+    if _FLOAT_RE.fullmatch(stripped):
+        return float(stripped)
+    if stripped[:1] in ("[", "{"):
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            return value
+    return value
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height if Pillow can decode the image, else None."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.width, image.height
+    except Exception:
+        return None
+
+
+def _thumbnail(data: bytes, side: int = 90) -> tuple[bytes, int, int] | None:
+    """A JPEG thumbnail at most ``side`` pixels wide and high, like Telegram's "s" size."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            small = image.convert("RGB")
+            small.thumbnail((side, side))
+            buffer = io.BytesIO()
+            small.save(buffer, format="JPEG")
+            return buffer.getvalue(), small.width, small.height
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Formatted text, parsed as Telegram's server (tdlib) parses it
+
+
+class _EntityError(Exception):
+    pass
+
+
+def _byte_offset(text: str, index: int) -> int:
+    return len(text[:index].encode())
+
+
+_HTML_ENTITY_RE = re.compile(r"&(#[xX][0-9a-fA-F]+|#[0-9]+|[a-zA-Z]+);")
+_HTML_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_HTML_TAGS = {
+    "a": "text_link",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
+
+
+def _html_entity(text: str, index: int) -> tuple[str | None, int]:
+    match = _HTML_ENTITY_RE.match(text, index)
+    if match is None:
+        return None, index
+    name = match.group(1)
+    if name.startswith("#"):
+        code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+        if 0 < code < 0x110000 and not 0xD800 <= code <= 0xDFFF:
+            return chr(code), match.end()
+        return None, index
+    decoded = _HTML_NAMED.get(name)
+    return (decoded, match.end()) if decoded is not None else (None, index)
+
+
+def _finish_entities(entities: list[JSONDict]) -> list[JSONDict]:
+    """Fold <pre><code class="language-x"> into one pre entity and sort as Telegram does."""
+    pres = {(e["offset"], e["length"]): e for e in entities if e["type"] == "pre"}
+    kept: list[JSONDict] = []
+    for entity in entities:
+        language = entity.pop("_language", None)
+        if entity["type"] == "code" and language:
+            pre = pres.get((entity["offset"], entity["length"]))
+            if pre is not None:
+                pre["language"] = language
+                continue
+        kept.append(entity)
+    return sorted(kept, key=lambda e: (e["offset"], -e["length"]))
+
+
+def parse_html(text: str) -> tuple[str, list[JSONDict]]:
+    """Plain text and entities of an HTML-formatted text; _EntityError as Telegram words it."""
+    out: list[str] = []
+    u16 = 0
+    stack: list[tuple[str, str, int, int]] = []  # tag, argument, utf-16 offset, index in out
+    entities: list[JSONDict] = []
+    size = len(text)
+    i = 0
+    while i < size:
+        char = text[i]
+        if char == "&":
+            decoded, end = _html_entity(text, i)
+            if decoded is not None:
+                out.append(decoded)
+                u16 += _u16(decoded)
+                i = end
+                continue
+        if char != "<":
+            out.append(char)
+            u16 += _u16(char)
+            i += 1
+            continue
+        begin = _byte_offset(text, i)
+        if i + 1 < size and text[i + 1] == "/":
+            if not stack:
+                raise _EntityError(f"Unexpected end tag at byte offset {begin}")
+            j = i + 2
+            while j < size and not text[j].isspace() and text[j] != ">":
+                j += 1
+            end_name = text[i + 2 : j]
+            while j < size and text[j].isspace():
+                j += 1
+            if j >= size or text[j] != ">":
+                raise _EntityError(f"Unclosed end tag at byte offset {begin}")
+            tag, argument, start, start_index = stack.pop()
+            if end_name and end_name != tag:
+                raise _EntityError(
+                    f'Unmatched end tag at byte offset {begin}, expected "</{tag}>", '
+                    f'found "</{end_name}>"'
+                )
+            if u16 > start:
+                entity: JSONDict = {"type": _HTML_TAGS[tag], "offset": start, "length": u16 - start}
+                if tag == "a":
+                    entity["url"] = argument or "".join(out[start_index:])
+                elif tag == "code" and argument:
+                    entity["_language"] = argument
+                elif tag == "blockquote" and argument:
+                    entity["type"] = "expandable_blockquote"
+                elif tag == "tg-emoji":
+                    entity["custom_emoji_id"] = argument
+                entities.append(entity)
+            i = j + 1
+            continue
+        j = i + 1
+        while j < size and not text[j].isspace() and text[j] != ">":
+            j += 1
+        if j >= size:
+            raise _EntityError(f"Unclosed start tag at byte offset {begin}")
+        tag = text[i + 1 : j].lower()
+        if tag not in _HTML_TAGS:
+            raise _EntityError(f'Unsupported start tag "{tag}" at byte offset {begin}')
+        argument = ""
+        while j < size and text[j] != ">":
+            while j < size and text[j].isspace():
+                j += 1
+            if j >= size or text[j] == ">":
+                break
+            name_start = j
+            while j < size and not text[j].isspace() and text[j] not in "=>":
+                j += 1
+            attribute = text[name_start:j]
+            if not attribute:
+                raise _EntityError(
+                    f'Empty attribute name in the tag "{tag}" at byte offset {begin}'
+                )
+            while j < size and text[j].isspace():
+                j += 1
+            if j >= size or text[j] != "=":
+                if tag == "blockquote" and attribute == "expandable":
+                    argument = "expandable"
+                    continue
+                raise _EntityError(
+                    "Expected equal sign in declaration of an attribute of the tag "
+                    f'"{tag}" at byte offset {begin}'
+                )
+            j += 1
+            while j < size and text[j].isspace():
+                j += 1
+            if j >= size:
+                raise _EntityError(f'Unclosed start tag "{tag}" at byte offset {begin}')
+            if text[j] in "'\"":
+                quote = text[j]
+                j += 1
+                chars: list[str] = []
+                while j < size and text[j] != quote:
+                    if text[j] == "&":
+                        decoded, end = _html_entity(text, j)
+                        if decoded is not None:
+                            chars.append(decoded)
+                            j = end
+                            continue
+                    chars.append(text[j])
+                    j += 1
+                if j < size:
+                    j += 1
+                value = "".join(chars)
+            else:
+                token_start = j
+                while j < size and ((text[j].isascii() and text[j].isalnum()) or text[j] in ".-"):
+                    j += 1
+                value = text[token_start:j].lower()
+                if j < size and not text[j].isspace() and text[j] != ">":
+                    raise _EntityError(
+                        f"Unexpected end of name token at byte offset "
+                        f"{_byte_offset(text, token_start)}"
+                    )
+            if j >= size:
+                raise _EntityError(f"Unclosed start tag at byte offset {begin}")
+            if tag == "a" and attribute == "href":
+                argument = value
+            elif tag == "code" and attribute == "class" and value.startswith("language-"):
+                argument = value.removeprefix("language-")
+            elif tag == "span" and attribute == "class" and value.startswith("tg-"):
+                argument = value.removeprefix("tg-")
+            elif tag == "tg-emoji" and attribute == "emoji-id":
+                argument = value
+        if j >= size:
+            raise _EntityError(f"Unclosed start tag at byte offset {begin}")
+        if tag == "span" and argument != "spoiler":
+            raise _EntityError(f'Tag "span" must have class "tg-spoiler" at byte offset {begin}')
+        stack.append((tag, argument, u16, len(out)))
+        i = j + 1
+    if stack:
+        raise _EntityError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
+    return "".join(out), _finish_entities(entities)
+
+
+_MDV2_RESERVED = "_*[]()~`>#+-=|{}.!"
+_MDV2_NAMES = {
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "code": "Code",
+    "pre": "Pre",
+    "text_link": "TextUrl",
+    "custom_emoji": "CustomEmoji",
+}
+
+
+@dataclass
+class _Open:
+    type: str
+    argument: str
+    offset: int  # utf-16
+    byte_offset: int
+    index: int  # in the output list
+
+
+def _escapable(text: str, index: int) -> bool:
+    return index < len(text) and 0 < ord(text[index]) <= 126
+
+
+def parse_markdown_v2(text: str) -> tuple[str, list[JSONDict]]:
+    """Plain text and entities of a MarkdownV2 text; _EntityError as Telegram words it."""
+    out: list[str] = []
+    u16 = 0
+    stack: list[_Open] = []
+    entities: list[JSONDict] = []
+    quote_start: int | None = None
+    size = len(text)
+    i = 0
+
+    def at(index: int) -> str:
+        return text[index] if index < size else ""
+
+    while i < size:
+        char = text[i]
+        in_code = bool(stack) and stack[-1].type in ("code", "pre")
+        line_start = i == 0 or text[i - 1] == "\n"
+        if line_start and not in_code:
+            if char == ">":
+                if quote_start is None:
+                    quote_start = u16
+                i += 1
+                continue
+            if quote_start is not None:
+                if u16 > quote_start:
+                    length = u16 - quote_start - 1  # without the line break before this line
+                    entities.append({"type": "blockquote", "offset": quote_start, "length": length})
+                quote_start = None
+        if char == "\\" and _escapable(text, i + 1):
+            out.append(text[i + 1])
+            u16 += 1
+            i += 2
+            continue
+        if char not in ("`" if in_code else _MDV2_RESERVED):
+            out.append(char)
+            u16 += _u16(char)
+            i += 1
+            continue
+        top = stack[-1].type if stack else ""
+        following, after = at(i + 1), at(i + 2)
+        is_end = (
+            (top == "bold" and char == "*")
+            or (top == "italic" and char == "_" and following != "_")
+            or (top == "code" and char == "`")
+            or (top == "pre" and char == "`" and following == "`" and after == "`")
+            or (top in ("text_link", "custom_emoji") and char == "]")
+            or (top == "underline" and char == "_" and following == "_")
+            or (top == "strikethrough" and char == "~")
+            or (top == "spoiler" and char == "|" and following == "|")
+        )
+        if not is_end:
+            byte_offset = _byte_offset(text, i)
+            argument = ""
+            if char == "_" and following == "_":
+                kind, i = "underline", i + 2
+            elif char == "_":
+                kind, i = "italic", i + 1
+            elif char == "*":
+                kind, i = "bold", i + 1
+            elif char == "~":
+                kind, i = "strikethrough", i + 1
+            elif char == "|" and following == "|":
+                kind, i = "spoiler", i + 2
+            elif char == "[":
+                kind, i = "text_link", i + 1
+            elif char == "!" and following == "[":
+                kind, i = "custom_emoji", i + 2
+            elif char == "`" and following == "`" and after == "`":
+                kind, i = "pre", i + 3
+                end = i
+                while end < size and not text[end].isspace() and text[end] != "`":
+                    end += 1
+                if end != i and end < size and text[end] != "`":
+                    argument, i = text[i:end], end
+                if at(i) in ("\n", "\r"):
+                    pair = at(i + 1) in ("\n", "\r") and at(i + 1) != at(i)
+                    i += 2 if pair else 1
+            elif char == "`":
+                kind, i = "code", i + 1
+            else:
+                raise _EntityError(
+                    f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
+                )
+            stack.append(_Open(kind, argument, u16, byte_offset, len(out)))
+            continue
+        opened = stack.pop()
+        entity: JSONDict = {"type": opened.type, "offset": opened.offset}
+        if opened.type in ("underline", "spoiler"):
+            i += 2
+        elif opened.type == "pre":
+            i += 3
+            if opened.argument:
+                entity["language"] = opened.argument
+        elif opened.type in ("text_link", "custom_emoji"):
+            if following != "(":
+                if opened.type == "custom_emoji":
+                    raise _EntityError("Custom emoji entity must contain a tg://emoji URL")
+                url = "".join(out[opened.index :])
+                i += 1
+            else:
+                i += 2
+                url_start = i
+                chars: list[str] = []
+                while i < size and text[i] != ")":
+                    if text[i] == "\\" and _escapable(text, i + 1):
+                        chars.append(text[i + 1])
+                        i += 2
+                        continue
+                    chars.append(text[i])
+                    i += 1
+                if i >= size:
+                    raise _EntityError(
+                        f"Can't find end of a URL at byte offset {_byte_offset(text, url_start)}"
+                    )
+                i += 1
+                url = "".join(chars)
+            if opened.type == "text_link":
+                entity["url"] = url
+            else:
+                entity["custom_emoji_id"] = url.rpartition("id=")[2]
+        else:
+            i += 1
+        if u16 > opened.offset:
+            entity["length"] = u16 - opened.offset
+            entities.append(entity)
+    if stack:
+        opened = stack[-1]
+        name = _MDV2_NAMES[opened.type]
+        if opened.type == "pre" and opened.argument:
+            name = "PreCode"
+        raise _EntityError(f"Can't find end of {name} entity at byte offset {opened.byte_offset}")
+    if quote_start is not None and u16 > quote_start:
+        entities.append({"type": "blockquote", "offset": quote_start, "length": u16 - quote_start})
+    return "".join(out), _finish_entities(entities)
+
+
+def parse_markdown(text: str) -> tuple[str, list[JSONDict]]:
+    """Plain text and entities of a legacy Markdown text; _EntityError as Telegram words it."""
+    out: list[str] = []
+    u16 = 0
+    entities: list[JSONDict] = []
+    size = len(text)
+    i = 0
+
+    def at(index: int) -> str:
+        return text[index] if index < size else ""
+
+    while i < size:
+        char = text[i]
+        if char == "\\" and at(i + 1) in ("_", "*", "`", "["):
+            out.append(text[i + 1])
+            u16 += 1
+            i += 2
+            continue
+        if char not in "_*`[":
+            out.append(char)
+            u16 += _u16(char)
+            i += 1
+            continue
+        begin = _byte_offset(text, i)
+        closing = "]" if char == "[" else char
+        is_pre = False
+        language = ""
+        i += 1
+        if char == "`" and at(i) == "`" and at(i + 1) == "`":
+            i += 2
+            is_pre = True
+            end = i
+            while end < size and not text[end].isspace() and text[end] != "`":
+                end += 1
+            if end != i and end < size and text[end] != "`":
+                language, i = text[i:end], end
+            if at(i) in ("\n", "\r"):
+                i += 2 if at(i + 1) in ("\n", "\r") and at(i + 1) != at(i) else 1
+        start, start_index = u16, len(out)
+        while i < size and (
+            text[i] != closing or (is_pre and not (at(i + 1) == "`" and at(i + 2) == "`"))
+        ):
+            out.append(text[i])
+            u16 += _u16(text[i])
+            i += 1
+        if i >= size:
+            raise _EntityError(f"Can't find end of the entity starting at byte offset {begin}")
+        if u16 > start:
+            entity: JSONDict = {"offset": start, "length": u16 - start}
+            if char == "_":
+                entity["type"] = "italic"
+            elif char == "*":
+                entity["type"] = "bold"
+            elif char == "`":
+                entity["type"] = "pre" if is_pre else "code"
+                if language:
+                    entity["language"] = language
+            else:
+                entity["type"] = "text_link"
+                if at(i + 1) == "(":
+                    i += 2
+                    url_chars: list[str] = []
+                    while i < size and text[i] != ")":
+                        url_chars.append(text[i])
+                        i += 1
+                    entity["url"] = "".join(url_chars)
+                else:
+                    entity["url"] = "".join(out[start_index:])
+            entities.append(entity)
+        i += 3 if is_pre else 1
+    return "".join(out), _finish_entities(entities)
+
+
+def format_text(text: str, parse_mode: str | None) -> tuple[str, list[JSONDict]]:
+    """Apply ``parse_mode`` as Telegram does; raises ApiError 400 for malformed markup."""
+    mode = (parse_mode or "").lower()
+    try:
+        if mode == "":
+            return text, []
+        if mode == "html":
+            return parse_html(text)
+        if mode == "markdownv2":
+            return parse_markdown_v2(text)
+        if mode == "markdown":
+            return parse_markdown(text)
+    except _EntityError as exc:
+        raise _bad(f"can't parse entities: {exc}") from exc
+    raise _bad("unsupported parse_mode")
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+
+
+class StandinBotAPI:
+    """A Telegram Bot API server for one bot, with the test as the person chatting with it."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST",
+        bot_username: str = "ccn_test_bot",
+        *,
+        enforce_limits: bool = False,
+    ) -> None:
+        self.token = token
+        self.bot_username = bot_username
+        self.enforce_limits = enforce_limits
+        self.root = ""
+        # what the bot did
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.commands: dict[str | None, list[dict[str, str]]] = {}
+        self.scoped_commands: dict[tuple[str, str | None], list[dict[str, str]]] = {}
+        self.callback_answers: dict[str, dict[str, Any]] = {}
+        self.files_served = 0
+        self.too_many_requests = 0
+        self.blocked_chats: set[int] = set()
+        self.webhook_url = ""
+        # state
+        self._bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1
+        self._next_update_id = 100_001
+        self._queue: list[_Queued] = []
+        self._history: dict[int, JSONDict] = {}
+        self._allowed_updates: list[str] | None = None
+        self._poll_generation = 0
+        self._closing = False
+        self._people: dict[int, tuple[str, str | None]] = {}
+        self._last_message_id: dict[int, int] = {}
+        self._messages: dict[tuple[int, int], JSONDict] = {}
+        self._chat_order: dict[int, list[int]] = {}
+        self._sent: dict[int, list[JSONDict]] = {}
+        self._files: dict[str, _StoredFile] = {}
+        self._file_paths: dict[str, _StoredFile] = {}
+        self._file_count = 0
+        self._media_group_count = 0
+        self._open_queries: set[str] = set()
+        self._chat_instances: dict[int, str] = {}
+        self._sends_all: deque[float] = deque()
+        self._sends_per_chat: dict[int, deque[float]] = {}
+        self._updates_signal = _Signal()
+        self._sent_signal = _Signal()
+        self._runner: web.AppRunner | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> str:
+        """Start serving on a free loopback port; returns the root URL."""
+        self._closing = False
+        self._updates_signal = _Signal()
+        self._sent_signal = _Signal()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
+        app.router.add_route("GET", "/file/bot{token}/{path:.+}", self._handle_file)
+        app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runner = runner
+        port = runner.addresses[0][1]
+        self.root = f"http://127.0.0.1:{port}"
+        return self.root
+
+    async def stop(self) -> None:
+        """Stop serving; long polls in progress answer at once."""
+        self._closing = True
+        self._updates_signal.fire()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    # ---------------------------------------------------------------- the person
+
+    def send_text(
+        self, chat_id: int, text: str, *, first_name: str = "Test", username: str | None = None
+    ) -> int:
+        """The person sends a text; a leading /command carries its bot_command entity."""
+        self._people[chat_id] = (first_name, username)
+        message = self._person_message(chat_id, {"text": text})
+        if text.startswith("/"):
+            first_word = text.split(maxsplit=1)[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": _u16(first_word)}]
+        return self._queue_update({"message": message})
+
+    def send_photo(
+        self,
+        chat_id: int,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+    ) -> int:
+        """The person sends a photo (two sizes, as Telegram delivers them)."""
+        body: JSONDict = {"photo": self._photo_sizes(data, strict=False)}
+        if media_group_id is not None:
+            body["media_group_id"] = media_group_id
+        if caption is not None:
+            body["caption"] = caption
+        return self._queue_update({"message": self._person_message(chat_id, body)})
+
+    def send_document(
+        self,
+        chat_id: int,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+    ) -> int:
+        """The person sends a file as a document."""
+        body: JSONDict = {"document": self._document(data, file_name, mime_type)}
+        if media_group_id is not None:
+            body["media_group_id"] = media_group_id
+        if caption is not None:
+            body["caption"] = caption
+        return self._queue_update({"message": self._person_message(chat_id, body)})
+
+    def send_location(self, chat_id: int, latitude: float, longitude: float) -> int:
+        """The person shares a location."""
+        body: JSONDict = {"location": {"latitude": latitude, "longitude": longitude}}
+        return self._queue_update({"message": self._person_message(chat_id, body)})
+
+    def press_button(self, chat_id: int, data: str, message_id: int | None = None) -> int:
+        """The person taps the inline button with callback ``data``.
+
+        ``message_id`` defaults to the bot's latest message in the chat that has an inline
+        keyboard. Tapping a button the message does not show raises AssertionError.
+        """
+        if message_id is None:
+            for candidate in reversed(self._chat_order.get(chat_id, [])):
+                current = self._messages[(chat_id, candidate)]
+                if current.get("reply_markup") and not current.get("_deleted"):
+                    message_id = candidate
+                    break
+            else:
+                raise AssertionError(f"no bot message with an inline keyboard in chat {chat_id}")
+        message = self._messages.get((chat_id, message_id))
+        if message is None or message.get("_deleted"):
+            raise AssertionError(f"chat {chat_id} has no message {message_id}")
+        buttons = self.keyboard(message)
+        if data not in [button_data for row in buttons for _, button_data in row]:
+            raise AssertionError(
+                f"message {message_id} in chat {chat_id} has no button {data!r}; it has {buttons}"
+            )
+        query_id = str(secrets.randbits(62))
+        self._open_queries.add(query_id)
+        instance = self._chat_instances.setdefault(chat_id, str(secrets.randbits(62)))
+        query: JSONDict = {
+            "id": query_id,
+            "from": self._person(chat_id),
+            "message": _public(message),
+            "chat_instance": instance,
+            "data": data,
+        }
+        return self._queue_update({"callback_query": query})
+
+    def repeat_update(self, update_id: int) -> None:
+        """Queue the very same update again, with the same update_id (duplicate delivery)."""
+        if update_id not in self._history:
+            raise ValueError(f"no update {update_id} was queued")
+        update = copy.deepcopy(self._history[update_id])
+        self._queue.append(_Queued(update_id, update, repeat=True))
+        self._updates_signal.fire()
+
+    # ---------------------------------------------------------------- what the bot did
+
+    def sent(self, chat_id: int) -> list[dict[str, Any]]:
+        """Messages the bot sent to the chat, in order, with edits (editMessageText/Caption)."""
+        return list(self._sent.get(chat_id, []))
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        """The current state of a message (after edits; ``_deleted`` if deleted)."""
+        return self._messages[(chat_id, message_id)]
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        """The parameters of every call of ``method`` (case-insensitive), in order."""
+        return [params for name, params in self.calls if name.lower() == method.lower()]
+
+    async def wait_for(
+        self,
+        chat_id: int,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """The first message sent to the chat (past or future) that satisfies ``predicate``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = self._sent_signal.event
+            for message in self._sent.get(chat_id, []):
+                if predicate(message):
+                    return message
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no matching message in chat {chat_id} within {timeout} s; "
+                    f"sent: {self._describe(chat_id)}"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    async def wait_for_count(
+        self, chat_id: int, count: int, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` messages were sent to the chat; returns them all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = self._sent_signal.event
+            messages = self._sent.get(chat_id, [])
+            if len(messages) >= count:
+                return list(messages)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"{len(messages)} of {count} messages in chat {chat_id} within {timeout} s; "
+                    f"sent: {self._describe(chat_id)}"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    def keyboard(self, message: dict[str, Any]) -> list[list[tuple[str, str]]]:
+        """The inline keyboard as rows of (text, callback_data); url buttons give their url."""
+        markup = message.get("reply_markup") or {}
+        return [
+            [
+                (
+                    str(button.get("text", "")),
+                    str(button.get("callback_data", button.get("url", ""))),
+                )
+                for button in row
+            ]
+            for row in markup.get("inline_keyboard", [])
+        ]
+
+    def _describe(self, chat_id: int) -> str:
+        lines = []
+        for message in self._sent.get(chat_id, []):
+            content = message.get("text", message.get("caption", ""))
+            kind = next(
+                (key for key in ("photo", "document", "location") if key in message), "text"
+            )
+            line = f"#{message['message_id']} {kind} {content!r}"
+            if "edit_date" in message:
+                line += " (edited)"
+            if message.get("reply_markup"):
+                line += f" keyboard={self.keyboard(message)}"
+            lines.append(line)
+        return "\n  " + "\n  ".join(lines) if lines else "nothing"
+
+    # ---------------------------------------------------------------- people, files, updates
+
+    def _bot_user(self) -> JSONDict:
+        return {
+            "id": self._bot_id,
+            "is_bot": True,
+            "first_name": "CCN Test Bot",
+            "username": self.bot_username,
+        }
+
+    def _person(self, chat_id: int) -> JSONDict:
+        first_name, username = self._people.get(chat_id, ("Test", None))
+        user: JSONDict = {"id": chat_id, "is_bot": False, "first_name": first_name}
+        if username is not None:
+            user["username"] = username
+        user["language_code"] = "vi"
+        return user
+
+    def _chat(self, chat_id: int) -> JSONDict:
+        first_name, username = self._people.get(chat_id, ("Test", None))
+        chat: JSONDict = {"id": chat_id, "type": "private", "first_name": first_name}
+        if username is not None:
+            chat["username"] = username
+        return chat
+
+    def _new_message_id(self, chat_id: int) -> int:
+        message_id = self._last_message_id.get(chat_id, 0) + 1
+        self._last_message_id[chat_id] = message_id
+        return message_id
+
+    def _person_message(self, chat_id: int, body: JSONDict) -> JSONDict:
+        message: JSONDict = {
+            "message_id": self._new_message_id(chat_id),
+            "from": self._person(chat_id),
+            "chat": self._chat(chat_id),
+            "date": int(time.time()),
+            **body,
+        }
+        self._messages[(chat_id, message["message_id"])] = {**message, "_from_person": True}
+        return message
+
+    def _queue_update(self, body: JSONDict) -> int:
+        update_id = self._next_update_id
+        self._next_update_id += 1
+        update = {"update_id": update_id, **body}
+        self._history[update_id] = copy.deepcopy(update)
+        self._queue.append(_Queued(update_id, update))
+        self._updates_signal.fire()
+        return update_id
+
+    def _store_file(self, data: bytes, folder: str, extension: str, prefix: str) -> _StoredFile:
+        self._file_count += 1
+        stored = _StoredFile(
+            file_id=prefix + secrets.token_urlsafe(36),
+            file_unique_id="AQAD" + secrets.token_urlsafe(9),
+            data=data,
+            file_path=f"{folder}/file_{self._file_count}.{extension}",
+        )
+        self._files[stored.file_id] = stored
+        self._file_paths[stored.file_path] = stored
+        return stored
+
+    def _photo_sizes(self, data: bytes, *, strict: bool) -> list[JSONDict]:
+        """A small and a large PhotoSize; with ``strict``, non-images are refused as Telegram."""
+        size = _image_size(data)
+        if size is None:
+            if strict:
+                raise _bad("IMAGE_PROCESS_FAILED")
+            size = (100, 100)
+        width, height = size
+        thumbnail = _thumbnail(data) or (data, min(width, 90), min(height, 90))
+        sizes = []
+        for content, w, h in (thumbnail, (data, width, height)):
+            stored = self._store_file(content, "photos", "jpg", "AgACAgIAAxkBAAI")
+            sizes.append(
+                {
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "width": w,
+                    "height": h,
+                    "file_size": len(content),
+                }
+            )
+        return sizes
+
+    def _document(self, data: bytes, file_name: str, mime_type: str) -> JSONDict:
+        extension = file_name.rpartition(".")[2] if "." in file_name else "bin"
+        stored = self._store_file(data, "documents", extension, "BQACAgIAAxkBAAI")
+        return {
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(data),
+        }
+
+    # ---------------------------------------------------------------- HTTP
+
+    async def _handle_unknown(self, request: web.Request) -> web.Response:
+        return self._error(ApiError(404, "Not Found"))
+
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return self._error(ApiError(404, "Not Found"))
+        stored = self._file_paths.get(request.match_info["path"])
+        if stored is None:
+            return self._error(ApiError(404, "Not Found"))
+        self.files_served += 1
+        return web.Response(body=stored.data, content_type="application/octet-stream")
+
+    async def _handle_method(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        if token != self.token:
+            if _TOKEN_RE.fullmatch(token):
+                return self._error(ApiError(401, "Unauthorized"))
+            return self._error(ApiError(404, "Not Found"))
+        method = request.match_info["method"]
+        try:
+            params = await self._read_params(request)
+        except ApiError as exc:
+            return self._error(exc)
+        self.calls.append((method, params))
+        handler = self._handlers().get(method.lower())
+        try:
+            result = await handler(params) if handler is not None else True
+        except ApiError as exc:
+            return self._error(exc)
+        return web.json_response({"ok": True, "result": result})
+
+    @staticmethod
+    def _error(exc: ApiError) -> web.Response:
+        body: JSONDict = {"ok": False, "error_code": exc.code, "description": exc.description}
+        if exc.parameters:
+            body["parameters"] = exc.parameters
+        return web.json_response(body, status=exc.code)
+
+    @staticmethod
+    async def _read_params(request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            key: _decode_value(key, value) for key, value in request.query.items()
+        }
+        if request.method != "POST" or not request.can_read_body:
+            return params
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise _bad("can't parse JSON object") from exc
+            if not isinstance(body, dict):
+                raise _bad("can't parse JSON object")
+            for key, value in body.items():
+                params[key] = _decode_value(key, value) if isinstance(value, str) else value
+            return params
+        form = await request.post()
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                params[key] = UploadedFile(
+                    field=key,
+                    filename=value.filename,
+                    content_type=value.content_type,
+                    data=value.file.read(),
+                )
+            else:
+                text = value if isinstance(value, str) else bytes(value).decode()
+                params[key] = _decode_value(key, text)
+        return params
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        return {
+            "getme": self._get_me,
+            "getupdates": self._get_updates,
+            "setwebhook": self._set_webhook,
+            "deletewebhook": self._delete_webhook,
+            "getwebhookinfo": self._get_webhook_info,
+            "setmycommands": self._set_my_commands,
+            "getmycommands": self._get_my_commands,
+            "deletemycommands": self._delete_my_commands,
+            "setchatmenubutton": self._answer_true,
+            "getchat": self._get_chat,
+            "sendmessage": self._send_message,
+            "sendphoto": self._send_photo,
+            "senddocument": self._send_document,
+            "sendmediagroup": self._send_media_group,
+            "sendchataction": self._send_chat_action,
+            "editmessagetext": self._edit_message_text,
+            "editmessagecaption": self._edit_message_caption,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
+            "deletemessage": self._delete_message,
+            "answercallbackquery": self._answer_callback_query,
+            "getfile": self._get_file,
+        }
+
+    # ---------------------------------------------------------------- methods: bot and updates
+
+    async def _answer_true(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _get_me(self, params: dict[str, Any]) -> JSONDict:
+        return {
+            **self._bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    async def _get_chat(self, params: dict[str, Any]) -> JSONDict:
+        chat_id = self._chat_id(params, check_blocked=False)
+        return {**self._chat(chat_id), "accent_color_id": 0, "max_reaction_count": 11}
+
+    async def _set_webhook(self, params: dict[str, Any]) -> bool:
+        self.webhook_url = str(params.get("url") or "")
+        if params.get("drop_pending_updates"):
+            self._queue.clear()
+        return True
+
+    async def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        self.webhook_url = ""
+        if params.get("drop_pending_updates"):
+            self._queue.clear()
+        return True
+
+    async def _get_webhook_info(self, params: dict[str, Any]) -> JSONDict:
+        info: JSONDict = {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._queue),
+        }
+        if self._allowed_updates is not None:
+            info["allowed_updates"] = self._allowed_updates
+        return info
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[JSONDict]:
+        if self.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
+        self._poll_generation += 1
+        generation = self._poll_generation
+        self._updates_signal.fire()  # an older poll still waiting is now terminated
+        offset = int(params.get("offset") or 0)
+        limit = min(max(int(params.get("limit") or 100), 1), 100)
+        timeout = min(max(float(params.get("timeout") or 0), 0.0), LONG_POLL_CAP)
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = [str(kind) for kind in allowed] or None
+        self._confirm(offset)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = self._updates_signal.event
+            if generation != self._poll_generation:
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one "
+                    "bot instance is running",
+                )
+            batch = self._take(limit)
+            if batch or self._closing:
+                return batch
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    def _confirm(self, offset: int) -> None:
+        """Forget the updates an offset confirms, as Telegram does."""
+        if offset > 0:
+            self._queue = [
+                queued
+                for queued in self._queue
+                if queued.update_id >= offset or (queued.repeat and not queued.delivered)
+            ]
+        elif offset < 0:
+            self._queue = sorted(self._queue, key=lambda queued: queued.update_id)[offset:]
+
+    def _take(self, limit: int) -> list[JSONDict]:
+        if self._allowed_updates is not None:
+            allowed = set(self._allowed_updates)
+            self._queue = [
+                queued
+                for queued in self._queue
+                if any(key in allowed for key in queued.update if key != "update_id")
+            ]
+        # ascending ids, so PTB's next offset (last id + 1) confirms the whole batch
+        batch = sorted(self._queue, key=lambda queued: queued.update_id)[:limit]
+        for queued in batch:
+            queued.delivered = True
+        return [copy.deepcopy(queued.update) for queued in batch]
+
+    async def _set_my_commands(self, params: dict[str, Any]) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list):
+            raise _bad('parameter "commands" is required')
+        cleaned: list[dict[str, str]] = []
+        for command in commands:
+            if not isinstance(command, dict):
+                raise _bad("can't parse BotCommand")
+            name = str(command.get("command", ""))
+            description = str(command.get("description", ""))
+            if not _COMMAND_RE.fullmatch(name):
+                raise _bad("BOT_COMMAND_INVALID")
+            if not 1 <= len(description) <= 256:
+                raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")
+            cleaned.append({"command": name, "description": description})
+        scope, language = self._command_key(params)
+        if scope == "default":
+            self.commands[language] = cleaned
+        self.scoped_commands[(scope, language)] = cleaned
+        return True
+
+    async def _get_my_commands(self, params: dict[str, Any]) -> list[dict[str, str]]:
+        return self.scoped_commands.get(self._command_key(params), [])
+
+    async def _delete_my_commands(self, params: dict[str, Any]) -> bool:
+        scope, language = self._command_key(params)
+        if scope == "default":
+            self.commands.pop(language, None)
+        self.scoped_commands.pop((scope, language), None)
+        return True
+
+    @staticmethod
+    def _command_key(params: dict[str, Any]) -> tuple[str, str | None]:
+        scope = params.get("scope")
+        scope_key = (
+            json.dumps(scope, sort_keys=True)
+            if isinstance(scope, dict) and scope.get("type") != "default"
+            else "default"
+        )
+        language = params.get("language_code") or None
+        return scope_key, language
+
+    # ---------------------------------------------------------------- methods: messages
+
+    def _chat_id(self, params: dict[str, Any], *, check_blocked: bool = True) -> int:
+        chat_id = params.get("chat_id")
+        if chat_id is None or chat_id == "":
+            raise _bad("chat_id is empty")
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            raise _bad("chat not found")
+        if check_blocked and chat_id in self.blocked_chats:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat_id
+
+    def _check_limits(self, chat_id: int) -> None:
+        """Telegram's flood limits: 1 message a second per chat, 30 a second in all."""
+        if not self.enforce_limits:
+            return
+        now = time.monotonic()
+        per_chat = self._sends_per_chat.setdefault(chat_id, deque())
+        for window in (self._sends_all, per_chat):
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+        if per_chat or len(self._sends_all) >= 30:
+            self.too_many_requests += 1
+            raise ApiError(429, "Too Many Requests: retry after 1", {"retry_after": 1})
+        per_chat.append(now)
+        self._sends_all.append(now)
+
+    @staticmethod
+    def _inline_markup(params: dict[str, Any]) -> JSONDict | None:
+        """The inline keyboard to show on the message, validated as Telegram does."""
+        markup = params.get("reply_markup")
+        if markup is None:
+            return None
+        if not isinstance(markup, dict):
+            raise _bad("can't parse reply keyboard markup JSON object")
+        if "inline_keyboard" not in markup:
+            return None  # reply keyboards are not part of the returned Message
+        rows = markup["inline_keyboard"]
+        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+            raise _bad("can't parse inline keyboard button: InlineKeyboardButton must be an Object")
+        for row in rows:
+            for button in row:
+                if not isinstance(button, dict) or not isinstance(button.get("text"), str):
+                    raise _bad("can't parse inline keyboard button: Text must be a String")
+                if not any(action in button for action in _BUTTON_ACTIONS):
+                    raise _bad(
+                        "can't parse inline keyboard button: Text buttons are unallowed in the "
+                        "inline keyboard"
+                    )
+                data = button.get("callback_data")
+                if "callback_data" in button and (
+                    not isinstance(data, str) or not 1 <= len(data.encode()) <= MAX_CALLBACK_DATA
+                ):
+                    raise _bad("BUTTON_DATA_INVALID")
+        if not any(rows):
+            return None
+        return {"inline_keyboard": rows}
+
+    def _text_and_entities(
+        self, params: dict[str, Any], key: str, entities_key: str, limit: int
+    ) -> tuple[str, list[JSONDict]]:
+        raw = params.get(key)
+        text = "" if raw is None else str(raw)
+        given = params.get(entities_key)
+        if isinstance(given, list):
+            plain, entities = text, [entity for entity in given if isinstance(entity, dict)]
+        else:
+            mode = params.get("parse_mode")
+            plain, entities = format_text(text, mode if isinstance(mode, str) else None)
+        if key == "text" and not plain.strip():
+            raise _bad("message text is empty")
+        if _u16(plain) > limit:
+            raise _bad("message is too long" if key == "text" else "message caption is too long")
+        return plain, entities
+
+    def _caption(self, params: dict[str, Any], body: JSONDict) -> None:
+        if params.get("caption") is None:
+            return
+        caption, entities = self._text_and_entities(
+            params, "caption", "caption_entities", MAX_CAPTION
+        )
+        if caption:
+            body["caption"] = caption
+        if entities:
+            body["caption_entities"] = entities
+
+    def _reply_to(self, params: dict[str, Any], chat_id: int) -> JSONDict | None:
+        reply = params.get("reply_parameters")
+        reply = reply if isinstance(reply, dict) else {}
+        target_id = reply.get("message_id", params.get("reply_to_message_id"))
+        if not isinstance(target_id, int):
+            return None
+        target = self._messages.get((chat_id, target_id))
+        if target is None or target.get("_deleted"):
+            if reply.get("allow_sending_without_reply") or params.get(
+                "allow_sending_without_reply"
+            ):
+                return None
+            raise _bad("message to be replied not found")
+        return _public(target)
+
+    def _bot_message(self, chat_id: int, params: dict[str, Any], body: JSONDict) -> JSONDict:
+        """Store and return a new message from the bot (validation done before)."""
+        message: JSONDict = {
+            "message_id": self._new_message_id(chat_id),
+            "from": self._bot_user(),
+            "chat": self._chat(chat_id),
+            "date": int(time.time()),
+        }
+        reply_to = self._reply_to(params, chat_id)
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        message.update(body)
+        self._messages[(chat_id, message["message_id"])] = message
+        self._chat_order.setdefault(chat_id, []).append(message["message_id"])
+        self._record_sent(chat_id, message)
+        return _public(message)
+
+    def _record_sent(self, chat_id: int, message: JSONDict) -> None:
+        self._sent.setdefault(chat_id, []).append(dict(message))
+        self._sent_signal.fire()
+
+    def _upload(self, params: dict[str, Any], key: str) -> tuple[bytes, str, str]:
+        """The bytes, file name and MIME type of a file parameter (upload or known file_id)."""
+        value = params.get(key)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
+        if isinstance(value, UploadedFile):
+            if not value.data:
+                raise _bad("file must be non-empty")
+            return value.data, value.filename, value.content_type
+        if isinstance(value, str) and value in self._files:
+            stored = self._files[value]
+            return stored.data, stored.file_path.rpartition("/")[2], "application/octet-stream"
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            raise _bad("failed to get HTTP URL content")
+        if value is None:
+            raise _bad(f"there is no {key} in the request")
+        raise _bad(_WRONG_FILE.removeprefix("Bad Request: "))
+
+    async def _send_message(self, params: dict[str, Any]) -> JSONDict:
+        chat_id = self._chat_id(params)
+        text, entities = self._text_and_entities(params, "text", "entities", MAX_TEXT)
+        markup = self._inline_markup(params)
+        self._reply_to(params, chat_id)
+        self._check_limits(chat_id)
+        body: JSONDict = {"text": text}
+        if entities:
+            body["entities"] = entities
+        if markup is not None:
+            body["reply_markup"] = markup
+        return self._bot_message(chat_id, params, body)
+
+    async def _send_photo(self, params: dict[str, Any]) -> JSONDict:
+        chat_id = self._chat_id(params)
+        data, _, _ = self._upload(params, "photo")
+        if _image_size(data) is None:
+            raise _bad("IMAGE_PROCESS_FAILED")
+        body: JSONDict = {}
+        self._caption(params, body)
+        markup = self._inline_markup(params)
+        self._reply_to(params, chat_id)
+        self._check_limits(chat_id)
+        body = {"photo": self._photo_sizes(data, strict=True), **body, "_bytes": data}
+        if markup is not None:
+            body["reply_markup"] = markup
+        return self._bot_message(chat_id, params, body)
+
+    async def _send_document(self, params: dict[str, Any]) -> JSONDict:
+        chat_id = self._chat_id(params)
+        data, file_name, mime_type = self._upload(params, "document")
+        body: JSONDict = {}
+        self._caption(params, body)
+        markup = self._inline_markup(params)
+        self._reply_to(params, chat_id)
+        self._check_limits(chat_id)
+        body = {"document": self._document(data, file_name, mime_type), **body, "_bytes": data}
+        if markup is not None:
+            body["reply_markup"] = markup
+        return self._bot_message(chat_id, params, body)
+
+    async def _send_media_group(self, params: dict[str, Any]) -> list[JSONDict]:
+        chat_id = self._chat_id(params)
+        media = params.get("media")
+        if not isinstance(media, list) or not all(isinstance(item, dict) for item in media):
+            raise _bad('parameter "media" is required')
+        if not 1 <= len(media) <= 10:
+            raise _bad("wrong number of media specified")
+        bodies: list[JSONDict] = []
+        for item in media:
+            kind = item.get("type")
+            if kind not in ("photo", "document"):
+                raise _bad(f"media type {kind!r} is not supported by the stand-in")
+            data, file_name, mime_type = self._upload({**params, kind: item.get("media")}, kind)
+            body: JSONDict = {}
+            self._caption(item, body)
+            if kind == "photo" and _image_size(data) is None:
+                raise _bad("IMAGE_PROCESS_FAILED")
+            bodies.append(
+                {"_kind": kind, "_data": data, "_name": file_name, "_mime": mime_type, **body}
+            )
+        self._reply_to(params, chat_id)
+        self._check_limits(chat_id)
+        self._media_group_count += 1
+        group_id = str(13_000_000_000_000_000 + self._media_group_count)
+        messages = []
+        for body in bodies:
+            data = body.pop("_data")
+            kind = body.pop("_kind")
+            name, mime = body.pop("_name"), body.pop("_mime")
+            content: JSONDict
+            if kind == "photo":
+                content = {"photo": self._photo_sizes(data, strict=True)}
+            else:
+                content = {"document": self._document(data, name, mime)}
+            content.update({"media_group_id": group_id, **body, "_bytes": data})
+            messages.append(self._bot_message(chat_id, params, content))
+        return messages
+
+    async def _send_chat_action(self, params: dict[str, Any]) -> bool:
+        self._chat_id(params)
+        if not params.get("action"):
+            raise _bad("wrong parameter action in request")
+        return True
+
+    def _editable(self, params: dict[str, Any]) -> tuple[int, JSONDict]:
+        chat_id = self._chat_id(params)
+        message_id = params.get("message_id")
+        current = self._messages.get((chat_id, message_id)) if isinstance(message_id, int) else None
+        if current is None or current.get("_deleted"):
+            raise _bad("message to edit not found")
+        if current.get("_from_person"):
+            raise _bad("message can't be edited")
+        return chat_id, current
+
+    def _apply_edit(
+        self, chat_id: int, current: JSONDict, changes: JSONDict, *, record: bool
+    ) -> JSONDict:
+        """Apply an edit: unchanged content is 400 "not modified", as in Telegram."""
+        edited = {**current, **changes}
+        for key, value in changes.items():
+            if value is None:
+                edited.pop(key, None)
+        same = all(current.get(key) == edited.get(key) for key in changes)
+        if same:
+            raise _bad(_NOT_MODIFIED.removeprefix("Bad Request: "))
+        edited["edit_date"] = int(time.time())
+        self._messages[(chat_id, current["message_id"])] = edited
+        if record:
+            self._record_sent(chat_id, edited)
+        return _public(edited)
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> JSONDict:
+        chat_id, current = self._editable(params)
+        if "text" not in current:
+            raise _bad("there is no text in the message to edit")
+        text, entities = self._text_and_entities(params, "text", "entities", MAX_TEXT)
+        changes: JSONDict = {
+            "text": text,
+            "entities": entities or None,
+            # no reply_markup in the edit removes the inline keyboard, as in Telegram
+            "reply_markup": self._inline_markup(params),
+        }
+        return self._apply_edit(chat_id, current, changes, record=True)
+
+    async def _edit_message_caption(self, params: dict[str, Any]) -> JSONDict:
+        chat_id, current = self._editable(params)
+        if "text" in current:
+            raise _bad("there is no caption in the message to edit")
+        body: JSONDict = {}
+        self._caption(params, body)
+        changes: JSONDict = {
+            "caption": body.get("caption"),
+            "caption_entities": body.get("caption_entities"),
+            "reply_markup": self._inline_markup(params),
+        }
+        return self._apply_edit(chat_id, current, changes, record=True)
+
+    async def _edit_message_reply_markup(self, params: dict[str, Any]) -> JSONDict:
+        chat_id, current = self._editable(params)
+        changes: JSONDict = {"reply_markup": self._inline_markup(params)}
+        return self._apply_edit(chat_id, current, changes, record=False)
+
+    async def _delete_message(self, params: dict[str, Any]) -> bool:
+        chat_id = self._chat_id(params)
+        message_id = params.get("message_id")
+        current = self._messages.get((chat_id, message_id)) if isinstance(message_id, int) else None
+        if current is None or current.get("_deleted"):
+            raise _bad("message to delete not found")
+        current["_deleted"] = True
+        return True
+
+    async def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        query_id = params.get("callback_query_id")
+        if not isinstance(query_id, str) or query_id not in self._open_queries:
+            raise _bad(_QUERY_INVALID.removeprefix("Bad Request: "))
+        self._open_queries.discard(query_id)
+        self.callback_answers[query_id] = {
+            key: value for key, value in params.items() if key != "callback_query_id"
+        }
+        return True
+
+    async def _get_file(self, params: dict[str, Any]) -> JSONDict:
+        stored = self._files.get(str(params.get("file_id", "")))
+        if stored is None:
+            raise _bad("invalid file_id")
+        if len(stored.data) > MAX_DOWNLOAD:
+            raise _bad("file is too big")
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.data),
+            "file_path": stored.file_path,
+        }
+
+
+@contextlib.asynccontextmanager
+async def running(api: StandinBotAPI) -> AsyncIterator[StandinBotAPI]:
+    """Serve ``api`` for the duration of the ``async with`` block."""
+    await api.start()
+    try:
+        yield api
+    finally:
+        await api.stop()
