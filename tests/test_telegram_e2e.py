@@ -1,0 +1,226 @@
+"""The real `ccn-bot run` process against a stand-in Telegram Bot API on loopback: a new
+investor is invited, reports with an album of two photos, and gets a receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from store.text import fold
+from tests.dialog import image
+from tests.standin_telegram import StandinBotAPI
+
+QUIET = 0.4  # the bot has said all it will say about one message after this long
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN")}
+    env.update({"DATA_DIR": str(tmp_path / "data"), **extra})
+    return env
+
+
+@dataclass
+class Person:
+    """Someone chatting with the bot through the stand-in server."""
+
+    api: StandinBotAPI
+    chat_id: int
+
+    async def _replies(self, before: int, timeout: float = 15.0) -> str:
+        await self.api.wait_for_count(self.chat_id, before + 1, timeout=timeout)
+        while True:  # wait until the bot falls quiet
+            count = len(self.api.sent(self.chat_id))
+            await asyncio.sleep(QUIET)
+            if len(self.api.sent(self.chat_id)) == count:
+                break
+        return "\n".join(
+            str(m.get("text") or m.get("caption") or "")
+            for m in self.api.sent(self.chat_id)[before:]
+        )
+
+    async def say(self, text: str) -> str:
+        before = len(self.api.sent(self.chat_id))
+        self.api.send_text(self.chat_id, text, first_name="Lê Văn C")
+        return await self._replies(before)
+
+    async def tap(self, label: str) -> str:
+        for message in reversed(self.api.sent(self.chat_id)):
+            current = self.api.message(self.chat_id, message["message_id"])
+            for row in self.api.keyboard(current):
+                for text, data in row:
+                    if fold(label) in fold(text):
+                        before = len(self.api.sent(self.chat_id))
+                        self.api.press_button(self.chat_id, data, message["message_id"])
+                        return await self._replies(before)
+        raise AssertionError(f"no button {label!r}")
+
+    async def album(self, photos: list[bytes]) -> str:
+        before = len(self.api.sent(self.chat_id))
+        for data in photos:
+            self.api.send_photo(self.chat_id, data, media_group_id="album-1")
+        return await self._replies(before)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[StandinBotAPI]:
+    server = StandinBotAPI(token="424242:E2E-SECRET", bot_username="ccn_hanoi_bot")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def invite(tmp_path: Path) -> tuple[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "invite", "--role", "investor", "--cluster", "dai-thang"],
+        capture_output=True,
+        text=True,
+        env=environment(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+        check=True,
+    )
+    token, link = done.stdout.split()
+    return token, link
+
+
+async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: Path) -> None:
+    token, link = invite(tmp_path)
+    assert link.endswith(f"?start={token}")
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    person = Person(api, 5551234)
+    try:
+        stranger = Person(api, 5550000)
+        assert "5550000" in await stranger.say("xin chào")  # refused, with its chat id
+        welcome = await person.say(f"/start {token}")
+        assert "Chào mừng" in welcome and "Đại Thắng" in welcome
+        assert "QHCT 1/500" in await person.say("/baocao")
+        assert "Phương án bồi thường" in await person.tap("Có")
+        assert "Đã GPMB" in await person.tap("Có")
+        assert "từ 0 đến 100" in await person.say("nhiều")
+        assert "kinh phí GPMB" in await person.say("100")
+        assert "Đất lúa" in await person.tap("Đã chuyển đủ")
+        assert "cho thuê đất" in await person.tap("Không cần")
+        assert "khởi công" in await person.say("80")
+        assert "Trạm XLNT" in await person.tap("Không")
+        assert "Khó khăn" in await person.tap("Chưa xây dựng")
+        assert "Kiến nghị" in await person.say("Chưa có")
+        assert "ảnh hiện trường" in await person.tap("Bỏ qua")
+        photos = [image("red", (320, 240)), image("blue", (240, 320))]
+        answer = await person.album(photos)
+        assert answer.count("Đã nhận") == 1 and "Đã nhận 2 ảnh" in answer  # one answer per album
+        summary = await person.tap("Xong")
+        assert "80 %" in summary and "2 ảnh" in summary
+        receipt = await person.tap("Gửi báo cáo")
+        assert "Số tham chiếu: BC-" in receipt and "Số ảnh: 2" in receipt
+        commands = {c["command"] for c in api.commands.get("vi", [])}
+        assert {"baocao", "huy", "trogiup", "ngonngu"} <= commands
+        assert {"report", "cancel", "help"} <= {c["command"] for c in api.commands.get("en", [])}
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
+    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
+
+    db = sqlite3.connect(tmp_path / "data" / "ccn.db")
+    reference, channel, answers = db.execute(
+        "SELECT reference, channel, answers FROM reports"
+    ).fetchone()
+    assert reference in receipt and channel == "telegram"
+    assert '"land_lease": {"v": "80"}' in answers
+    stored = db.execute(
+        "SELECT p.sha256, p.path FROM photos p JOIN report_photos rp ON rp.photo_id = p.id "
+        "WHERE rp.report_id = (SELECT id FROM reports)"
+    ).fetchall()
+    assert {sha for sha, _ in stored} == {hashlib.sha256(p).hexdigest() for p in photos}
+    for sha, path in stored:
+        assert hashlib.sha256((tmp_path / "data" / path).read_bytes()).hexdigest() == sha
+
+
+async def test_webhook_refuses_updates_without_the_secret(
+    api: StandinBotAPI, tmp_path: Path
+) -> None:
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    import aiohttp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=environment(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=api.token,
+            TELEGRAM_API_URL=api.root,
+            WEBHOOK_URL="https://ccn.example.vn/hook",
+            WEBHOOK_SECRET="s3cret-value",
+            WEBHOOK_PORT=str(port),
+        ),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        for _ in range(100):
+            if api.called("setWebhook"):
+                break
+            await asyncio.sleep(0.1)
+        registered = api.called("setWebhook")[-1]
+        assert registered["url"].startswith("https://ccn.example.vn/hook/")
+        assert registered["secret_token"] == "s3cret-value"
+        local = f"http://127.0.0.1:{port}{urlsplit(registered['url']).path.removeprefix('/hook')}"
+        update = {
+            "update_id": 77,
+            "message": {
+                "message_id": 1,
+                "date": 1_700_000_000,
+                "text": "xin chào",
+                "chat": {"id": 6060, "type": "private", "first_name": "X"},
+                "from": {"id": 6060, "is_bot": False, "first_name": "X"},
+            },
+        }
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the webhook server may still be starting
+                try:
+                    async with http.post(local, json=update) as response:
+                        refused = response.status
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            headers = {"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+            async with http.post(local, data=json.dumps(update), headers=headers) as response:
+                wrong = response.status
+            headers["X-Telegram-Bot-Api-Secret-Token"] = "s3cret-value"
+            async with http.post(local, json=update, headers=headers) as response:
+                accepted = response.status
+        assert (refused, wrong, accepted) == (403, 403, 200)
+        reply = await api.wait_for(6060, lambda m: "6060" in str(m.get("text")))
+        assert "chưa được mời" in reply["text"]
+        assert len(api.sent(6060)) == 1  # the refused posts did nothing
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
+    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
