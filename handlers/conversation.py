@@ -158,6 +158,9 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await reporting.on_answer(ctx)
     if incoming.attachments:
         return await reporting.photos_while_idle(ctx)
+    if incoming.location is not None:
+        ctx.state["pending_location"] = reporting.where(incoming.location)
+        return [Reply(ctx._("Location kept. Send /baocao and it will be added to your report."))]
     if first_contact:
         return help_for(ctx)
     if payload.startswith("cluster:") or incoming.text.strip():

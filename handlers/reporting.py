@@ -20,6 +20,7 @@ from store.photos import PhotoRejected, save_photo
 from store.text import parse_month
 
 ITEMS_KEY = "_items"
+LOCATION_KEY = "_location"  # a location shared at any point of the report
 EDIT_BUTTONS_PER_ROW = 4
 
 
@@ -268,10 +269,16 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
     mode = ctx.state.get("mode")
     if incoming.attachments:
         return await on_photos(ctx, draft)
-    if mode == "summary":
-        return await on_summary(ctx, draft)
     questions = {q.id: q for q in applicable(draft)}
     question = questions.get(ctx.state.get("q", ""))
+    if incoming.location is not None and (question is None or question.type != "location"):
+        _set(draft, LOCATION_KEY, where(incoming.location))
+        saved = [Reply(_("Site location saved."))]
+        if mode == "summary" or question is None:
+            return saved + await summary(ctx, draft)
+        return saved + await ask(ctx, draft, question)
+    if mode == "summary":
+        return await on_summary(ctx, draft)
     if question is None:
         return await ask_next(ctx, draft)
     payload = incoming.payload or ""
@@ -309,8 +316,7 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
     if question.type == "location":
         if incoming.location is None:
             return [Reply(answers.hint(question, ctx.locale))]
-        lat, lon = incoming.location
-        return await accept(ctx, draft, question, f"{lat:.6f},{lon:.6f}")
+        return await accept(ctx, draft, question, where(incoming.location))
     if question.type == "photos":
         if answers.fold_word(incoming.text) in ("xong", "done", "ok"):
             _set(draft, question.id, str(await _photo_count(ctx, draft)))
@@ -323,6 +329,10 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
     except answers.Unreadable:
         return [Reply(answers.hint(question, ctx.locale))] + await ask(ctx, draft, question)
     return await accept(ctx, draft, question, value)
+
+
+def where(location: tuple[float, float]) -> str:
+    return f"{location[0]:.6f},{location[1]:.6f}"
 
 
 async def accept(ctx: Ctx, draft: ReportDraft, question: Question, value: str) -> list[Reply]:
@@ -498,6 +508,9 @@ async def photos_while_idle(ctx: Ctx) -> list[Reply]:
 
 
 async def _attach_pending_photos(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
+    location = ctx.state.pop("pending_location", None)
+    if location:
+        _set(draft, LOCATION_KEY, location)
     pending = ctx.state.pop("pending_photos", [])
     if not pending:
         return []
@@ -528,6 +541,8 @@ async def summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         suffix = " (" + _("reason: {reason}").format(reason=reason) + ")" if reason else ""
         lines.append(f"{index}. {q.label.get(ctx.locale)} — {shown}{suffix}")
         edit.append(Button(f"✏️ {index}", f"edit:{index}"))
+    if LOCATION_KEY in draft.answers:
+        lines.append(_("Site location: {where}").format(where=draft.answers[LOCATION_KEY]["v"]))
     rows = [edit[i : i + EDIT_BUTTONS_PER_ROW] for i in range(0, len(edit), EDIT_BUTTONS_PER_ROW)]
     rows.append([Button(_("Submit report"), "submit")])
     lines.append(_("Tap ✏️ and a number to change an answer."))
@@ -573,6 +588,8 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     for q in questions:
         if q.type == "photos":
             kept[q.id] = {"v": str(photo_count)}
+    if LOCATION_KEY in draft.answers:
+        kept[LOCATION_KEY] = draft.answers[LOCATION_KEY]
     report = Report(
         reference="",
         subject=draft.subject,
@@ -597,14 +614,15 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     ctx.session.add(report)
     await ctx.session.flush()
     report.reference = f"BC-{period.year:04d}{period.month:02d}-{report.id:05d}"
-    for q in questions:
-        entry = kept[q.id]
+    kinds = {q.id: q.type for q in questions}
+    for qid, entry in kept.items():
         value = entry.get("v")
-        number = Decimal(value) if value is not None and q.type in ("percent", "number") else None
+        numeric = kinds.get(qid) in ("percent", "number")
+        number = Decimal(value) if value is not None and numeric else None
         ctx.session.add(
             ReportValue(
                 report_id=report.id,
-                question_id=q.id,
+                question_id=qid,
                 value_text=value,
                 value_number=number,
                 reason=entry.get("reason"),

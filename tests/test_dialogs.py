@@ -63,6 +63,7 @@ FOUNDED_JUNE = [
     ("nhiều lắm", "từ 0 đến 100 | Đã GPMB được bao nhiêu %"),
     ("150", "từ 0 đến 100"),
     ("60,5%", "Đã chuyển kinh phí GPMB"),
+    ("📍 20.5834 105.9121", "Đã lưu vị trí công trường | Đã chuyển kinh phí GPMB"),
     ("đủ rồi", "Chọn một mục | Đã chuyển kinh phí GPMB"),
     ("[một phần]", "Đất lúa trên 10ha"),
     ("[Không cần]", "Đã khởi công xây dựng HTKT chưa? | !cho thuê đất"),  # GPMB < 100 %
@@ -108,6 +109,7 @@ async def test_founded_cluster_report_end_to_end(deps: Deps, app: App) -> None:
         assert values["groundbreaking_date"].value_text == "2021-06-15"
         assert values["proposals"].value_text is None
         assert "land_lease" not in values
+        assert values["_location"].value_text == "20.583400,105.912100"
         photos = (
             await session.scalars(
                 select(Photo).join(ReportPhoto).where(ReportPhoto.report_id == report.id)
@@ -360,8 +362,11 @@ async def test_photos_before_the_report_are_kept_and_capped(deps: Deps, app: App
         chat,
         [
             ("📷 red.jpg", "Đã lưu 1 ảnh | /baocao"),
+            ("📍 21.0 105.8", "Đã lưu vị trí"),
             ("📷 blue.jpg", "Đã lưu 2 ảnh"),
             ("/baocao", "Đã thêm 2 ảnh | QHCT"),
+            ("/huy", "tạm dừng"),
+            ("/baocao", "QHCT"),
             ("📎 green.png", "đã có đủ 2 ảnh"),
         ],
     )
