@@ -23,7 +23,7 @@ class App:
     def deps(self, bot_username: str = "") -> Deps:
         s = self.settings
         config = Config(
-            zone=s.zone,
+            calendar=s.calendar(),
             data_dir=s.data_dir,
             default_locale=s.default_locale,
             bot_username=bot_username or s.telegram_bot_username,

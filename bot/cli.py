@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -169,6 +170,8 @@ def run() -> None:
                 ),
                 listen=settings.webhook_listen,
                 port=settings.webhook_port,
+                policy=settings.policy(),
+                tick_seconds=settings.reminder_tick_seconds,
             )
 
     asyncio.run(main())
@@ -250,6 +253,107 @@ def people_revoke(person_id: int) -> None:
         click.echo(_("No active person #{number}.").format(number=person_id), err=True)
         sys.exit(1)
     click.echo(_("Access withdrawn for #{number}.").format(number=person_id))
+
+
+def _moment(text: str | None, settings: Settings) -> datetime:
+    """`2021-06-20T08:00+07:00`; without an offset the time is local (TIMEZONE)."""
+    if not text:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        click.echo(
+            _("Not a date and time: {text} (e.g. 2021-06-20T08:00+07:00)").format(text=text),
+            err=True,
+        )
+        sys.exit(2)
+    return moment if moment.tzinfo else moment.replace(tzinfo=settings.zone)
+
+
+@main.group()
+def reminders() -> None:
+    """Reminders: see what would be sent at a moment, or send it (the ledger applies)."""
+
+
+@reminders.command("preview")
+@click.option("--at", "at", help="The moment, e.g. 2021-06-20T08:00+07:00 (default: now).")
+def reminders_preview(at: str | None) -> None:
+    """Print the reminders that would go out at that moment (nothing is sent or recorded)."""
+    from reminders.sender import plan
+
+    settings = _settings()
+    moment = _moment(at, settings)
+
+    async def work(app: App) -> list[str]:
+        async with app.sessions() as session:
+            outgoing, skipped = await plan(
+                session,
+                settings.calendar(),
+                settings.policy(),
+                moment,
+                frozenset({"telegram", "zalo", "terminal"}),
+            )
+        lines = []
+        for item in outgoing:
+            lines.append(
+                f"→ #{item.person_id} {item.channel}:{item.chat_id} [{item.kind} {item.period}]"
+            )
+            lines.extend(f"  {line}" for line in item.reply.text.splitlines())
+            labels = [b.label for row in item.reply.buttons for b in row]
+            if labels:
+                lines.append("  " + " ".join(f"[{label}]" for label in labels))
+        lines.append(
+            _("{count} reminder(s) due; {skipped} already sent.").format(
+                count=len(outgoing), skipped=skipped
+            )
+        )
+        return lines
+
+    click.echo("\n".join(_with_app(work)))
+
+
+@reminders.command("send")
+@click.option("--at", "at", help="The moment, e.g. 2021-06-20T08:00+07:00 (default: now).")
+def reminders_send(at: str | None) -> None:
+    """Send the reminders due at that moment through Telegram; each goes out at most once."""
+    from bot.channels import telegram
+    from reminders.sender import tick
+
+    settings = _settings()
+    moment = _moment(at, settings)
+    token = settings.telegram_bot_token
+    if token is None:
+        click.echo(
+            _("No TELEGRAM_BOT_TOKEN: nothing can be sent. Use: ccn-bot reminders preview"),
+            err=True,
+        )
+        sys.exit(2)
+
+    async def work(app: App) -> tuple[int, int, int, int]:
+        application, _channel = telegram.build(
+            app.deps(),
+            token.get_secret_value(),
+            settings.telegram_base_url(),
+            settings.telegram_file_url(),
+        )
+        async with application:
+            result = await tick(
+                app.sessions,
+                settings.calendar(),
+                settings.policy(),
+                telegram.TelegramNotifier(application),
+                moment,
+            )
+        return result.sent, result.blocked, result.failed, result.skipped
+
+    sent, blocked, failed, skipped = _with_app(work)
+    click.echo(
+        _("Sent {sent}; blocked {blocked}; failed {failed}; already sent {skipped}.").format(
+            sent=sent, blocked=blocked, failed=failed, skipped=skipped
+        )
+    )
+    if failed:
+        sys.exit(1)
 
 
 @main.group()

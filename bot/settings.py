@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from reminders.calendar import Calendar
+from reminders.policy import Policy, parse_clock
+
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "sqlite+aiosqlite": "sqlite+aiosqlite",
@@ -38,6 +41,16 @@ class Settings(BaseSettings):
     max_photos: Annotated[int, Field(alias="MAX_PHOTOS", ge=1, le=100)] = 10
     max_photo_mb: Annotated[int, Field(alias="MAX_PHOTO_MB", ge=1, le=50)] = 10
     invite_days: Annotated[int, Field(alias="INVITE_DAYS", ge=1, le=365)] = 14
+    # the reporting calendar (Kế hoạch 68, section IV) and the reminder policy
+    report_day: Annotated[int, Field(alias="REPORT_DAY", ge=2, le=28)] = 25
+    report_day_december: Annotated[int, Field(alias="REPORT_DAY_DECEMBER", ge=2, le=28)] = 20
+    office_day: Annotated[int, Field(alias="OFFICE_DAY", ge=2, le=28)] = 28
+    office_day_december: Annotated[int, Field(alias="OFFICE_DAY_DECEMBER", ge=2, le=28)] = 25
+    remind_days: Annotated[str, Field(alias="REMIND_DAYS")] = "5,2,1"
+    office_remind_days: Annotated[str, Field(alias="OFFICE_REMIND_DAYS")] = "2,1"
+    remind_at: Annotated[str, Field(alias="REMIND_AT")] = "08:00"
+    quiet_hours: Annotated[str, Field(alias="QUIET_HOURS")] = "21:00-07:00"
+    reminder_tick_seconds: Annotated[int, Field(alias="REMINDER_TICK_SECONDS", ge=5, le=3600)] = 60
 
     @field_validator("timezone")
     @classmethod
@@ -46,6 +59,32 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("remind_days", "office_remind_days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        try:
+            days = [int(d) for d in value.split(",") if d.strip()]
+        except ValueError as exc:
+            raise ValueError(f"expected days before the deadline, like 5,2,1: {value!r}") from exc
+        if not days or any(d < 1 or d > 20 for d in days):
+            raise ValueError(f"expected days from 1 to 20, like 5,2,1: {value!r}")
+        return ",".join(str(d) for d in sorted(set(days), reverse=True))
+
+    @field_validator("remind_at")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        if value.strip():
+            start, _sep, end = value.partition("-")
+            parse_clock(start)
+            parse_clock(end)
         return value
 
     @field_validator("webhook_url")
@@ -96,6 +135,25 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def calendar(self) -> Calendar:
+        return Calendar(
+            self.zone,
+            reporter_day=self.report_day,
+            reporter_day_december=self.report_day_december,
+            office_day=self.office_day,
+            office_day_december=self.office_day_december,
+        )
+
+    def policy(self) -> Policy:
+        start, _sep, end = self.quiet_hours.partition("-")
+        return Policy(
+            remind_days=tuple(int(d) for d in self.remind_days.split(",")),
+            office_remind_days=tuple(int(d) for d in self.office_remind_days.split(",")),
+            remind_at=parse_clock(self.remind_at),
+            quiet_start=parse_clock(start) if self.quiet_hours.strip() else None,
+            quiet_end=parse_clock(end) if self.quiet_hours.strip() else None,
+        )
 
     def telegram_base_url(self) -> str:
         """Root for Bot API methods: `<TELEGRAM_API_URL>/bot` (the token follows)."""

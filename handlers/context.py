@@ -23,13 +23,17 @@ def _now() -> datetime:
 
 @dataclass(frozen=True)
 class Config:
-    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
+    calendar: Calendar = field(default_factory=lambda: Calendar(ZoneInfo("Asia/Ho_Chi_Minh")))
     data_dir: Path = Path("data")
     default_locale: str = "vi"
     bot_username: str = ""
     max_photos: int = 10
     max_photo_bytes: int = 10 * 1024 * 1024
     invite_days: int = 14
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.calendar.zone
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Deps:
 
     @property
     def calendar(self) -> Calendar:
-        return Calendar(self.config.zone)
+        return self.config.calendar
 
 
 @dataclass

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers import lookup, reporting
+from handlers import lookup, paper, reporting
 from handlers.context import Ctx, Deps
 from handlers.port import Button, Incoming, Reply
 from store import i18n
@@ -41,9 +41,11 @@ COMMANDS = {
     "/people": "people",
     "/thuhoi": "revoke",
     "/revoke": "revoke",
+    "/vanban": "paper",
+    "/paper": "paper",
     "/start": "start",
 }
-ADMIN_ONLY = {"invite", "people", "revoke"}
+ADMIN_ONLY = {"invite", "people", "revoke", "paper"}
 FLOW_MODES = {"pick_subject", "ask", "confirm_back", "reason_back", "summary"}
 ROLE_NAMES = {
     Role.ADMIN: i18n.N_("Sở Công Thương (administrator)"),
@@ -148,10 +150,19 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await people(ctx)
     if command == "revoke":
         return await revoke(ctx, args)
+    if command == "paper":
+        return await paper.record(ctx, args)
     if command == "unknown":
         return [Reply(ctx._("I do not know that command. Send /trogiup for help."))]
     mode = ctx.state.get("mode")
     payload = incoming.payload or ""
+    # buttons of reminders: they work whatever the conversation is doing
+    if payload.startswith("report:"):
+        return await reporting.start_from_reminder(ctx, payload)
+    if payload.startswith("paper:"):
+        return await paper.claim(ctx, payload.removeprefix("paper:"))
+    if payload.startswith(("paperok:", "paperno:")):
+        return await paper.decide(ctx, payload)
     if mode == "pick_subject" and payload.startswith("subject:"):
         return await reporting.pick_subject(ctx, payload)
     if mode in FLOW_MODES - {"pick_subject"}:
@@ -226,6 +237,7 @@ def help_for(ctx: Ctx) -> list[Reply]:
         lines += [
             _("/moi — invite someone, e.g. /moi investor dai-thang"),
             _("/nguoidung — list people; /thuhoi <number> — withdraw access"),
+            _("/vanban <cluster code> <month> — record a report received on paper"),
         ]
     lines += [
         _("Type a cluster's name to see its record."),

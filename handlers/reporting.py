@@ -129,6 +129,20 @@ async def start(ctx: Ctx, args: str) -> list[Reply]:
     return [Reply(_("Which cluster are you reporting on?"), buttons)]
 
 
+async def start_from_reminder(ctx: Ctx, payload: str) -> list[Reply]:
+    """A reminder's button `report:<subject>:<period>`: straight to that report."""
+    assert ctx.person is not None
+    subject_key, _sep, period_text = payload.removeprefix("report:").rpartition(":")
+    subject = next((s for s in subjects_of(ctx.person) if s.key == subject_key), None)
+    try:
+        period = Period.parse(period_text)
+    except ValueError:
+        return await start(ctx, "")
+    if subject is None:
+        return await start(ctx, "")
+    return await open_subject(ctx, subject, period)
+
+
 async def pick_subject(ctx: Ctx, payload: str) -> list[Reply]:
     assert ctx.person is not None
     subjects = subjects_of(ctx.person)
@@ -168,10 +182,10 @@ async def open_subject(ctx: Ctx, subject: Subject, period: Period) -> list[Reply
         )
         ctx.session.add(draft)
         await ctx.session.flush()
-        deadline = ctx.deps.calendar.last_day(period)
+        deadline = ctx.deps.calendar.deadline(period)
         replies.append(
             Reply(
-                _("Report for {period} — {subject}. Due by {day}. Send /huy to pause.").format(
+                _("Report for {period} — {subject}. Due before {day}. Send /huy to pause.").format(
                     period=period.label(),
                     subject=subject.title,
                     day=i18n.day(deadline.date(), ctx.locale),
@@ -656,11 +670,11 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         _("Report received. Reference: {reference}.").format(reference=report.reference),
         _("Period: {period}.").format(period=period.label()),
     ]
-    due = i18n.day(calendar.last_day(period).date(), ctx.locale)
+    due = i18n.day(deadline.date(), ctx.locale)
     if report.on_time:
-        lines.append(_("On time (due by {day}).").format(day=due))
+        lines.append(_("On time (due before {day}).").format(day=due))
     else:
-        lines.append(_("Late (was due by {day}).").format(day=due))
+        lines.append(_("Late (was due before {day}).").format(day=due))
     if report.version > 1:
         lines.append(
             _("This is correction no. {version}; the earlier version is kept.").format(

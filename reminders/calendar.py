@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
@@ -75,7 +75,3 @@ class Calendar:
         local = moment.astimezone(self.zone)
         period = Period(local.year, local.month)
         return period.next() if local >= self.deadline(period) else period
-
-    def last_day(self, period: Period) -> datetime:
-        """The last day on time (the day before the deadline), for messages."""
-        return self.deadline(period) - timedelta(days=1)

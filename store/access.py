@@ -43,13 +43,6 @@ class InviteProblem:
     problem: str
 
 
-def _aware(moment: datetime, like: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored as UTC); compare them as UTC."""
-    if moment.tzinfo is None and like.tzinfo is not None:
-        return moment.replace(tzinfo=like.tzinfo)
-    return moment
-
-
 async def create_invitation(
     session: AsyncSession,
     *,
@@ -139,7 +132,7 @@ async def accept_invitation(
         return InviteProblem("revoked")
     if invitation.used_at is not None:
         return InviteProblem("used")
-    if _aware(invitation.expires_at, now) <= now:
+    if invitation.expires_at <= now:
         return InviteProblem("expired")
     person = Person(
         full_name=display_name,

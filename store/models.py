@@ -18,8 +18,10 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -35,9 +37,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A moment in time: stored in UTC, read back aware on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: say which time zone it is in")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}  # noqa: RUF012
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}  # noqa: RUF012
 
 
 class OrgKind(enum.StrEnum):
@@ -406,3 +427,42 @@ class ReportPhoto(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     photo: Mapped[Photo] = relationship()
+
+
+# --- reminders (migration 0003) ---------------------------------------------------------------
+
+
+class PaperReceipt(Base):
+    """A report received on paper: claimed by the reporter ("Đã gửi bằng văn bản") and
+    confirmed by Sở Công Thương, or recorded by an admin directly. Confirmed, it fills the slot."""
+
+    __tablename__ = "paper_receipts"
+    __table_args__ = (UniqueConstraint("subject", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(7))
+    status: Mapped[str] = mapped_column(String(16))  # claimed | confirmed | rejected
+    note: Mapped[str] = mapped_column(Text, default="")
+    claimed_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    confirmed_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    confirmed_at: Mapped[datetime | None] = mapped_column()
+
+
+class ReminderLedger(Base):
+    """One row per (person, period, kind) of reminder. Written before the message is sent,
+    so a crash can lose a reminder but never send it twice (at most once)."""
+
+    __tablename__ = "reminder_ledger"
+    __table_args__ = (UniqueConstraint("person_id", "period", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(7))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # sending | sent | blocked | failed
+    channel: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -54,8 +54,8 @@ async def investor(deps: Deps, code: str = "dai-thang", chat_id: str = "1001") -
 FOUNDED_JUNE = [
     (
         "/baocao",
-        "Báo cáo tháng 06/2021 — Cụm công nghiệp làng nghề Đại Thắng | Hạn nộp: 24/06/2021 "
-        "| QHCT 1/500 đã được phê duyệt chưa?",
+        "Báo cáo tháng 06/2021 — Cụm công nghiệp làng nghề Đại Thắng "
+        "| Hạn nộp: trước ngày 25/06/2021 | QHCT 1/500 đã được phê duyệt chưa?",
     ),
     ("chắc vậy", "Trả lời Có hoặc Không | QHCT 1/500"),  # the form's own hint, same question
     ("có", "Phương án bồi thường"),
@@ -86,7 +86,7 @@ FOUNDED_JUNE = [
     (
         "[Gửi báo cáo]",
         "Đã nhận báo cáo. Số tham chiếu: BC-202106- | Kỳ báo cáo: tháng 06/2021 "
-        "| Nộp đúng hạn (hạn 24/06/2021) | Số ảnh: 2 | !điều chỉnh",
+        "| Nộp đúng hạn (trước ngày 25/06/2021) | Số ảnh: 2 | !điều chỉnh",
     ),
 ]
 
@@ -317,7 +317,7 @@ async def test_late_report_for_a_past_month(deps: Deps, clock: Clock) -> None:
         ],
     )
     await finish(chat)
-    await play(chat, [("[Gửi báo cáo]", "Nộp muộn (hạn là 24/05/2021)")])
+    await play(chat, [("[Gửi báo cáo]", "Nộp muộn (hạn trước ngày 25/05/2021)")])
 
 
 async def test_admin_invites_lists_and_revokes_by_chat(deps: Deps) -> None:

@@ -18,7 +18,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -32,6 +32,9 @@ from telegram.ext import (
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Incoming, Reply
+from reminders import scheduler as reminder_scheduler
+from reminders.policy import Policy
+from reminders.sender import Delivery
 from store import i18n
 
 log = logging.getLogger(__name__)
@@ -169,6 +172,26 @@ async def send(application: Application, chat_id: int, replies: list[Reply]) -> 
             await bot.send_document(chat_id, reply.file.read_bytes(), filename=reply.file.name)
 
 
+class TelegramNotifier:
+    """Reminders through the same bot: rate-limited and retried on 429 by AIORateLimiter; a 403
+    means the person blocked the bot."""
+
+    channels = frozenset({"telegram"})
+
+    def __init__(self, application: Application) -> None:  # type: ignore[type-arg]
+        self.application = application
+
+    async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
+        try:
+            await send(self.application, int(chat_id), [reply])
+        except Forbidden:
+            return Delivery.BLOCKED
+        except TelegramError as exc:
+            log.warning("reminder to %s failed: %s", chat_id, exc)
+            return Delivery.FAILED
+        return Delivery.SENT
+
+
 class TelegramChannel:
     def __init__(self, deps: Deps, application: Application) -> None:  # type: ignore[type-arg]
         self.deps = deps
@@ -254,6 +277,8 @@ async def serve(
     listen: str = "127.0.0.1",
     port: int = 8443,
     stop: asyncio.Event | None = None,
+    policy: Policy | None = None,
+    tick_seconds: int = 60,
 ) -> None:
     """Run until SIGINT/SIGTERM (or `stop`): long polling, or a webhook when `webhook_url`."""
     application, channel = build(deps, token, base_url, file_url)
@@ -281,7 +306,19 @@ async def serve(
         else:
             await application.updater.start_polling(poll_interval=0.0, timeout=10)
             log.info("polling %s", base_url)
+        jobs = None
+        if policy is not None:
+            jobs = reminder_scheduler.start(
+                deps.sessions,
+                deps.calendar,
+                policy,
+                TelegramNotifier(application),
+                every_seconds=tick_seconds,
+                clock=deps.clock,
+            )
         await stop.wait()
+        if jobs is not None:
+            jobs.shutdown(wait=False)
         await application.updater.stop()
         await channel.flush()
         await application.stop()

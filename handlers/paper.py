@@ -1,0 +1,148 @@
+"""Reports sent on paper: the reporter says so from a reminder, Sở Công Thương confirms."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from handlers.context import Ctx
+from handlers.port import Reply
+from handlers.subjects import subjects_of
+from reminders.calendar import Period
+from reminders.slots import slots_for
+from store.models import AuditLog, PaperReceipt, Role
+
+
+async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
+    """ "Đã gửi bằng văn bản": every open slot of this person for the period is claimed."""
+    _ = ctx._
+    assert ctx.person is not None
+    try:
+        period = Period.parse(period_text)
+    except ValueError:
+        return [Reply(_("Please send /trogiup for help."))]
+    mine = {s.key for s in subjects_of(ctx.person)}
+    slots = await slots_for(ctx.session, period, ctx.deps.calendar)
+    open_subjects = [s.subject for s in slots if s.subject in mine and not s.filled]
+    if not open_subjects:
+        return [Reply(_("Your reports for {period} are already in.").format(period=period.label()))]
+    for subject in open_subjects:
+        existing = await ctx.session.scalar(
+            select(PaperReceipt).where(
+                PaperReceipt.subject == subject, PaperReceipt.period == str(period)
+            )
+        )
+        if existing is None:
+            existing = PaperReceipt(subject=subject, period=str(period), status="claimed")
+            ctx.session.add(existing)
+        if existing.status != "confirmed":
+            existing.status = "claimed"
+            existing.claimed_by_person_id = ctx.person.id
+            existing.claimed_at = ctx.now
+    ctx.session.add(
+        AuditLog(
+            actor_person_id=ctx.person.id,
+            actor=ctx.person.full_name,
+            channel=ctx.incoming.channel,
+            action="paper.claim",
+            entity="period",
+            entity_id=str(period),
+            detail={"subjects": open_subjects},
+        )
+    )
+    return [
+        Reply(
+            _(
+                "Noted: sent on paper. Sở Công Thương will confirm when it has the document; "
+                "until then the report counts as missing."
+            )
+        )
+    ]
+
+
+async def decide(ctx: Ctx, payload: str) -> list[Reply]:
+    """An admin's answer to a claim: `paperok:<id>` or `paperno:<id>`."""
+    _ = ctx._
+    assert ctx.person is not None
+    if ctx.person.role != Role.ADMIN:
+        return [Reply(_("Only Sở Công Thương can do that."))]
+    action, _sep, number = payload.partition(":")
+    receipt = await ctx.session.get(PaperReceipt, int(number)) if number.isdigit() else None
+    if receipt is None:
+        return [Reply(_("That request no longer exists."))]
+    if receipt.status != "claimed":
+        return [Reply(_("Already decided."))]
+    receipt.status = "confirmed" if action == "paperok" else "rejected"
+    receipt.confirmed_by_person_id = ctx.person.id
+    receipt.confirmed_at = ctx.now
+    ctx.session.add(
+        AuditLog(
+            actor_person_id=ctx.person.id,
+            actor=ctx.person.full_name,
+            channel=ctx.incoming.channel,
+            action=f"paper.{receipt.status}",
+            entity="paper_receipt",
+            entity_id=str(receipt.id),
+            detail={"subject": receipt.subject, "period": receipt.period},
+        )
+    )
+    if receipt.status == "confirmed":
+        return [Reply(_("Confirmed: received on paper."))]
+    return [Reply(_("Marked as not received; the report is still missing."))]
+
+
+async def record(ctx: Ctx, args: str) -> list[Reply]:
+    """/vanban <cluster code> <month> [note]: an admin records a paper report directly."""
+    _ = ctx._
+    assert ctx.person is not None
+    words = args.split()
+    if len(words) < 2:
+        return [Reply(_("Usage: /vanban <cluster code> <month/year> [note]"))]
+    from store.text import parse_month
+
+    try:
+        period = Period.parse(parse_month(words[1]))
+    except ValueError:
+        return [Reply(_("Usage: /vanban <cluster code> <month/year> [note]"))]
+    subject = (
+        f"cluster:{words[0].lower()}" if not words[0].startswith(("cluster:", "org:")) else words[0]
+    )
+    slots = {s.subject: s for s in await slots_for(ctx.session, period, ctx.deps.calendar)}
+    if subject not in slots:
+        return [
+            Reply(
+                _("Nobody reports on {subject} for {period}.").format(
+                    subject=words[0], period=period.label()
+                )
+            )
+        ]
+    receipt = await ctx.session.scalar(
+        select(PaperReceipt).where(
+            PaperReceipt.subject == subject, PaperReceipt.period == str(period)
+        )
+    )
+    if receipt is None:
+        receipt = PaperReceipt(subject=subject, period=str(period), status="confirmed")
+        ctx.session.add(receipt)
+    receipt.status = "confirmed"
+    receipt.note = " ".join(words[2:])
+    receipt.claimed_at = receipt.claimed_at or ctx.now
+    receipt.confirmed_by_person_id = ctx.person.id
+    receipt.confirmed_at = ctx.now
+    ctx.session.add(
+        AuditLog(
+            actor_person_id=ctx.person.id,
+            actor=ctx.person.full_name,
+            channel=ctx.incoming.channel,
+            action="paper.record",
+            entity="period",
+            entity_id=str(period),
+            detail={"subject": subject, "note": receipt.note},
+        )
+    )
+    return [
+        Reply(
+            _("Recorded: {title}, {period}, received on paper.").format(
+                title=slots[subject].title, period=period.label()
+            )
+        )
+    ]

@@ -1,0 +1,59 @@
+"""The APScheduler job inside `ccn-bot run`: every tick, send what is due."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from reminders.calendar import Calendar
+from reminders.policy import Policy
+from reminders.sender import Notifier, tick
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def start(
+    sessions: async_sessionmaker[AsyncSession],
+    calendar: Calendar,
+    policy: Policy,
+    notifier: Notifier,
+    *,
+    every_seconds: int,
+    clock: Callable[[], datetime] = _now,
+) -> AsyncIOScheduler:
+    """Start the reminder job on the running event loop; the caller shuts the scheduler down."""
+
+    async def job() -> None:
+        try:
+            result = await tick(sessions, calendar, policy, notifier, clock())
+        except Exception:
+            log.exception("reminder tick failed")
+            return
+        if result.sent or result.blocked or result.failed:
+            log.info(
+                "reminders: %s sent, %s blocked, %s failed",
+                result.sent,
+                result.blocked,
+                result.failed,
+            )
+
+    scheduler = AsyncIOScheduler(timezone=calendar.zone)
+    scheduler.add_job(
+        job,
+        "interval",
+        seconds=every_seconds,
+        next_run_time=clock(),
+        max_instances=1,
+        coalesce=True,
+        id="reminders",
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,455 @@
+"""What reminders go out now, to whom, in which words — and sending them once.
+
+Each tick derives everything from the store: the due reminders (policy), the open slots
+(slots), the ledger of what already went. A ledger row is written and committed *before* its
+message is sent: a crash between the two loses that one reminder but can never send it twice
+(at most once). Rows left `sending` by a crash are listed in the admins' digest."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from handlers.port import Button, Reply
+from reminders.calendar import Calendar, Period
+from reminders.policy import Due, Policy, due
+from reminders.slots import Slot, rate, slots_for
+from store import i18n
+from store.db import unit_of_work
+from store.models import (
+    ChannelIdentity,
+    Cluster,
+    PaperReceipt,
+    Person,
+    ReminderLedger,
+    Role,
+)
+
+log = logging.getLogger(__name__)
+MAX_SLOT_BUTTONS = 8
+
+
+class Delivery(enum.StrEnum):
+    SENT = "sent"
+    BLOCKED = "blocked"  # the person blocked the bot (Telegram 403)
+    FAILED = "failed"
+
+
+class Notifier(Protocol):
+    """A channel that can send a message outside a conversation."""
+
+    channels: frozenset[str]
+
+    async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery: ...
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    person_id: int
+    period: str
+    kind: str
+    channel: str
+    chat_id: str
+    reply: Reply
+
+
+@dataclass
+class TickResult:
+    sent: int = 0
+    blocked: int = 0
+    failed: int = 0
+    skipped: int = 0  # already in the ledger
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+
+# --- who and what -------------------------------------------------------------------------
+
+
+def _identity(person: Person, channels: frozenset[str]) -> ChannelIdentity | None:
+    """The chat the person used last on a channel we can send to."""
+    usable = [i for i in person.identities if i.channel in channels and i.reachable]
+    if not usable:
+        return None
+    return max(usable, key=lambda i: (i.last_seen_at is not None, i.last_seen_at or 0))
+
+
+async def _people(session: AsyncSession) -> list[Person]:
+    return list(
+        (
+            await session.scalars(
+                select(Person)
+                .where(Person.active.is_(True))
+                .options(
+                    selectinload(Person.identities),
+                    selectinload(Person.clusters),
+                    selectinload(Person.organisation),
+                    selectinload(Person.district),
+                )
+                .order_by(Person.id)
+            )
+        ).all()
+    )
+
+
+async def _sent_kinds(session: AsyncSession, periods: Iterable[str]) -> set[tuple[int, str, str]]:
+    rows = await session.execute(
+        select(ReminderLedger.person_id, ReminderLedger.period, ReminderLedger.kind).where(
+            ReminderLedger.period.in_(list(periods))
+        )
+    )
+    return {(p, per, k) for p, per, k in rows.all()}
+
+
+def _also(period: Period, locale: str) -> list[str]:
+    """The quarter's last month is also the quarterly report; December the annual one."""
+    _ = i18n.gettext_for(locale)
+    if period.is_year_end:
+        return [_("This is also the annual report for {year}.").format(year=period.year)]
+    if period.is_quarter_end:
+        quarter = i18n.quarter(f"{period.year}-Q{period.month // 3}", locale)
+        return [_("This is also the quarterly report ({quarter}).").format(quarter=quarter)]
+    return []
+
+
+def _slot_lines(slots: list[Slot]) -> list[str]:
+    return [f"• {s.title}" for s in slots]
+
+
+def _reporter_message(
+    person: Person, period: Period, slots: list[Slot], calendar: Calendar, now: datetime
+) -> Reply:
+    _ = i18n.gettext_for(person.locale)
+    deadline = calendar.deadline(period)
+    days = (deadline.date() - now.astimezone(calendar.zone).date()).days
+    lines = [
+        _("Reminder: the report for {period} is due before {day} ({days} day(s) left).").format(
+            period=period.label(), day=i18n.day(deadline.date(), person.locale), days=days
+        ),
+        *_also(period, person.locale),
+        _("Not yet received:"),
+        *_slot_lines(slots),
+    ]
+    buttons = [
+        [Button(_("Report: {title}").format(title=s.title)[:60], f"report:{s.subject}:{period}")]
+        for s in slots[:MAX_SLOT_BUTTONS]
+    ]
+    buttons.append([Button(_("Sent on paper"), f"paper:{period}")])
+    return Reply("\n".join(lines), buttons)
+
+
+def _missing_by_district(slots: list[Slot], locale: str) -> list[str]:
+    _ = i18n.gettext_for(locale)
+    groups: dict[str, list[Slot]] = defaultdict(list)
+    for slot in slots:
+        groups[slot.district or _("City departments")].append(slot)
+    lines: list[str] = []
+    for district in sorted(groups):
+        lines.append(f"{district} ({len(groups[district])}):")
+        lines.extend(f"  • {s.title}" for s in groups[district])
+    return lines
+
+
+def _escalation(
+    person: Person,
+    period: Period,
+    missing: list[Slot],
+    unreachable: list[Person],
+    uncertain: int,
+) -> Reply | None:
+    _ = i18n.gettext_for(person.locale)
+    if person.role == Role.ADMIN:
+        lines = [
+            _(
+                "The deadline for {period} has passed. Missing reports across the city: {count}."
+            ).format(period=period.label(), count=len(missing)),
+            *_missing_by_district(missing, person.locale),
+        ]
+        if unreachable:
+            lines.append(
+                _("Cannot be reached (blocked the bot or no chat): {count}").format(
+                    count=len(unreachable)
+                )
+            )
+            lines.extend(f"  • #{p.id} {p.full_name}" for p in unreachable)
+        if uncertain:
+            lines.append(
+                _("{count} reminder(s) may not have arrived (the sender stopped mid-way).").format(
+                    count=uncertain
+                )
+            )
+        return Reply("\n".join(lines))
+    if not missing:
+        return None
+    district = person.district.name if person.district else ""
+    lines = [
+        _("The deadline for {period} has passed. Missing reports in {district}: {count}.").format(
+            period=period.label(), district=district, count=len(missing)
+        ),
+        *_slot_lines(missing),
+    ]
+    return Reply("\n".join(lines))
+
+
+def _office_message(
+    person: Person, period: Period, slots: list[Slot], calendar: Calendar, now: datetime
+) -> Reply:
+    _ = i18n.gettext_for(person.locale)
+    deadline = calendar.office_deadline(period)
+    days = (deadline.date() - now.astimezone(calendar.zone).date()).days
+    r = rate(slots)
+    lines = [
+        _(
+            "Reminder: the consolidated report for {period} to the city and the Ministry is due "
+            "before {day} ({days} day(s) left)."
+        ).format(period=period.label(), day=i18n.day(deadline.date(), person.locale), days=days),
+        *_also(period, person.locale),
+        _(
+            "Reports received: {received}/{expected} ({percent}); on time {on_time}, late {late}."
+        ).format(
+            received=r.received,
+            expected=r.expected,
+            percent=i18n.percent(round(r.percent, 1), person.locale),
+            on_time=r.on_time,
+            late=r.late,
+        ),
+    ]
+    return Reply("\n".join(lines), [[Button(_("Who has not reported"), f"missing:{period}")]])
+
+
+def _claim_message(admin: Person, claim: PaperReceipt, title: str, claimant: str) -> Reply:
+    _ = i18n.gettext_for(admin.locale)
+    text = _("{who} says the report of {period} for {title} was sent on paper. Received?").format(
+        who=claimant, period=Period.parse(claim.period).label(), title=title
+    )
+    return Reply(
+        text,
+        [
+            [
+                Button(_("Received on paper"), f"paperok:{claim.id}"),
+                Button(_("Not received"), f"paperno:{claim.id}"),
+            ]
+        ],
+    )
+
+
+async def plan(
+    session: AsyncSession,
+    calendar: Calendar,
+    policy: Policy,
+    now: datetime,
+    channels: frozenset[str],
+) -> tuple[list[Outgoing], int]:
+    """Every reminder due now that the ledger has not seen; and how many it has."""
+    dues = due(calendar, policy, now)
+    claims = (
+        await session.scalars(select(PaperReceipt).where(PaperReceipt.status == "claimed"))
+    ).all()
+    periods = {str(d.period) for d in dues} | {c.period for c in claims}
+    if not periods:
+        return [], 0
+    sent = await _sent_kinds(session, periods)
+    people = await _people(session)
+    admins = [p for p in people if p.role == Role.ADMIN]
+    out: list[Outgoing] = []
+    skipped = 0
+
+    def add(person: Person, period: str, kind: str, reply: Reply | None) -> None:
+        nonlocal skipped
+        if reply is None:
+            return
+        if (person.id, period, kind) in sent:
+            skipped += 1
+            return
+        identity = _identity(person, channels)
+        if identity is None:
+            return
+        out.append(Outgoing(person.id, period, kind, identity.channel, identity.external_id, reply))
+
+    slots_cache: dict[str, list[Slot]] = {}
+    for item in dues:
+        key = str(item.period)
+        if key not in slots_cache:
+            slots_cache[key] = await slots_for(session, item.period, calendar)
+        slots = slots_cache[key]
+        open_slots = [s for s in slots if not s.filled]
+        for person, kind, reply in await _plan_due(
+            item, people, admins, slots, open_slots, calendar, now, channels, session
+        ):
+            add(person, key, kind, reply)
+    for claim in claims:
+        title, claimant = await _claim_context(session, claim)
+        for admin in admins:
+            add(
+                admin,
+                claim.period,
+                f"paper-{claim.id}",
+                _claim_message(admin, claim, title, claimant),
+            )
+    return out, skipped
+
+
+async def _plan_due(
+    item: Due,
+    people: list[Person],
+    admins: list[Person],
+    slots: list[Slot],
+    open_slots: list[Slot],
+    calendar: Calendar,
+    now: datetime,
+    channels: frozenset[str],
+    session: AsyncSession,
+) -> list[tuple[Person, str, Reply | None]]:
+    """(person, ledger kind, message) for one due reminder."""
+    period = item.period
+    out: list[tuple[Person, str, Reply | None]] = []
+    if item.audience == "reporters":
+        for person in people:
+            mine = [s for s in open_slots if person.id in s.people]
+            if mine:
+                reply = _reporter_message(person, period, mine, calendar, now)
+                out.append((person, item.kind, reply))
+    elif item.audience == "escalation":
+        unreachable = [
+            p
+            for p in people
+            if p.role != Role.ADMIN and _identity(p, channels) is None and p.identities
+        ]
+        uncertain = len(
+            (
+                await session.scalars(
+                    select(ReminderLedger.id).where(ReminderLedger.status == "sending")
+                )
+            ).all()
+        )
+        for person in people:
+            if person.role == Role.DISTRICT and person.district is not None:
+                name = person.district.name
+                mine = [s for s in open_slots if s.district == name]
+                out.append((person, item.kind, _escalation(person, period, mine, [], 0)))
+            elif person.role == Role.ADMIN:
+                out.append(
+                    (
+                        person,
+                        item.kind,
+                        _escalation(person, period, open_slots, unreachable, uncertain),
+                    )
+                )
+    elif item.audience == "office":
+        for admin in admins:
+            out.append((admin, item.kind, _office_message(admin, period, slots, calendar, now)))
+    return out
+
+
+async def _claim_context(session: AsyncSession, claim: PaperReceipt) -> tuple[str, str]:
+    title = claim.subject
+    if claim.subject.startswith("cluster:"):
+        cluster = await session.scalar(
+            select(Cluster).where(Cluster.code == claim.subject.removeprefix("cluster:"))
+        )
+        title = cluster.name if cluster else title
+    else:
+        from store.models import Organisation
+
+        org = await session.get(Organisation, int(claim.subject.removeprefix("org:")))
+        title = org.name if org else title
+    claimant = ""
+    if claim.claimed_by_person_id is not None:
+        person = await session.get(Person, claim.claimed_by_person_id)
+        claimant = person.full_name if person else ""
+    return title, claimant or "?"
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+async def deliver(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    item: Outgoing,
+    now: datetime,
+) -> Delivery | None:
+    """Claim the ledger row, then send. None if another sender had already claimed it."""
+    try:
+        async with unit_of_work(sessions) as session:
+            session.add(
+                ReminderLedger(
+                    person_id=item.person_id,
+                    period=item.period,
+                    kind=item.kind,
+                    status="sending",
+                    channel=item.channel,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return None
+    try:
+        result = await notifier.send(item.channel, item.chat_id, item.reply)
+    except Exception:  # a failed send must still settle its ledger row
+        log.exception("reminder %s to person %s failed", item.kind, item.person_id)
+        result = Delivery.FAILED
+    async with unit_of_work(sessions) as session:
+        row = await session.scalar(
+            select(ReminderLedger).where(
+                ReminderLedger.person_id == item.person_id,
+                ReminderLedger.period == item.period,
+                ReminderLedger.kind == item.kind,
+            )
+        )
+        assert row is not None
+        row.status = result.value
+        row.sent_at = now
+        if result == Delivery.BLOCKED:
+            identity = await session.scalar(
+                select(ChannelIdentity).where(
+                    ChannelIdentity.channel == item.channel,
+                    ChannelIdentity.external_id == item.chat_id,
+                )
+            )
+            if identity is not None:
+                identity.reachable = False
+    return result
+
+
+async def tick(
+    sessions: async_sessionmaker[AsyncSession],
+    calendar: Calendar,
+    policy: Policy,
+    notifier: Notifier,
+    now: datetime,
+    *,
+    concurrency: int = 32,
+    dry_run: bool = False,
+) -> TickResult:
+    async with sessions() as session:
+        outgoing, skipped = await plan(session, calendar, policy, now, notifier.channels)
+    result = TickResult(skipped=skipped, outgoing=outgoing)
+    if dry_run or not outgoing:
+        return result
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: Outgoing) -> Delivery | None:
+        async with gate:
+            return await deliver(sessions, notifier, item, now)
+
+    for delivery in await asyncio.gather(*(one(item) for item in outgoing)):
+        if delivery == Delivery.SENT:
+            result.sent += 1
+        elif delivery == Delivery.BLOCKED:
+            result.blocked += 1
+        elif delivery == Delivery.FAILED:
+            result.failed += 1
+        else:
+            result.skipped += 1
+    return result

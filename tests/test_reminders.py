@@ -1,0 +1,229 @@
+"""Who gets which reminder, on a fixed clock, over a month, a quarter end and December."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from handlers.context import Deps
+from handlers.port import Reply
+from reminders.calendar import Period
+from reminders.policy import Policy
+from reminders.sender import Delivery, tick
+from store.access import accept_invitation, create_invitation
+from store.db import unit_of_work
+from store.models import ChannelIdentity, ReminderLedger, Report, Role
+from tests.dialog import Chat, Clock
+
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=HANOI)
+
+
+@dataclass
+class Outbox:
+    """A notifier that records what it was asked to send; some chats have blocked the bot."""
+
+    blocked: set[str] = field(default_factory=set)
+    sent: list[tuple[str, Reply]] = field(default_factory=list)
+    channels: frozenset[str] = frozenset({"telegram"})
+
+    async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
+        if chat_id in self.blocked:
+            return Delivery.BLOCKED
+        self.sent.append((chat_id, reply))
+        return Delivery.SENT
+
+    def to(self, chat_id: str) -> list[str]:
+        return [r.text for c, r in self.sent if c == chat_id]
+
+    def chats(self) -> set[str]:
+        return {c for c, _ in self.sent}
+
+
+INVESTOR_A, INVESTOR_B, DISTRICT, DEPARTMENT, ADMIN = "101", "102", "103", "104", "105"
+
+
+@pytest.fixture
+async def people(app: App) -> App:
+    """Two investors (one with two clusters), a district, a department and an admin."""
+    now = at("2021-06-01T09:00")
+    invites = [
+        (INVESTOR_A, "Chị Lan", dict(role=Role.INVESTOR, clusters=["dai-thang", "phu-tuc"])),
+        (INVESTOR_B, "Anh Minh", dict(role=Role.INVESTOR, clusters=["binh-phu"])),
+        (DISTRICT, "UBND Phú Xuyên", dict(role=Role.DISTRICT, district="Huyện Phú Xuyên")),
+        (
+            DEPARTMENT,
+            "Sở TN&MT",
+            dict(role=Role.DEPARTMENT, organisation="Sở Tài nguyên và Môi trường"),
+        ),
+        (ADMIN, "Sở Công Thương", dict(role=Role.ADMIN)),
+    ]
+    async with unit_of_work(app.sessions) as session:
+        for chat_id, name, scope in invites:
+            invitation = await create_invitation(session, now=now, **scope)  # type: ignore[arg-type]
+            await accept_invitation(
+                session,
+                invitation.token,
+                channel="telegram",
+                chat_id=chat_id,
+                display_name=name,
+                locale="vi",
+                now=now,
+            )
+    return app
+
+
+async def run(app: App, outbox: Outbox, when: str, policy: Policy | None = None) -> Outbox:
+    calendar = app.deps().calendar
+    await tick(app.sessions, calendar, policy or Policy(), outbox, at(when))
+    return outbox
+
+
+async def file_report(app: App, subject: str, period: str, when: str) -> None:
+    async with unit_of_work(app.sessions) as session:
+        person_id = await session.scalar(
+            select(ChannelIdentity.person_id).where(ChannelIdentity.external_id == INVESTOR_B)
+        )
+        assert person_id is not None
+        deadline = app.deps().calendar.deadline(Period.parse(period))
+        session.add(
+            Report(
+                reference=f"BC-T-{subject}",
+                subject=subject,
+                period=period,
+                form="operating",
+                form_version=1,
+                version=1,
+                answers={},
+                submitted_at=at(when),
+                submitted_by_person_id=person_id,
+                channel="telegram",
+                deadline_at=deadline,
+                on_time=at(when) < deadline,
+            )
+        )
+
+
+async def test_a_month_of_reminders(people: App) -> None:
+    app = people
+    # 20 June, 08:00: five days before the deadline, every reporter with something open
+    box = await run(app, Outbox(), "2021-06-20T08:00")
+    assert box.chats() == {INVESTOR_A, INVESTOR_B, DISTRICT, DEPARTMENT}
+    [to_a] = box.to(INVESTOR_A)  # one message listing both of her clusters
+    assert "Nhắc báo cáo tháng 06/2021: hạn nộp trước ngày 25/06/2021 (còn 5 ngày)" in to_a
+    assert "Đại Thắng" in to_a and "Phú Túc" in to_a
+    assert "Đây cũng là báo cáo Quý II/2021" in to_a  # June closes the quarter
+    buttons = [b for _, r in box.sent if _ == INVESTOR_A for row in r.buttons for b in row]
+    assert [b.payload for b in buttons] == [
+        "report:cluster:dai-thang:2021-06",
+        "report:cluster:phu-tuc:2021-06",
+        "paper:2021-06",
+    ]
+    # the same moment again: the ledger keeps it silent
+    assert (await run(app, Outbox(), "2021-06-20T08:00")).sent == []
+    assert (await run(app, Outbox(), "2021-06-20T15:00")).sent == []
+    # Bình Phú reports; 23 June, 08:00: two days before, only those still missing
+    await file_report(app, "cluster:binh-phu", "2021-06", "2021-06-21T10:00")
+    assert (await run(app, Outbox(), "2021-06-22T21:30")).sent == []  # quiet hours
+    box = await run(app, Outbox(), "2021-06-23T08:00")
+    assert box.chats() == {INVESTOR_A, DISTRICT, DEPARTMENT}
+    assert "còn 2 ngày" in box.to(INVESTOR_A)[0]
+    box = await run(app, Outbox(), "2021-06-24T08:05")
+    assert "còn 1 ngày" in box.to(DISTRICT)[0]
+    # 25 June, 08:00: the morning after — the district and the admins get the missing list
+    box = await run(app, Outbox(), "2021-06-25T08:00")
+    assert box.chats() == {DISTRICT, ADMIN}
+    [to_district] = box.to(DISTRICT)
+    assert "Trên địa bàn Huyện Phú Xuyên còn thiếu 3 báo cáo" in to_district
+    assert "Đại Thắng" in to_district and "UBND Huyện Phú Xuyên" in to_district
+    assert "Bình phú" not in to_district and "Tài nguyên" not in to_district
+    [to_admin] = box.to(ADMIN)
+    assert "Toàn Thành phố còn thiếu 4 báo cáo" in to_admin
+    assert "Huyện Phú Xuyên (3)" in to_admin and "Các sở, ngành Thành phố (1)" in to_admin
+    # 26 June: Sở Công Thương's own deadline (28th), with the reporting rate
+    box = await run(app, Outbox(), "2021-06-26T08:00")
+    [office] = box.to(ADMIN)
+    assert "báo cáo tổng hợp tháng 06/2021 gửi UBND Thành phố và Bộ Công Thương" in office
+    assert "hạn trước ngày 28/06/2021 (còn 2 ngày)" in office
+    assert "Đã nhận 1/5 báo cáo (20 %); đúng hạn 1, muộn 0" in office
+    assert (await run(app, Outbox(), "2021-06-28T08:00")).sent == []
+
+
+async def test_quarter_end_and_december(people: App) -> None:
+    box = await run(people, Outbox(), "2021-08-20T08:00")
+    assert "Đây cũng là" not in box.to(INVESTOR_A)[0]  # August is an ordinary month
+    box = await run(people, Outbox(), "2021-09-20T08:00")
+    assert "Đây cũng là báo cáo Quý III/2021" in box.to(INVESTOR_A)[0]
+    box = await run(people, Outbox(), "2021-12-15T08:00")  # December: due before the 20th
+    [to_a] = box.to(INVESTOR_A)
+    assert "hạn nộp trước ngày 20/12/2021 (còn 5 ngày)" in to_a
+    assert "Đây cũng là báo cáo cả năm 2021" in to_a
+    box = await run(people, Outbox(), "2021-12-20T08:00")
+    assert box.chats() == {DISTRICT, ADMIN}  # the morning after the 19th
+    box = await run(people, Outbox(), "2021-12-23T08:00")
+    assert "hạn trước ngày 25/12/2021 (còn 2 ngày)" in box.to(ADMIN)[0]
+
+
+async def test_blocked_person_is_recorded_and_listed(people: App) -> None:
+    app = people
+    box = await run(app, Outbox(blocked={DEPARTMENT}), "2021-06-20T08:00")
+    assert DEPARTMENT not in box.chats()
+    async with app.sessions() as session:
+        identity = await session.scalar(
+            select(ChannelIdentity).where(ChannelIdentity.external_id == DEPARTMENT)
+        )
+        ledger = await session.scalar(
+            select(ReminderLedger).where(ReminderLedger.status == "blocked")
+        )
+    assert identity is not None and not identity.reachable
+    assert ledger is not None and ledger.kind == "due-5"
+    box = await run(app, Outbox(), "2021-06-25T08:00")
+    assert "Không liên lạc được (đã chặn bot hoặc chưa có kênh): 1" in box.to(ADMIN)[0]
+    assert "Sở TN&MT" in box.to(ADMIN)[0]
+
+
+async def test_paper_claim_confirmed_by_the_admin(people: App) -> None:
+    app = people
+    clock = Clock(at("2021-06-20T09:00"))
+    base = app.deps()
+    deps = Deps(base.sessions, base.config, clock)
+    investor = Chat(deps, chat_id=INVESTOR_A, channel="telegram")
+    admin = Chat(deps, chat_id=ADMIN, channel="telegram")
+    box = await run(app, Outbox(), "2021-06-20T08:00")
+    investor.replies = [r for c, r in box.sent if c == INVESTOR_A]
+    answer = await investor.tap("Đã gửi bằng văn bản")
+    assert "Sở Công Thương sẽ xác nhận" in answer
+    box = await run(app, Outbox(), "2021-06-20T09:01")  # the next tick asks the admin
+    asks = [r for c, r in box.sent if c == ADMIN]  # one question per cluster she claimed
+    [dai_thang] = [r for r in asks if "Đại Thắng" in r.text]
+    [phu_tuc] = [r for r in asks if "Phú Túc" in r.text]
+    assert "Chị Lan báo đã gửi báo cáo tháng 06/2021 của Cụm công nghiệp" in dai_thang.text
+    admin.replies = [dai_thang]
+    assert "Đã xác nhận" in await admin.tap("Đã nhận bản giấy")
+    admin.replies = [phu_tuc]
+    assert "vẫn còn thiếu" in await admin.tap("Chưa nhận được")
+    admin.replies = [phu_tuc]
+    assert "đã được xử lý" in await admin.tap("Chưa nhận được")  # the same button again
+    box = await run(app, Outbox(), "2021-06-23T08:00")
+    [to_a] = box.to(INVESTOR_A)
+    assert "Phú Túc" in to_a and "Đại Thắng" not in to_a  # the paper copy filled that slot
+
+
+async def test_reminder_button_opens_that_report(people: App) -> None:
+    app = people
+    base = app.deps()
+    deps = Deps(base.sessions, base.config, Clock(at("2021-06-20T09:00")))
+    investor = Chat(deps, chat_id=INVESTOR_A, channel="telegram")
+    box = await run(app, Outbox(), "2021-06-20T08:00")
+    investor.replies = [r for c, r in box.sent if c == INVESTOR_A]
+    answer = await investor.tap("Báo cáo: Cụm công nghiệp làng nghề Phú Túc")
+    assert "Báo cáo tháng 06/2021 — Cụm công nghiệp làng nghề Phú Túc" in answer
+    assert "QHCT" in answer

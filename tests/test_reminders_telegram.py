@@ -1,0 +1,101 @@
+"""`ccn-bot reminders preview|send` as operations run them: real processes, real PTB, a
+stand-in Bot API that enforces Telegram's flood limits and has a person who blocked the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import open_app, prepare
+from bot.settings import load_settings
+from store.access import accept_invitation, create_invitation
+from store.clusters import all_clusters
+from store.db import unit_of_work
+from store.models import ChannelIdentity, ReminderLedger, Role
+from tests.standin_telegram import StandinBotAPI
+from tests.test_telegram_e2e import environment
+
+PEOPLE = 40
+BLOCKED = 7_000_003
+AT = "2021-06-20T08:00+07:00"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[StandinBotAPI]:
+    server = StandinBotAPI(token="515151:REMIND", enforce_limits=True)
+    server.blocked_chats.add(BLOCKED)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def ccn(tmp_path: Path, api: StandinBotAPI, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_send_is_rate_limited_retried_and_once_only(
+    api: StandinBotAPI, tmp_path: Path
+) -> None:
+    settings = load_settings(DATA_DIR=tmp_path / "data")
+    now = datetime(2021, 6, 1, tzinfo=UTC)
+    async with open_app(settings) as app:
+        await prepare(app)
+        async with unit_of_work(app.sessions) as session:
+            clusters = await all_clusters(session)
+            for number, cluster in enumerate(clusters[:PEOPLE]):
+                invitation = await create_invitation(
+                    session, role=Role.INVESTOR, now=now, clusters=[cluster.code]
+                )
+                await accept_invitation(
+                    session,
+                    invitation.token,
+                    channel="telegram",
+                    chat_id=str(7_000_000 + number),
+                    display_name=f"CĐT {number}",
+                    locale="vi",
+                    now=now,
+                )
+
+    code, preview = await ccn(tmp_path, api, "reminders", "preview", "--at", AT)
+    assert code == 0, preview
+    assert f"{PEOPLE} tin nhắc đến hạn gửi; 0 tin đã gửi trước đó" in preview
+    assert not api.called("sendMessage")  # a preview sends nothing
+
+    code, output = await ccn(tmp_path, api, "reminders", "send", "--at", AT)
+    assert code == 0, output
+    assert f"Đã gửi {PEOPLE - 1}; bị chặn 1; lỗi 0" in output
+    assert api.too_many_requests > 0  # 40 at once is over 30 a second: 429s, retried
+    for number in range(PEOPLE):
+        chat = 7_000_000 + number
+        expected = 0 if chat == BLOCKED else 1
+        assert len(api.sent(chat)) == expected, chat
+
+    code, output = await ccn(tmp_path, api, "reminders", "send", "--at", AT)
+    assert code == 0 and f"đã gửi trước đó {PEOPLE}" in output
+    assert sum(len(api.sent(7_000_000 + n)) for n in range(PEOPLE)) == PEOPLE - 1
+
+    async with open_app(settings) as app, app.sessions() as session:
+        blocked = await session.scalar(
+            select(ChannelIdentity).where(ChannelIdentity.external_id == str(BLOCKED))
+        )
+        statuses = (await session.scalars(select(ReminderLedger.status))).all()
+    assert blocked is not None and not blocked.reachable
+    assert sorted(statuses) == ["blocked"] + ["sent"] * (PEOPLE - 1)
