@@ -42,7 +42,7 @@ PROBLEMS = {
     "not_integer": i18n.N_("not a whole number"),
     "bad_appendix": i18n.N_("the appendix is 2 or 3"),
     "bad_kind": i18n.N_(
-        "the kind is operating_complete, operating_incomplete or founded_2018_2020"
+        "the kind is operating_complete, operating_incomplete, founded_2018_2020 or founded_2021"
     ),
     "bad_investor_type": i18n.N_("the investor type is district_board or company"),
     "bad_percent": i18n.N_("not a percentage from 0 to 100 (e.g. 68,45)"),
@@ -354,6 +354,40 @@ def reminders_send(at: str | None) -> None:
     )
     if failed:
         sys.exit(1)
+
+
+@main.command("export")
+@click.option("--period", required=True, help="The month, e.g. 2021-06 or 6/2021.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--chart",
+    "chart_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the summary chart to this PNG file.",
+)
+def export(period: str, out: Path, chart_path: Path | None) -> None:
+    """Build the month's consolidated workbook (the file /tonghop sends)."""
+    from reminders.calendar import Period
+    from reports import chart, workbook
+    from reports.summary import summarise
+    from store.text import parse_month
+
+    try:
+        month = Period.parse(parse_month(period))
+    except ValueError:
+        click.echo(_("Please give the month as month/year, e.g. /baocao 5/2021."), err=True)
+        sys.exit(2)
+
+    async def work(app: App) -> None:
+        calendar = app.settings.calendar()
+        async with app.sessions() as session:
+            summary = await summarise(session, month, calendar)
+            await workbook.build(session, summary, calendar, out, datetime.now(UTC))
+        if chart_path is not None:
+            chart.render(summary, chart_path, app.settings.default_locale)
+
+    _with_app(work)
+    click.echo(_("Workbook written: {file}").format(file=out))
 
 
 @main.group()

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers import lookup, paper, reporting
+from handlers import paper, reporting, status
 from handlers.context import Ctx, Deps
 from handlers.port import Button, Incoming, Reply
 from store import i18n
@@ -43,6 +43,12 @@ COMMANDS = {
     "/revoke": "revoke",
     "/vanban": "paper",
     "/paper": "paper",
+    "/tinhhinh": "status",
+    "/status": "status",
+    "/chuabaocao": "missing",
+    "/missing": "missing",
+    "/tonghop": "summary",
+    "/summary": "summary",
     "/start": "start",
 }
 ADMIN_ONLY = {"invite", "people", "revoke", "paper"}
@@ -152,6 +158,12 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await revoke(ctx, args)
     if command == "paper":
         return await paper.record(ctx, args)
+    if command == "status":
+        return await status.status(ctx, args)
+    if command == "missing":
+        return await status.missing(ctx, args)
+    if command == "summary":
+        return await status.summary(ctx, args)
     if command == "unknown":
         return [Reply(ctx._("I do not know that command. Send /trogiup for help."))]
     mode = ctx.state.get("mode")
@@ -163,6 +175,8 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await paper.claim(ctx, payload.removeprefix("paper:"))
     if payload.startswith(("paperok:", "paperno:")):
         return await paper.decide(ctx, payload)
+    if payload.startswith("missing:"):
+        return await status.missing(ctx, payload.removeprefix("missing:"))
     if mode == "pick_subject" and payload.startswith("subject:"):
         return await reporting.pick_subject(ctx, payload)
     if mode in FLOW_MODES - {"pick_subject"}:
@@ -175,7 +189,7 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     if first_contact:
         return help_for(ctx)
     if payload.startswith("cluster:") or incoming.text.strip():
-        return await lookup.answer(ctx)
+        return await status.status(ctx, incoming.text)
     return help_for(ctx)
 
 
@@ -239,10 +253,13 @@ def help_for(ctx: Ctx) -> list[Reply]:
             _("/nguoidung — list people; /thuhoi <number> — withdraw access"),
             _("/vanban <cluster code> <month> — record a report received on paper"),
         ]
-    lines += [
-        _("Type a cluster's name to see its record."),
-        _("/ngonngu — Tiếng Việt / English"),
-    ]
+    lines.append(_("/tinhhinh <cluster> — how a cluster is doing (or just type its name)"))
+    if ctx.person.role in (Role.ADMIN, Role.DISTRICT):
+        lines += [
+            _("/chuabaocao [month] — who has not reported"),
+            _("/tonghop [month] — the month's summary"),
+        ]
+    lines.append(_("/ngonngu — Tiếng Việt / English"))
     return [Reply("\n".join(lines))]
 
 

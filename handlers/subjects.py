@@ -52,7 +52,8 @@ def _short(text: str, limit: int = ITEM_TITLE_MAX) -> str:
 
 
 def cluster_subject(cluster: Cluster) -> Subject:
-    form = "founded" if cluster.kind == ClusterKind.FOUNDED_2018_2020 else "operating"
+    founding = (ClusterKind.FOUNDED_2018_2020, ClusterKind.FOUNDED_2021)
+    form = "founded" if cluster.kind in founding else "operating"
     return Subject(f"cluster:{cluster.code}", cluster.name, form, cluster_id=cluster.id)
 
 

@@ -75,3 +75,10 @@ class Calendar:
         local = moment.astimezone(self.zone)
         period = Period(local.year, local.month)
         return period.next() if local >= self.deadline(period) else period
+
+    def focus(self, moment: datetime) -> Period:
+        """The period Sở Công Thương is working on: the one whose reports just closed, until its
+        own deadline; otherwise the one being reported."""
+        current = self.period_at(moment)
+        previous = current.previous()
+        return previous if moment < self.office_deadline(previous) else current

@@ -73,6 +73,7 @@ class ClusterKind(enum.StrEnum):
     OPERATING_COMPLETE = "operating_complete"
     OPERATING_INCOMPLETE = "operating_incomplete"
     FOUNDED_2018_2020 = "founded_2018_2020"
+    FOUNDED_2021 = "founded_2021"  # new clusters founded under the plan; Sở adds them by import
 
 
 class Role(enum.StrEnum):

@@ -85,6 +85,6 @@ async def chat(
             chat_id = demo_chat(Role(words[1]))
             print(f"[demo: {words[1]}]", file=out)
             buttons = []
-            continue
+            line = "/trogiup"
         for reply in await conversation.handle(to_incoming(line, chat_id, buttons), deps):
             buttons = render(reply, out)

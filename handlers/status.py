@@ -1,0 +1,387 @@
+"""Sở Công Thương's questions by message: how is cluster X, who has not reported, this
+month's summary (with the workbook and the chart). Each person sees only their part."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from handlers import answers
+from handlers.context import Ctx
+from handlers.forms import load_forms
+from handlers.port import Button, Photo, Reply
+from handlers.subjects import cluster_subject
+from reminders.calendar import Period
+from reports import chart, workbook
+from reports.missing import missing_rows
+from reports.progress import latest_answers, next_step, reports_of, sender_names
+from reports.summary import Summary, summarise
+from store import i18n
+from store.clusters import Match, all_clusters, search
+from store.models import Cluster, ClusterKind, ClusterStep, ReportDraft, ReportPhoto, Role
+from store.models import Photo as StoredPhoto
+from store.text import bare_cluster_name, parse_month
+
+FIGURE_TYPES = ("percent", "number", "yesno", "choice", "date")
+# Short names of the plan's targets for a phone screen (the workbook keeps the plan's words).
+TARGET_NAMES = {
+    "groundbreakings": i18n.N_("Groundbreakings, whole year"),
+    "groundbreakings_q1": i18n.N_("Groundbreakings, Q1"),
+    "groundbreakings_q2": i18n.N_("Groundbreakings, Q2"),
+    "groundbreakings_q3": i18n.N_("Groundbreakings, Q3"),
+    "groundbreakings_q4": i18n.N_("Groundbreakings, Q4"),
+    "infrastructure_completed": i18n.N_("Infrastructure finished"),
+    "new_clusters": i18n.N_("New clusters founded"),
+    "wastewater_new": i18n.N_("Wastewater plant to standard, new clusters"),
+    "wastewater_operating": i18n.N_("Wastewater plant to standard, operating clusters"),
+}
+KIND_LABELS = {
+    ClusterKind.OPERATING_COMPLETE: i18n.N_("operating, infrastructure finished"),
+    ClusterKind.OPERATING_INCOMPLETE: i18n.N_("operating, infrastructure unfinished"),
+    ClusterKind.FOUNDED_2018_2020: i18n.N_("founded 2018–2020"),
+    ClusterKind.FOUNDED_2021: i18n.N_("newly founded"),
+}
+
+
+async def has_open_draft(session: AsyncSession, person_id: int) -> bool:
+    found = await session.scalar(
+        select(ReportDraft.id)
+        .where(ReportDraft.person_id == person_id, ReportDraft.status == "open")
+        .limit(1)
+    )
+    return found is not None
+
+
+def cluster_buttons(matches: list[Match], locale: str) -> list[list[Button]]:
+    """One button per cluster; two clusters of the same name are told apart by their kind."""
+    _ = i18n.gettext_for(locale)
+    names = Counter(bare_cluster_name(m.cluster.name) for m in matches)
+    rows = []
+    for m in matches:
+        label = m.cluster.name
+        if names[bare_cluster_name(label)] > 1:
+            label = f"{label} ({_(KIND_LABELS[ClusterKind(m.cluster.kind)])})"
+        rows.append([Button(label, f"cluster:{m.cluster.code}")])
+    return rows
+
+
+# --- who may see what ---------------------------------------------------------------------
+
+
+async def visible_clusters(ctx: Ctx) -> list[Cluster]:
+    """Admins see every cluster; a district officer their district's; an investor their own;
+    a department the clusters where the plan gives it a step; anyone else none."""
+    person = ctx.person
+    if person is None or not person.active:
+        return []
+    clusters = await all_clusters(ctx.session)
+    if person.role == Role.ADMIN:
+        return clusters
+    if person.role == Role.DISTRICT:
+        return [c for c in clusters if c.district_id == person.district_id]
+    if person.role == Role.INVESTOR:
+        mine = {c.id for c in person.clusters}
+        return [c for c in clusters if c.id in mine]
+    if person.role == Role.DEPARTMENT and person.organisation_id is not None:
+        owned = set(
+            (
+                await ctx.session.scalars(
+                    select(ClusterStep.cluster_id).where(
+                        ClusterStep.owner_id == person.organisation_id
+                    )
+                )
+            ).all()
+        )
+        return [c for c in clusters if c.id in owned]
+    return []
+
+
+# --- /tinhhinh ----------------------------------------------------------------------------
+
+
+async def status(ctx: Ctx, query: str) -> list[Reply]:
+    _ = ctx._
+    visible = await visible_clusters(ctx)
+    query = query.strip()
+    if ctx.incoming.payload and ctx.incoming.payload.startswith("cluster:"):
+        code = ctx.incoming.payload.removeprefix("cluster:")
+        chosen = [c for c in visible if c.code == code]
+        if chosen:
+            return await card(ctx, chosen[0])
+        return [Reply(_("No cluster matches “{query}”. Please check the name.").format(query=code))]
+    if not query:
+        if len(visible) == 1:
+            return await card(ctx, visible[0])
+        return [Reply(_("Type the cluster's name, e.g. /tinhhinh Đại Thắng."))]
+    matches = search(visible, query)
+    if not matches:
+        lines = [_("No cluster matches “{query}”. Please check the name.").format(query=query)]
+        if ctx.person is not None and await has_open_draft(ctx.session, ctx.person.id):
+            lines.append(_("You have a report in progress: send /baocao to continue."))
+        lines.append(_("Send /trogiup for help."))
+        return [Reply("\n".join(lines))]
+    first = matches[0]
+    if first.exact and (len(matches) == 1 or not matches[1].exact):
+        replies = await card(ctx, first.cluster)
+        others = [m for m in matches[1:] if m.score >= 90]
+        if others:
+            replies[0] = Reply(
+                replies[0].text, cluster_buttons(others, ctx.locale), replies[0].photos
+            )
+        return replies
+    return [Reply(_("Which cluster do you mean?"), cluster_buttons(matches, ctx.locale))]
+
+
+def _change(question_type: str, new: str | None, old: str | None, locale: str) -> str:
+    if old is None or new is None or new == old:
+        return ""
+    if question_type in ("percent", "number"):
+        delta = Decimal(new) - Decimal(old)
+        sign = "+" if delta > 0 else "−"
+        return f" ({sign}{i18n.number(abs(delta), locale)})"
+    return ""
+
+
+async def card(ctx: Ctx, cluster: Cluster) -> list[Reply]:
+    _ = ctx._
+    locale = ctx.locale
+    calendar = ctx.deps.calendar
+    subject = cluster_subject(cluster)
+    lines = [cluster.name]
+    kind = _(KIND_LABELS[ClusterKind(cluster.kind)])
+    district = cluster.district.name if cluster.district else "?"
+    lines.append(f"{district} · {kind}")
+    if cluster.investor:
+        lines.append(_("Investor: {investor}").format(investor=cluster.investor.name))
+    plan = []
+    if cluster.occupancy_rate is not None:
+        plan.append(_("occupancy {rate}").format(rate=i18n.percent(cluster.occupancy_rate, locale)))
+    if cluster.planned_groundbreaking:
+        plan.append(
+            _("groundbreaking {month}").format(
+                month=i18n.month(cluster.planned_groundbreaking, locale)
+            )
+        )
+    if cluster.planned_completion:
+        plan.append(
+            _("infrastructure by {quarter}").format(
+                quarter=i18n.quarter(cluster.planned_completion, locale)
+            )
+        )
+    if plan:
+        lines.append(_("In the plan: {items}.").format(items="; ".join(plan)))
+    reports = await reports_of(ctx.session, subject.key)
+    period = calendar.period_at(ctx.now)
+    this_period = [r for r in reports if r.period == str(period)]
+    if this_period:
+        first = this_period[0]
+        lines.append(
+            _("Report for {period}: received ({reference}, {day}).").format(
+                period=period.label(),
+                reference=first.reference,
+                day=i18n.day(first.submitted_at.astimezone(calendar.zone).date(), locale),
+            )
+        )
+    else:
+        lines.append(_("Report for {period}: not yet received.").format(period=period.label()))
+    latest = latest_answers(reports)
+    if reports:
+        newest = max(reports, key=lambda r: (r.period, r.version))
+        earlier = [r for r in reports if r.period < newest.period]
+        previous = latest_answers(earlier)
+        names = await sender_names(ctx.session, reports)
+        lines.append(
+            _("Latest figures ({period}, sent by {who} on {day}):").format(
+                period=Period.parse(newest.period).label(),
+                who=names.get(newest.submitted_by_person_id, "?"),
+                day=i18n.day(newest.submitted_at.astimezone(calendar.zone).date(), locale),
+            )
+        )
+        for question in load_forms()[subject.form].questions:
+            answer = latest.get(question.id)
+            if question.type not in FIGURE_TYPES or answer is None or answer.value is None:
+                continue
+            shown = answers.display(question, answer.value, locale)
+            old = previous.get(question.id)
+            line = f"• {question.label.get(locale).rstrip('?')}: {shown}"
+            line += _change(question.type, answer.value, old.value if old else None, locale)
+            if answer.report is not newest:
+                line += " " + _("(from {period})").format(
+                    period=Period.parse(answer.report.period).label()
+                )
+            lines.append(line)
+    else:
+        lines.append(_("No report yet."))
+    steps = list(
+        (
+            await ctx.session.scalars(
+                select(ClusterStep)
+                .where(ClusterStep.cluster_id == cluster.id)
+                .options(selectinload(ClusterStep.owner))
+                .order_by(ClusterStep.seq)
+            )
+        ).all()
+    )
+    step = next_step(cluster, steps, latest, ctx.now.astimezone(calendar.zone))
+    if step is not None:
+        owner = step.step.owner.name if step.step.owner else "?"
+        text = _("Next step: {step} — {owner}.").format(step=step.step.text, owner=owner)
+        if step.late:
+            text += " " + _("Late against the plan.")
+        lines.append(text)
+    photos = await _latest_photos(ctx, cluster)
+    return [Reply("\n".join(lines), photos=photos)]
+
+
+async def _latest_photos(ctx: Ctx, cluster: Cluster, limit: int = 3) -> tuple[Photo, ...]:
+    rows = (
+        await ctx.session.execute(
+            select(StoredPhoto, ReportPhoto.received_at)
+            .join(ReportPhoto, ReportPhoto.photo_id == StoredPhoto.id)
+            .where(ReportPhoto.cluster_id == cluster.id, ReportPhoto.report_id.is_not(None))
+            .order_by(ReportPhoto.received_at.desc())
+            .limit(limit)
+        )
+    ).all()
+    zone = ctx.deps.calendar.zone
+    return tuple(
+        Photo(
+            ctx.deps.config.data_dir / photo.path,
+            i18n.day((photo.taken_at or received).astimezone(zone).date(), ctx.locale),
+        )
+        for photo, received in rows
+    )
+
+
+# --- /chuabaocao and /tonghop ----------------------------------------------------------------
+
+
+def _period_and_rest(ctx: Ctx, args: str) -> tuple[Period, str]:
+    words = args.split()
+    if words:
+        try:
+            return Period.parse(parse_month(words[0])), " ".join(words[1:])
+        except ValueError:
+            pass
+    return ctx.deps.calendar.focus(ctx.now), args.strip()
+
+
+def _district_scope(ctx: Ctx, asked: str) -> tuple[bool, str | None]:
+    """(allowed, district name or None for the whole city)."""
+    person = ctx.person
+    assert person is not None
+    if person.role == Role.ADMIN:
+        return True, asked or None
+    if person.role == Role.DISTRICT and person.district is not None:
+        return True, person.district.name
+    return False, None
+
+
+async def missing(ctx: Ctx, args: str) -> list[Reply]:
+    _ = ctx._
+    period, rest = _period_and_rest(ctx, args)
+    allowed, district = _district_scope(ctx, rest)
+    if not allowed:
+        return [Reply(_("Only Sở Công Thương and district People's Committees can see this."))]
+    summary = await summarise(ctx.session, period, ctx.deps.calendar)
+    rows = await missing_rows(ctx.session, period, summary.slots)
+    if district is not None:
+        from store.orgs import district_short
+
+        wanted = district_short(district)
+        rows = [r for r in rows if district_short(r.slot.district) == wanted]
+    if not rows:
+        return [Reply(_("All reports for {period} are in.").format(period=period.label()))]
+    lines = [
+        _("Not yet reported for {period}: {count}.").format(period=period.label(), count=len(rows))
+    ]
+    groups: dict[str, list[str]] = {}
+    zone = ctx.deps.calendar.zone
+    for row in rows:
+        when = (
+            _("last reminded {at}").format(
+                at=row.last_reminded.astimezone(zone).strftime("%d/%m %H:%M")
+            )
+            if row.last_reminded
+            else _("not reminded yet")
+        )
+        entry = f"  • {row.slot.title} — {', '.join(row.people)} ({when})"
+        groups.setdefault(row.slot.district or _("City departments"), []).append(entry)
+    for name in sorted(groups):
+        lines.append(f"{name} ({len(groups[name])}):")
+        lines.extend(groups[name])
+    return [Reply("\n".join(lines))]
+
+
+def _rate_line(label: str, r: object, locale: str) -> str:
+    from reminders.slots import Rate
+
+    assert isinstance(r, Rate)
+    return f"• {label}: {r.received}/{r.expected} ({i18n.percent(round(r.percent, 1), locale)})"
+
+
+def summary_text(summary: Summary, locale: str) -> str:
+    _ = i18n.gettext_for(locale)
+    t = summary.total
+    lines = [
+        _("Summary for {period}").format(period=summary.period.label()),
+        _(
+            "Reports: {received}/{expected} received ({percent}); on time {on_time}, late {late}."
+        ).format(
+            received=t.received,
+            expected=t.expected,
+            percent=i18n.percent(round(t.percent, 1), locale),
+            on_time=t.on_time,
+            late=t.late,
+        ),
+    ]
+    if summary.by_district:
+        lines.append(_("By district:"))
+        lines += [_rate_line(d or _("City departments"), r, locale) for d, r in summary.by_district]
+    if summary.by_reporter:
+        lines.append(_("By kind of reporter:"))
+        lines += [
+            _rate_line(_(workbook.REPORTER_NAMES.get(k, k)), r, locale)
+            for k, r in summary.by_reporter
+        ]
+    lines.append(_("Plan and actual:"))
+    for row in summary.targets:
+        if row.actual is None:
+            continue
+        if row.unit == "percent":
+            actual = f"{row.count}/{row.of} ({i18n.percent(row.actual, locale)})"
+            plan = i18n.percent(row.plan_min or 0, locale)
+        else:
+            actual = i18n.number(row.actual, locale)
+            plan = i18n.number(row.plan_min or 0, locale)
+            if row.plan_max is not None and row.plan_max != row.plan_min:
+                plan += f"–{i18n.number(row.plan_max, locale)}"
+            elif row.plan_max is None:
+                plan = f"≥ {plan}"
+        mark = " ✓" if row.met else ""
+        name = _(TARGET_NAMES[row.code]) if row.code in TARGET_NAMES else row.label
+        lines.append(f"• {name}: {actual} / {plan}{mark}")
+    return "\n".join(lines)
+
+
+async def summary(ctx: Ctx, args: str) -> list[Reply]:
+    _ = ctx._
+    assert ctx.person is not None
+    period, _rest = _period_and_rest(ctx, args)
+    allowed, district = _district_scope(ctx, "")
+    if not allowed:
+        return [Reply(_("Only Sở Công Thương and district People's Committees can see this."))]
+    result = await summarise(ctx.session, period, ctx.deps.calendar, district=district)
+    text = summary_text(result, ctx.locale)
+    if ctx.person.role != Role.ADMIN:
+        return [Reply(text)]
+    exports = ctx.deps.config.data_dir / "exports"
+    book = await workbook.build(
+        ctx.session, result, ctx.deps.calendar, exports / f"tong-hop-{period}.xlsx", ctx.now
+    )
+    picture = chart.render(result, exports / f"tong-hop-{period}.png", ctx.locale)
+    return [Reply(text), Reply("", photos=(Photo(picture, _("Chart")),), file=book)]

@@ -1,0 +1,396 @@
+"""The month's consolidated workbook: a summary sheet with the targets, one sheet per appendix
+of the plan with this period's values beside the plan's columns, and the missing reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from handlers.answers import display
+from handlers.forms import Question, load_forms
+from reminders.calendar import Calendar
+from reports.missing import missing_rows
+from reports.progress import next_step
+from reports.summary import FOUNDED, OPERATING, Summary
+from store import i18n
+from store.i18n import N_
+from store.models import Cluster, ClusterKind, ClusterStep, Report, Task
+
+HEADER = Font(bold=True, color="FFFFFF")
+HEADER_FILL = PatternFill("solid", fgColor="1F5FA8")
+TITLE = Font(bold=True, size=13)
+PERCENT = '0.0#" %"'
+DATE = "DD/MM/YYYY"
+WRAP = Alignment(wrap_text=True, vertical="top")
+REPORTER_NAMES = {
+    "investor": N_("Cluster investors"),
+    "district": N_("District People's Committees"),
+    "department": N_("Departments"),
+}
+
+
+def _sheet(
+    workbook: Workbook, title: str, heading: str, columns: Sequence[tuple[str, int]]
+) -> Worksheet:
+    sheet: Worksheet = workbook.create_sheet(title)
+    sheet.append([heading])
+    sheet["A1"].font = TITLE
+    sheet.append([name for name, _w in columns])
+    for index, (_name, width) in enumerate(columns, start=1):
+        cell = sheet.cell(row=2, column=index)
+        cell.font, cell.fill, cell.alignment = HEADER, HEADER_FILL, WRAP
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "C3"
+    return sheet
+
+
+def _finish(sheet: Worksheet, formats: dict[int, str] | None = None) -> None:
+    if sheet.max_row > 2:
+        sheet.auto_filter.ref = f"A2:{get_column_letter(sheet.max_column)}{sheet.max_row}"
+    for row in sheet.iter_rows(min_row=3):
+        for cell in row:
+            cell.alignment = WRAP
+            if formats and cell.column in formats and cell.value is not None:
+                cell.number_format = formats[cell.column]
+
+
+def _num(value: str | None) -> float | None:
+    return float(Decimal(value)) if value not in (None, "") else None
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _local(moment: datetime | None, calendar: Calendar) -> datetime | None:
+    return moment.astimezone(calendar.zone).replace(tzinfo=None) if moment else None
+
+
+async def build(
+    session: AsyncSession, summary: Summary, calendar: Calendar, path: Path, now: datetime
+) -> Path:
+    _ = i18n.gettext_for("vi")
+    workbook = Workbook()
+    default = workbook.active
+    assert default is not None
+    workbook.remove(default)
+    label = summary.period.label()
+    _summary_sheet(workbook, summary, _)
+    await _tasks_sheet(workbook, session, summary, _)
+    clusters = list(
+        (
+            await session.scalars(
+                select(Cluster)
+                .options(
+                    selectinload(Cluster.district),
+                    selectinload(Cluster.investor),
+                    selectinload(Cluster.steps).selectinload(ClusterStep.owner),
+                )
+                .order_by(Cluster.appendix, Cluster.section, Cluster.number)
+            )
+        ).all()
+    )
+    slots = {s.subject: s for s in summary.slots}
+    _operating_sheet(workbook, clusters, summary, slots, calendar, _)
+    _founded_sheet(workbook, clusters, summary, slots, calendar, now, _)
+    missing = await missing_rows(session, summary.period, summary.slots)
+    sheet = _sheet(
+        workbook,
+        _("Missing reports"),
+        _("Reports not received for {period}").format(period=label),
+        [
+            (_("District"), 24),
+            (_("Cluster or organisation"), 48),
+            (_("Reporter"), 22),
+            (_("Who owes it"), 36),
+            (_("Last reminded"), 18),
+        ],
+    )
+    for row in missing:
+        sheet.append(
+            [
+                row.slot.district or _("City departments"),
+                row.slot.title,
+                _(REPORTER_NAMES.get(row.slot.reporter, row.slot.reporter)),
+                ", ".join(row.people),
+                _local(row.last_reminded, calendar),
+            ]
+        )
+    _finish(sheet, {5: "DD/MM/YYYY HH:MM"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook.save(path)
+    return path
+
+
+def _summary_sheet(workbook: Workbook, summary: Summary, _: Any) -> None:
+    sheet = workbook.create_sheet(_("Summary"))
+    sheet.append(
+        [_("Kế hoạch 68/KH-UBND — summary for {period}").format(period=summary.period.label())]
+    )
+    sheet["A1"].font = TITLE
+    sheet.append([])
+    header = [_("Reporting rate"), _("Expected"), _("Received"), _("On time"), _("Late"), _("Rate")]
+    rows: list[list[Any]] = [[_("Whole city"), *_rate(summary.total)]]
+    rows += [[d or _("City departments"), *_rate(r)] for d, r in summary.by_district]
+    rows += [[_(REPORTER_NAMES.get(k, k)), *_rate(r)] for k, r in summary.by_reporter]
+    _table(sheet, header, rows, {6: PERCENT})
+    sheet.append([])
+    header = [_("Target of the plan"), _("Plan"), _("Actual"), _("Clusters"), _("Met")]
+    rows = []
+    for t in summary.targets:
+        plan: Any = float(t.plan_min) if t.plan_min is not None else None
+        if t.plan_max is not None and t.plan_min != t.plan_max:
+            plan = f"{i18n.number(t.plan_min or 0)}–{i18n.number(t.plan_max)}"
+        elif t.plan_max is None and t.plan_min is not None and t.unit == "cluster":
+            plan = f"≥ {i18n.number(t.plan_min)}"
+        actual = float(t.actual) if t.actual is not None else _("not measured")
+        counted = f"{t.count}/{t.of}" if t.of is not None else None
+        met = None if t.met is None else (_("Yes") if t.met else _("No"))
+        rows.append([t.label, plan, actual, counted, met])
+    _table(sheet, header, rows, {})
+    sheet.column_dimensions["A"].width = 70
+    for column in "BCDEF":
+        sheet.column_dimensions[column].width = 14
+
+
+def _rate(r: Any) -> list[Any]:
+    return [r.expected, r.received, r.on_time, r.late, round(r.percent, 1)]
+
+
+def _table(
+    sheet: Worksheet, header: list[str], rows: list[list[Any]], formats: dict[int, str]
+) -> None:
+    sheet.append(header)
+    for index in range(1, len(header) + 1):
+        cell = sheet.cell(row=sheet.max_row, column=index)
+        cell.font, cell.fill, cell.alignment = HEADER, HEADER_FILL, WRAP
+    for values in rows:
+        sheet.append(values)
+        for column, fmt in formats.items():
+            sheet.cell(row=sheet.max_row, column=column).number_format = fmt
+
+
+async def _tasks_sheet(workbook: Workbook, session: AsyncSession, summary: Summary, _: Any) -> None:
+    tasks = (await session.scalars(select(Task).order_by(Task.number))).all()
+    reports = (
+        await session.scalars(
+            select(Report)
+            .where(Report.period == str(summary.period), Report.subject.startswith("org:"))
+            .order_by(Report.version)
+        )
+    ).all()
+    latest = {r.subject: r for r in reports}  # the last version of each organisation's report
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    percents: dict[str, list[float]] = defaultdict(list)
+    for report in latest.values():
+        for qid, entry in report.answers.items():
+            item, _sep, sub = qid.partition(".")
+            if not item.startswith("t") or not isinstance(entry, dict):
+                continue
+            if sub == "status" and entry.get("v"):
+                counts[item][entry["v"]] += 1
+            elif sub == "percent" and entry.get("v") is not None:
+                percents[item].append(float(entry["v"]))
+    sheet = _sheet(
+        workbook,
+        _("PL1 Tasks"),
+        _("Appendix 1: city-level tasks — reported for {period}").format(
+            period=summary.period.label()
+        ),
+        [
+            (_("No."), 6),
+            (_("Task"), 60),
+            (_("Lead"), 30),
+            (_("Partners"), 40),
+            (_("Due (plan)"), 22),
+            (_("Done"), 10),
+            (_("In progress"), 12),
+            (_("Not started"), 12),
+            (_("Average progress"), 12),
+        ],
+    )
+    for task in tasks:
+        key = f"t{task.number}"
+        average = sum(percents[key]) / len(percents[key]) if percents[key] else None
+        sheet.append(
+            [
+                task.number,
+                task.title,
+                task.lead_text,
+                task.partners_text,
+                task.due_text,
+                counts[key].get("done", 0),
+                counts[key].get("in_progress", 0),
+                counts[key].get("not_started", 0),
+                average,
+            ]
+        )
+    _finish(sheet, {9: PERCENT})
+
+
+def _form_questions(form: str) -> dict[str, Question]:
+    return {q.id: q for q in load_forms()[form].questions}
+
+
+def _shown(questions: dict[str, Question], answers: dict[str, Any], qid: str) -> str | None:
+    answer = answers.get(qid)
+    if answer is None or answer.value is None:
+        return None
+    return display(questions[qid], answer.value, "vi")
+
+
+def _filed(slot: Any, calendar: Calendar, _: Any) -> list[Any]:
+    if slot is None:
+        return [_("no reporter invited"), None, None]
+    if not slot.filled:
+        return [_("missing"), None, None]
+    when = _local(slot.submitted_at, calendar)
+    on_time = _("Yes") if slot.on_time else _("No")
+    return [slot.report or _("on paper"), when, on_time]
+
+
+def _operating_sheet(
+    workbook: Workbook,
+    clusters: list[Cluster],
+    summary: Summary,
+    slots: dict[str, Any],
+    calendar: Calendar,
+    _: Any,
+) -> None:
+    q = _form_questions("operating")
+    sheet = _sheet(
+        workbook,
+        _("PL2 Operating"),
+        _("Appendix 2: operating clusters — values reported up to {period}").format(
+            period=summary.period.label()
+        ),
+        [
+            (_("No."), 6),
+            (_("Code"), 18),
+            (_("Cluster"), 36),
+            (_("District"), 20),
+            (_("Investor"), 32),
+            (_("Occupancy in the plan"), 12),
+            (_("Occupancy reported"), 12),
+            (_("Wastewater plant"), 20),
+            (_("Illegal construction"), 12),
+            (_("Households to relocate"), 12),
+            (_("Management hand-over"), 20),
+            (_("Service prices approved"), 12),
+            (_("Report of the period"), 18),
+            (_("Submitted"), 18),
+            (_("On time"), 10),
+        ],
+    )
+    for c in clusters:
+        if c.kind not in OPERATING:
+            continue
+        a = summary.answers.get(c.code, {})
+        sheet.append(
+            [
+                c.number,
+                c.code,
+                c.name,
+                c.district.name if c.district else None,
+                c.investor.name if c.investor else None,
+                float(c.occupancy_rate) if c.occupancy_rate is not None else None,
+                _num(a["occupancy"].value) if "occupancy" in a else None,
+                _shown(q, a, "wastewater"),
+                _shown(q, a, "illegal_build"),
+                _num(a["households"].value) if "households" in a else None,
+                _shown(q, a, "handover"),
+                _shown(q, a, "service_prices"),
+                *_filed(slots.get(f"cluster:{c.code}"), calendar, _),
+            ]
+        )
+    _finish(sheet, {6: PERCENT, 7: PERCENT, 14: "DD/MM/YYYY HH:MM"})
+
+
+def _founded_sheet(
+    workbook: Workbook,
+    clusters: list[Cluster],
+    summary: Summary,
+    slots: dict[str, Any],
+    calendar: Calendar,
+    now: datetime,
+    _: Any,
+) -> None:
+    q = _form_questions("founded")
+    sheet = _sheet(
+        workbook,
+        _("PL3 Founded 2018-2020"),
+        _("Appendix 3: clusters founded 2018–2020 — values reported up to {period}").format(
+            period=summary.period.label()
+        ),
+        [
+            (_("No."), 6),
+            (_("Code"), 18),
+            (_("Cluster"), 36),
+            (_("District"), 20),
+            (_("Investor"), 32),
+            (_("Planned groundbreaking"), 12),
+            (_("Planned completion"), 12),
+            (_("QHCT 1/500 approved"), 10),
+            (_("Compensation plan approved"), 10),
+            (_("Site clearance (%)"), 10),
+            (_("Clearance funds"), 16),
+            (_("Rice land > 10 ha"), 16),
+            (_("Land leased (%)"), 10),
+            (_("Groundbreaking"), 10),
+            (_("Groundbreaking date"), 12),
+            (_("Infrastructure (%)"), 10),
+            (_("Wastewater plant"), 18),
+            (_("Next step"), 40),
+            (_("Late against the plan"), 10),
+            (_("Report of the period"), 18),
+            (_("Submitted"), 18),
+            (_("On time"), 10),
+        ],
+    )
+    local_now = now.astimezone(calendar.zone)
+    for c in clusters:
+        if c.kind not in (*FOUNDED, ClusterKind.FOUNDED_2021.value):
+            continue
+        a = summary.answers.get(c.code, {})
+        step = next_step(c, list(c.steps), a, local_now)
+        next_text = None
+        if step is not None:
+            owner = step.step.owner.name if step.step.owner else ""
+            next_text = f"{step.step.text} — {owner}".strip(" —")
+        sheet.append(
+            [
+                c.number,
+                c.code,
+                c.name,
+                c.district.name if c.district else None,
+                c.investor.name if c.investor else None,
+                i18n.month(c.planned_groundbreaking) if c.planned_groundbreaking else None,
+                i18n.quarter(c.planned_completion) if c.planned_completion else None,
+                _shown(q, a, "qhct"),
+                _shown(q, a, "compensation"),
+                _num(a["gpmb"].value) if "gpmb" in a else None,
+                _shown(q, a, "gpmb_funds"),
+                _shown(q, a, "rice_land"),
+                _num(a["land_lease"].value) if "land_lease" in a else None,
+                _shown(q, a, "groundbreaking"),
+                _day(a["groundbreaking_date"].value) if "groundbreaking_date" in a else None,
+                _num(a["htkt"].value) if "htkt" in a else None,
+                _shown(q, a, "wastewater"),
+                next_text,
+                (_("Yes") if step.late else _("No")) if step is not None else None,
+                *_filed(slots.get(f"cluster:{c.code}"), calendar, _),
+            ]
+        )
+    _finish(sheet, {10: PERCENT, 13: PERCENT, 15: DATE, 16: PERCENT, 21: "DD/MM/YYYY HH:MM"})
