@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import click
 
-from bot.app import App, open_app, prepare
+from bot.app import App, open_app, prepare, serve
 from bot.settings import Settings, SettingsError, load_settings
 from store import i18n
 from store.access import InviteError, create_invitation, list_people, revoke_person
@@ -142,37 +142,22 @@ def demo(role: str) -> None:
 
 @main.command()
 def run() -> None:
-    """Run the bot: on Telegram when TELEGRAM_BOT_TOKEN is set, else the terminal demo."""
+    """Run the bot: on Telegram and/or Zalo as configured, else the terminal demo."""
     settings = _settings()
-    token = settings.telegram_bot_token
-    if token is None:
+    if settings.telegram_bot_token is None and not settings.zalo_enabled:
         click.echo(_("No TELEGRAM_BOT_TOKEN: starting the terminal chat."), err=True)
         demo.main(args=[], standalone_mode=False)
         return
-    from bot.channels import telegram
-
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     async def main() -> None:
         async with open_app(settings) as app:
             await prepare(app)
-            await telegram.serve(
-                app.deps(),
-                token=token.get_secret_value(),
-                base_url=settings.telegram_base_url(),
-                file_url=settings.telegram_file_url(),
-                webhook_url=settings.webhook_url,
-                webhook_secret=(
-                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-                ),
-                listen=settings.webhook_listen,
-                port=settings.webhook_port,
-                policy=settings.policy(),
-                tick_seconds=settings.reminder_tick_seconds,
-            )
+            await serve(app)
 
     asyncio.run(main())
 
@@ -344,7 +329,7 @@ def reminders_send(at: str | None) -> None:
                 telegram.TelegramNotifier(application),
                 moment,
             )
-        return result.sent, result.blocked, result.failed, result.skipped
+        return result.sent, result.blocked + result.unreachable, result.failed, result.skipped
 
     sent, blocked, failed, skipped = _with_app(work)
     click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -51,6 +52,20 @@ class Settings(BaseSettings):
     remind_at: Annotated[str, Field(alias="REMIND_AT")] = "08:00"
     quiet_hours: Annotated[str, Field(alias="QUIET_HOURS")] = "21:00-07:00"
     reminder_tick_seconds: Annotated[int, Field(alias="REMINDER_TICK_SECONDS", ge=5, le=3600)] = 60
+    # Zalo Official Account
+    zalo_app_id: Annotated[str, Field(alias="ZALO_APP_ID")] = ""
+    zalo_app_secret: Annotated[SecretStr | None, Field(alias="ZALO_APP_SECRET")] = None
+    zalo_oa_secret_key: Annotated[SecretStr | None, Field(alias="ZALO_OA_SECRET_KEY")] = None
+    zalo_oa_access_token: Annotated[SecretStr | None, Field(alias="ZALO_OA_ACCESS_TOKEN")] = None
+    zalo_oa_refresh_token: Annotated[SecretStr | None, Field(alias="ZALO_OA_REFRESH_TOKEN")] = None
+    zalo_api_url: Annotated[str, Field(alias="ZALO_API_URL")] = "https://openapi.zalo.me"
+    zalo_oauth_url: Annotated[str, Field(alias="ZALO_OAUTH_URL")] = "https://oauth.zaloapp.com"
+    zalo_zns_url: Annotated[str, Field(alias="ZALO_ZNS_URL")] = "https://business.openapi.zalo.me"
+    zalo_webhook_path: Annotated[str, Field(alias="ZALO_WEBHOOK_PATH")] = "/zalo/webhook"
+    zalo_webhook_listen: Annotated[str, Field(alias="ZALO_WEBHOOK_LISTEN")] = "127.0.0.1"
+    zalo_webhook_port: Annotated[int, Field(alias="ZALO_WEBHOOK_PORT", ge=1, le=65535)] = 8444
+    zalo_window_hours: Annotated[int, Field(alias="ZALO_WINDOW_HOURS", ge=1, le=720)] = 48
+    zalo_zns_template_id: Annotated[str, Field(alias="ZALO_ZNS_TEMPLATE_ID")] = ""
 
     @field_validator("timezone")
     @classmethod
@@ -94,7 +109,7 @@ class Settings(BaseSettings):
             raise ValueError(f"Telegram webhooks need an https URL: {value!r}")
         return value
 
-    @field_validator("telegram_api_url")
+    @field_validator("telegram_api_url", "zalo_api_url", "zalo_oauth_url", "zalo_zns_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value)
@@ -124,6 +139,30 @@ class Settings(BaseSettings):
         if driver is None:
             raise ValueError(f"unsupported database {url.drivername!r} (SQLite or PostgreSQL)")
         return url.set(drivername=driver).render_as_string(hide_password=False)
+
+    @field_validator("zalo_webhook_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"a URL path starting with /: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _zalo_complete(self) -> Settings:
+        given = {
+            "ZALO_APP_ID": bool(self.zalo_app_id),
+            "ZALO_APP_SECRET": self.zalo_app_secret is not None,
+            "ZALO_OA_SECRET_KEY": self.zalo_oa_secret_key is not None,
+            "ZALO_OA_REFRESH_TOKEN": self.zalo_oa_refresh_token is not None,
+        }
+        if any(given.values()) and not all(given.values()):
+            missing = next(name for name, ok in given.items() if not ok)
+            raise ValueError(f"{missing} is needed with the other ZALO_ settings")
+        return self
+
+    @property
+    def zalo_enabled(self) -> bool:
+        return bool(self.zalo_app_id)
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
@@ -177,6 +216,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
-        variable = str(error["loc"][0]) if error["loc"] else "?"
         message = str(error["msg"]).removeprefix("Value error, ")
+        named = re.search(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", message)
+        variable = str(error["loc"][0]) if error["loc"] else named.group(0) if named else "?"
         raise SettingsError(variable, message) from exc

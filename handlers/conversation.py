@@ -12,13 +12,16 @@ from handlers.context import Ctx, Deps
 from handlers.port import Button, Incoming, Reply
 from store import i18n
 from store.access import (
+    LINK_MINUTES,
     InviteError,
     InviteProblem,
     accept_invitation,
     create_invitation,
+    create_link_code,
     list_people,
     person_for,
     revoke_person,
+    use_link_code,
 )
 from store.db import unit_of_work
 from store.models import Conversation, Person, ProcessedUpdate, Role
@@ -49,6 +52,8 @@ COMMANDS = {
     "/missing": "missing",
     "/tonghop": "summary",
     "/summary": "summary",
+    "/lienket": "link",
+    "/link": "link",
     "/start": "start",
 }
 ADMIN_ONLY = {"invite", "people", "revoke", "paper"}
@@ -134,11 +139,15 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     if command == "start" and args:
         return await accept(ctx, args)
     if ctx.person is None:
-        if command is None and incoming.text.strip() and " " not in incoming.text.strip():
-            # a token pasted as text (Zalo has no deep links)
-            accepted = await accept(ctx, incoming.text.strip(), quiet=True)
-            if accepted:
-                return accepted
+        word = args if command == "link" else incoming.text.strip()
+        if command in (None, "link") and word and " " not in word:
+            # a link code from /lienket, or an invitation token pasted as text (Zalo has no
+            # deep links)
+            joined = (
+                await link(ctx, word) if word.isdigit() else await accept(ctx, word, quiet=True)
+            )
+            if joined:
+                return joined
         return stranger(ctx)
     if command == "language" or (incoming.payload or "").startswith("lang:"):
         return language(ctx)
@@ -158,6 +167,8 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await revoke(ctx, args)
     if command == "paper":
         return await paper.record(ctx, args)
+    if command == "link":
+        return await link_code(ctx)
     if command == "status":
         return await status.status(ctx, args)
     if command == "missing":
@@ -240,6 +251,39 @@ async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
     return [Reply("\n".join(lines)), *help_for(ctx)]
 
 
+async def link_code(ctx: Ctx) -> list[Reply]:
+    """/lienket: a code to type on the other messenger."""
+    assert ctx.person is not None
+    code = await create_link_code(ctx.session, ctx.person.id, ctx.now)
+    return [
+        Reply(
+            ctx._(
+                "To use this bot on your other messenger (Telegram or Zalo), send it this code "
+                "within {minutes} minutes: {code}"
+            ).format(minutes=LINK_MINUTES, code=code)
+        )
+    ]
+
+
+async def link(ctx: Ctx, code: str) -> list[Reply]:
+    """A stranger's chat sends a /lienket code: it becomes that person's other messenger."""
+    result = await use_link_code(
+        ctx.session,
+        code,
+        channel=ctx.incoming.channel,
+        chat_id=ctx.incoming.chat_id,
+        display_name=ctx.incoming.display_name,
+        now=ctx.now,
+    )
+    if isinstance(result, InviteProblem):
+        return []
+    person = await person_for(ctx.session, ctx.incoming.channel, ctx.incoming.chat_id)
+    assert person is not None
+    ctx.person = person
+    ctx.state.clear()
+    return [Reply(ctx._("Linked: this chat now works for you as well.")), *help_for(ctx)]
+
+
 def help_for(ctx: Ctx) -> list[Reply]:
     _ = ctx._
     assert ctx.person is not None
@@ -259,6 +303,7 @@ def help_for(ctx: Ctx) -> list[Reply]:
             _("/chuabaocao [month] — who has not reported"),
             _("/tonghop [month] — the month's summary"),
         ]
+    lines.append(_("/lienket — use the bot on both Telegram and Zalo"))
     lines.append(_("/ngonngu — Tiếng Việt / English"))
     return [Reply("\n".join(lines))]
 

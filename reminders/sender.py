@@ -43,6 +43,7 @@ MAX_SLOT_BUTTONS = 8
 class Delivery(enum.StrEnum):
     SENT = "sent"
     BLOCKED = "blocked"  # the person blocked the bot (Telegram 403)
+    UNREACHABLE = "unreachable"  # cannot be messaged now (Zalo: outside the window, no ZNS)
     FAILED = "failed"
 
 
@@ -68,6 +69,7 @@ class Outgoing:
 class TickResult:
     sent: int = 0
     blocked: int = 0
+    unreachable: int = 0
     failed: int = 0
     skipped: int = 0  # already in the ledger
     outgoing: list[Outgoing] = field(default_factory=list)
@@ -320,10 +322,21 @@ async def _plan_due(
                 reply = _reporter_message(person, period, mine, calendar, now)
                 out.append((person, item.kind, reply))
     elif item.audience == "escalation":
+        missed = set(
+            (
+                await session.scalars(
+                    select(ReminderLedger.person_id).where(
+                        ReminderLedger.period == str(period),
+                        ReminderLedger.status == Delivery.UNREACHABLE.value,
+                    )
+                )
+            ).all()
+        )
         unreachable = [
             p
             for p in people
-            if p.role != Role.ADMIN and _identity(p, channels) is None and p.identities
+            if p.role != Role.ADMIN
+            and ((_identity(p, channels) is None and p.identities) or p.id in missed)
         ]
         uncertain = len(
             (
@@ -448,6 +461,8 @@ async def tick(
             result.sent += 1
         elif delivery == Delivery.BLOCKED:
             result.blocked += 1
+        elif delivery == Delivery.UNREACHABLE:
+            result.unreachable += 1
         elif delivery == Delivery.FAILED:
             result.failed += 1
         else:

@@ -17,6 +17,7 @@ from store.models import (
     Cluster,
     District,
     Invitation,
+    LinkCode,
     Organisation,
     OrgKind,
     Person,
@@ -233,3 +234,76 @@ async def list_invitations(session: AsyncSession) -> list[Invitation]:
             )
         ).all()
     )
+
+
+LINK_MINUTES = 15
+
+
+async def create_link_code(session: AsyncSession, person_id: int, now: datetime) -> str:
+    """A 6-digit code, valid for a few minutes, that binds another messenger to this person."""
+    while True:
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        if await session.scalar(select(LinkCode).where(LinkCode.code == code)) is None:
+            break
+    session.add(
+        LinkCode(code=code, person_id=person_id, expires_at=now + timedelta(minutes=LINK_MINUTES))
+    )
+    await session.flush()
+    return code
+
+
+async def use_link_code(
+    session: AsyncSession,
+    code: str,
+    *,
+    channel: str,
+    chat_id: str,
+    display_name: str,
+    now: datetime,
+) -> Person | InviteProblem:
+    link = await session.scalar(select(LinkCode).where(LinkCode.code == code.strip()))
+    if link is None:
+        return InviteProblem("unknown")
+    if link.used_at is not None:
+        return InviteProblem("used")
+    if link.expires_at <= now:
+        return InviteProblem("expired")
+    person = await session.get(Person, link.person_id)
+    if person is None or not person.active:
+        return InviteProblem("revoked")
+    identity = await session.scalar(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
+        )
+    )
+    if identity is None:
+        identity = ChannelIdentity(channel=channel, external_id=chat_id, person_id=person.id)
+        session.add(identity)
+    identity.person_id = person.id
+    identity.username = display_name
+    identity.last_seen_at = now
+    identity.reachable = True
+    link.used_at = now
+    session.add(
+        AuditLog(
+            actor_person_id=person.id,
+            actor=display_name,
+            channel=channel,
+            action="person.link",
+            entity="person",
+            entity_id=str(person.id),
+            detail={"channel": channel},
+        )
+    )
+    await session.flush()
+    return person
+
+
+async def mark_unreachable(session: AsyncSession, channel: str, chat_id: str) -> None:
+    identity = await session.scalar(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
+        )
+    )
+    if identity is not None:
+        identity.reachable = False

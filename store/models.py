@@ -467,3 +467,30 @@ class ReminderLedger(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --- Zalo and linked channels (migration: zalo) ------------------------------------------------
+
+
+class ZaloToken(Base):
+    """The Zalo OA access token and its single-use refresh token, rotated together."""
+
+    __tablename__ = "zalo_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkCode(Base):
+    """A short code from /lienket that links a second messenger to the same person."""
+
+    __tablename__ = "link_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()

@@ -7,8 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from telegram import (
     BotCommand,
@@ -32,8 +31,6 @@ from telegram.ext import (
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Incoming, Reply
-from reminders import scheduler as reminder_scheduler
-from reminders.policy import Policy
 from reminders.sender import Delivery
 from store import i18n
 
@@ -266,7 +263,8 @@ async def register_commands(application: Application) -> None:  # type: ignore[t
     await bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS["vi"]])
 
 
-async def serve(
+@contextlib.asynccontextmanager
+async def running(
     deps: Deps,
     *,
     token: str,
@@ -276,17 +274,10 @@ async def serve(
     webhook_secret: str | None = None,
     listen: str = "127.0.0.1",
     port: int = 8443,
-    stop: asyncio.Event | None = None,
-    policy: Policy | None = None,
-    tick_seconds: int = 60,
-) -> None:
-    """Run until SIGINT/SIGTERM (or `stop`): long polling, or a webhook when `webhook_url`."""
+) -> AsyncIterator[TelegramNotifier]:
+    """The bot on Telegram for as long as the block runs: long polling, or a webhook when
+    `webhook_url`; yields the notifier that reminders go through."""
     application, channel = build(deps, token, base_url, file_url)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     async with application:
         deps.config = dataclasses.replace(deps.config, bot_username=application.bot.username or "")
         await register_commands(application)
@@ -306,19 +297,9 @@ async def serve(
         else:
             await application.updater.start_polling(poll_interval=0.0, timeout=10)
             log.info("polling %s", base_url)
-        jobs = None
-        if policy is not None:
-            jobs = reminder_scheduler.start(
-                deps.sessions,
-                deps.calendar,
-                policy,
-                TelegramNotifier(application),
-                every_seconds=tick_seconds,
-                clock=deps.clock,
-            )
-        await stop.wait()
-        if jobs is not None:
-            jobs.shutdown(wait=False)
-        await application.updater.stop()
-        await channel.flush()
-        await application.stop()
+        try:
+            yield TelegramNotifier(application)
+        finally:
+            await application.updater.stop()
+            await channel.flush()
+            await application.stop()
