@@ -225,6 +225,34 @@ def people_list(include_revoked: bool) -> None:
     click.echo("\n".join(lines) if lines else _("Nobody yet."))
 
 
+@people.command("phone")
+@click.argument("person_id", type=int)
+@click.argument("phone")
+def people_phone(person_id: int, phone: str) -> None:
+    """Record a person's phone number (used for Zalo ZNS reminders), e.g. 84912345678."""
+    from store.models import Person
+
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if digits.startswith("0"):
+        digits = "84" + digits[1:]
+    if not 10 <= len(digits) <= 13:
+        click.echo(_("Not a phone number: {text}").format(text=phone), err=True)
+        sys.exit(2)
+
+    async def work(app: App) -> bool:
+        async with unit_of_work(app.sessions) as session:
+            person = await session.get(Person, person_id)
+            if person is None:
+                return False
+            person.phone = digits
+            return True
+
+    if not _with_app(work):
+        click.echo(_("No active person #{number}.").format(number=person_id), err=True)
+        sys.exit(1)
+    click.echo(digits)
+
+
 @people.command("revoke")
 @click.argument("person_id", type=int)
 def people_revoke(person_id: int) -> None:
