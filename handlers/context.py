@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.port import Incoming
 from reminders.calendar import Calendar
 from store import i18n
-from store.models import Conversation, Person
+from store.models import AuditLog, Conversation, Person
 
 
 def _now() -> datetime:
@@ -70,3 +70,18 @@ class Ctx:
     @property
     def now(self) -> datetime:
         return self.deps.clock()
+
+    def audit(self, action: str, entity: str, entity_id: str, detail: dict[str, Any]) -> None:
+        """Record what this person did, over which channel, in the audit log."""
+        person = self.person
+        self.session.add(
+            AuditLog(
+                actor_person_id=person.id if person else None,
+                actor=person.full_name if person else "",
+                channel=self.incoming.channel,
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                detail=detail,
+            )
+        )

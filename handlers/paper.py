@@ -9,7 +9,7 @@ from handlers.port import Reply
 from handlers.subjects import subjects_of
 from reminders.calendar import Period
 from reminders.slots import slots_for
-from store.models import AuditLog, PaperReceipt, Role
+from store.models import PaperReceipt, Role
 
 
 async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
@@ -38,17 +38,7 @@ async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
             existing.status = "claimed"
             existing.claimed_by_person_id = ctx.person.id
             existing.claimed_at = ctx.now
-    ctx.session.add(
-        AuditLog(
-            actor_person_id=ctx.person.id,
-            actor=ctx.person.full_name,
-            channel=ctx.incoming.channel,
-            action="paper.claim",
-            entity="period",
-            entity_id=str(period),
-            detail={"subjects": open_subjects},
-        )
-    )
+    ctx.audit("paper.claim", "period", str(period), {"subjects": open_subjects})
     return [
         Reply(
             _(
@@ -74,16 +64,11 @@ async def decide(ctx: Ctx, payload: str) -> list[Reply]:
     receipt.status = "confirmed" if action == "paperok" else "rejected"
     receipt.confirmed_by_person_id = ctx.person.id
     receipt.confirmed_at = ctx.now
-    ctx.session.add(
-        AuditLog(
-            actor_person_id=ctx.person.id,
-            actor=ctx.person.full_name,
-            channel=ctx.incoming.channel,
-            action=f"paper.{receipt.status}",
-            entity="paper_receipt",
-            entity_id=str(receipt.id),
-            detail={"subject": receipt.subject, "period": receipt.period},
-        )
+    ctx.audit(
+        f"paper.{receipt.status}",
+        "paper_receipt",
+        str(receipt.id),
+        {"subject": receipt.subject, "period": receipt.period},
     )
     if receipt.status == "confirmed":
         return [Reply(_("Confirmed: received on paper."))]
@@ -128,17 +113,7 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
     receipt.claimed_at = receipt.claimed_at or ctx.now
     receipt.confirmed_by_person_id = ctx.person.id
     receipt.confirmed_at = ctx.now
-    ctx.session.add(
-        AuditLog(
-            actor_person_id=ctx.person.id,
-            actor=ctx.person.full_name,
-            channel=ctx.incoming.channel,
-            action="paper.record",
-            entity="period",
-            entity_id=str(period),
-            detail={"subject": subject, "note": receipt.note},
-        )
-    )
+    ctx.audit("paper.record", "period", str(period), {"subject": subject, "note": receipt.note})
     return [
         Reply(
             _("Recorded: {title}, {period}, received on paper.").format(

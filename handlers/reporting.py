@@ -15,7 +15,7 @@ from handlers.port import Button, Reply
 from handlers.subjects import Subject, items_of, subjects_of
 from reminders.calendar import Period
 from store import i18n
-from store.models import AuditLog, Report, ReportDraft, ReportPhoto, ReportValue
+from store.models import Report, ReportDraft, ReportPhoto, ReportValue
 from store.photos import PhotoRejected, save_photo
 from store.text import parse_month
 
@@ -648,22 +648,17 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     for link in photos:
         link.report_id = report.id
     draft.status = "submitted"
-    ctx.session.add(
-        AuditLog(
-            actor_person_id=ctx.person.id,
-            actor=ctx.person.full_name,
-            channel=ctx.incoming.channel,
-            action="report.submit",
-            entity="report",
-            entity_id=report.reference,
-            detail={
-                "subject": draft.subject,
-                "period": draft.period,
-                "version": report.version,
-                "on_time": report.on_time,
-                "photos": len(photos),
-            },
-        )
+    ctx.audit(
+        "report.submit",
+        "report",
+        report.reference,
+        {
+            "subject": draft.subject,
+            "period": draft.period,
+            "version": report.version,
+            "on_time": report.on_time,
+            "photos": len(photos),
+        },
     )
     ctx.state.clear()
     lines = [

@@ -111,6 +111,24 @@ async def create_invitation(
     return invitation
 
 
+async def _bind(
+    session: AsyncSession, person: Person, channel: str, chat_id: str, name: str, now: datetime
+) -> None:
+    """This chat is now the person's (a chat that belonged to someone else moves over)."""
+    identity = await session.scalar(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
+        )
+    )
+    if identity is None:
+        identity = ChannelIdentity(channel=channel, external_id=chat_id, person_id=person.id)
+        session.add(identity)
+    identity.person_id = person.id
+    identity.username = name
+    identity.last_seen_at = now
+    identity.reachable = True
+
+
 async def accept_invitation(
     session: AsyncSession,
     token: str,
@@ -145,18 +163,7 @@ async def accept_invitation(
     )
     session.add(person)
     await session.flush()
-    identity = await session.scalar(
-        select(ChannelIdentity).where(
-            ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
-        )
-    )
-    if identity is None:
-        identity = ChannelIdentity(channel=channel, external_id=chat_id)
-        session.add(identity)
-    identity.person_id = person.id
-    identity.username = display_name
-    identity.last_seen_at = now
-    identity.reachable = True
+    await _bind(session, person, channel, chat_id, display_name, now)
     invitation.used_at = now
     invitation.used_by_person_id = person.id
     session.add(
@@ -271,18 +278,7 @@ async def use_link_code(
     person = await session.get(Person, link.person_id)
     if person is None or not person.active:
         return InviteProblem("revoked")
-    identity = await session.scalar(
-        select(ChannelIdentity).where(
-            ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
-        )
-    )
-    if identity is None:
-        identity = ChannelIdentity(channel=channel, external_id=chat_id, person_id=person.id)
-        session.add(identity)
-    identity.person_id = person.id
-    identity.username = display_name
-    identity.last_seen_at = now
-    identity.reachable = True
+    await _bind(session, person, channel, chat_id, display_name, now)
     link.used_at = now
     session.add(
         AuditLog(

@@ -3,13 +3,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
 from bot.app import App, open_app, prepare
 from bot.settings import load_settings
+from handlers.context import Deps
+from tests.dialog import Clock
 from tests.pg import PostgresUnavailable, postgres_server
 
 _pg_problem: list[str] = []
@@ -66,3 +70,19 @@ async def app(db_url: str, tmp_path: Path) -> AsyncIterator[App]:
     async with open_app(settings) as opened:
         await prepare(opened)
         yield opened
+
+
+JUNE_10 = datetime(2021, 6, 10, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A fixed clock (10 June 2021, 09:00 in Hanoi) that a test moves by hand."""
+    return Clock(JUNE_10)
+
+
+@pytest.fixture
+def deps(app: App, clock: Clock) -> Deps:
+    """The handlers' dependencies on the test's store, with the fixed clock."""
+    base = app.deps()
+    return Deps(base.sessions, base.config, clock)

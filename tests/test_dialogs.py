@@ -21,17 +21,6 @@ HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 JUNE_10 = datetime(2021, 6, 10, 9, 0, tzinfo=HANOI)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(JUNE_10)
-
-
-@pytest.fixture
-def deps(app: App, clock: Clock) -> Deps:
-    base = app.deps()
-    return Deps(base.sessions, base.config, clock)
-
-
 async def invite(deps: Deps, role: Role, **scope: object) -> str:
     async with unit_of_work(deps.sessions) as session:
         invitation = await create_invitation(

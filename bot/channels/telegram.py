@@ -28,6 +28,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.channels import split_text
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Incoming, Reply
@@ -128,29 +129,10 @@ def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
     )
 
 
-def _chunks(text: str) -> list[str]:
-    """Split a long text at line ends so that every piece fits one message."""
-    if len(text) <= MAX_TEXT:
-        return [text]
-    pieces: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line) > MAX_TEXT:
-            pieces.append(line[:MAX_TEXT])
-            line = line[MAX_TEXT:]
-        if len(current) + len(line) > MAX_TEXT:
-            pieces.append(current)
-            current = ""
-        current += line
-    if current:
-        pieces.append(current)
-    return pieces
-
-
 async def send(application: Application, chat_id: int, replies: list[Reply]) -> None:  # type: ignore[type-arg]
     bot = application.bot
     for reply in replies:
-        chunks = _chunks(reply.text) if reply.text else []
+        chunks = split_text(reply.text, MAX_TEXT) if reply.text else []
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             await bot.send_message(chat_id, chunk, reply_markup=_markup(reply) if last else None)

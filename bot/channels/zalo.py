@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import select
 
+from bot.channels import split_text
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Button, Incoming, Reply
@@ -171,7 +172,7 @@ class ZaloApi:
 
     async def send(self, user_id: str, reply: Reply) -> None:
         buttons = [b for row in reply.buttons for b in row]
-        chunks = _chunks(reply.text) if reply.text else []
+        chunks = split_text(reply.text, MAX_TEXT) if reply.text else []
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             await self._text(user_id, chunk, buttons[:MAX_BUTTONS] if last else [])
@@ -247,22 +248,6 @@ class ZaloApi:
         async with self.http.get(url) as response:
             response.raise_for_status()
             return await response.read()
-
-
-def _chunks(text: str) -> list[str]:
-    pieces: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line) > MAX_TEXT:
-            pieces.append(line[:MAX_TEXT])
-            line = line[MAX_TEXT:]
-        if len(current) + len(line) > MAX_TEXT:
-            pieces.append(current)
-            current = ""
-        current += line
-    if current:
-        pieces.append(current)
-    return pieces or [text]
 
 
 def to_incoming(event: dict[str, Any], fetch: Callable[[str], Awaitable[bytes]]) -> Incoming | None:
