@@ -21,7 +21,7 @@ from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
 from reports.summary import Summary, summarise
 from store import i18n
-from store.clusters import Match, all_clusters, search
+from store.clusters import ClusterRef, Match, cluster_refs, search
 from store.models import Cluster, ClusterKind, ClusterStep, ReportDraft, ReportPhoto, Role
 from store.models import Photo as StoredPhoto
 from store.text import bare_cluster_name, parse_month
@@ -56,7 +56,7 @@ async def has_open_draft(session: AsyncSession, person_id: int) -> bool:
     return found is not None
 
 
-def cluster_buttons(matches: list[Match], locale: str) -> list[list[Button]]:
+def cluster_buttons(matches: list[Match[ClusterRef]], locale: str) -> list[list[Button]]:
     """One button per cluster; two clusters of the same name are told apart by their kind."""
     _ = i18n.gettext_for(locale)
     names = Counter(bare_cluster_name(m.cluster.name) for m in matches)
@@ -72,13 +72,13 @@ def cluster_buttons(matches: list[Match], locale: str) -> list[list[Button]]:
 # --- who may see what ---------------------------------------------------------------------
 
 
-async def visible_clusters(ctx: Ctx) -> list[Cluster]:
+async def visible_clusters(ctx: Ctx) -> list[ClusterRef]:
     """Admins see every cluster; a district officer their district's; an investor their own;
     a department the clusters where the plan gives it a step; anyone else none."""
     person = ctx.person
     if person is None or not person.active:
         return []
-    clusters = await all_clusters(ctx.session)
+    clusters = await cluster_refs(ctx.session)
     if person.role == Role.ADMIN:
         return clusters
     if person.role == Role.DISTRICT:
@@ -100,6 +100,17 @@ async def visible_clusters(ctx: Ctx) -> list[Cluster]:
     return []
 
 
+async def _loaded(ctx: Ctx, found: ClusterRef) -> Cluster:
+    """The cluster to show, with the district and investor its card names."""
+    cluster = await ctx.session.scalar(
+        select(Cluster)
+        .where(Cluster.id == found.id)
+        .options(selectinload(Cluster.district), selectinload(Cluster.investor))
+    )
+    assert cluster is not None  # clusters are never deleted
+    return cluster
+
+
 # --- /tinhhinh ----------------------------------------------------------------------------
 
 
@@ -111,11 +122,11 @@ async def status(ctx: Ctx, query: str) -> list[Reply]:
         code = ctx.incoming.payload.removeprefix("cluster:")
         chosen = [c for c in visible if c.code == code]
         if chosen:
-            return await card(ctx, chosen[0])
+            return await card(ctx, await _loaded(ctx, chosen[0]))
         return [Reply(_("No cluster matches “{query}”. Please check the name.").format(query=code))]
     if not query:
         if len(visible) == 1:
-            return await card(ctx, visible[0])
+            return await card(ctx, await _loaded(ctx, visible[0]))
         return [Reply(_("Type the cluster's name, e.g. /tinhhinh Đại Thắng."))]
     matches = search(visible, query)
     if not matches:
@@ -126,7 +137,7 @@ async def status(ctx: Ctx, query: str) -> list[Reply]:
         return [Reply("\n".join(lines))]
     first = matches[0]
     if first.exact and (len(matches) == 1 or not matches[1].exact):
-        replies = await card(ctx, first.cluster)
+        replies = await card(ctx, await _loaded(ctx, first.cluster))
         others = [m for m in matches[1:] if m.score >= 90]
         if others:
             replies[0] = Reply(

@@ -3,11 +3,11 @@ search."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from rapidfuzz import fuzz
 from sqlalchemy import select
@@ -242,6 +242,9 @@ def _differs(old: object, new: object) -> bool:
     return old != new
 
 
+REGISTRY_ORDER = (Cluster.appendix, Cluster.section, Cluster.number, Cluster.code)
+
+
 async def all_clusters(session: AsyncSession, district: str | None = None) -> list[Cluster]:
     query = (
         select(Cluster)
@@ -250,13 +253,43 @@ async def all_clusters(session: AsyncSession, district: str | None = None) -> li
             selectinload(Cluster.investor),
             selectinload(Cluster.lead_org),
         )
-        .order_by(Cluster.appendix, Cluster.section, Cluster.number, Cluster.code)
+        .order_by(*REGISTRY_ORDER)
     )
     clusters = list((await session.scalars(query)).all())
     if district:
         wanted = _district_key(district)
         clusters = [c for c in clusters if c.district and _district_key(c.district.name) == wanted]
     return clusters
+
+
+class ClusterRef(NamedTuple):
+    """What finding a cluster and telling namesakes apart needs: no ORM objects, no relations.
+    Loading every cluster with its district and organisations for each message was most of
+    /tinhhinh's time."""
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    district_id: int | None
+
+
+@lru_cache(maxsize=16384)
+def _ref(values: tuple[int, str, str, str, int | None]) -> ClusterRef:
+    """One ClusterRef per distinct row, kept across messages. Besides saving the work, this
+    keeps a thousand new objects per message from living through it, which is what brought on
+    the garbage collector's full collections (80–95 ms each in benchmarks/status_scale.py)."""
+    return ClusterRef(*values)
+
+
+async def cluster_refs(session: AsyncSession) -> list[ClusterRef]:
+    """Every cluster as a ClusterRef, in the order of `all_clusters`."""
+    result = await session.execute(
+        select(Cluster.id, Cluster.code, Cluster.name, Cluster.kind, Cluster.district_id).order_by(
+            *REGISTRY_ORDER
+        )
+    )
+    return [_ref(tuple(row)) for row in result]  # row by row: no list of Row objects
 
 
 def _district_key(name: str) -> str:
@@ -313,16 +346,27 @@ def _name_key(name: str) -> tuple[str, tuple[str, ...]]:
     return key, tuple(sorted(key.split()))
 
 
+class Named(Protocol):
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+C = TypeVar("C", bound=Named)
+
+
 @dataclass(frozen=True)
-class Match:
-    cluster: Cluster
+class Match(Generic[C]):
+    cluster: C
     score: float
     exact: bool
 
 
 def search(
-    clusters: list[Cluster], query: str, *, limit: int = 5, cutoff: float = 70
-) -> list[Match]:
+    clusters: Sequence[C], query: str, *, limit: int = 5, cutoff: float = 70
+) -> list[Match[C]]:
     """Find clusters by name ignoring accents, case, word order and the 'Cụm công nghiệp' prefix.
 
     An exact name (or code) comes first, then names containing every word typed, then near
@@ -333,7 +377,7 @@ def search(
     typed = query.strip().lower()
     words = tuple(sorted(key.split()))
     keys = {c.code: _name_key(c.name) for c in clusters}
-    matches: list[Match] = []
+    matches: list[Match[C]] = []
     for cluster in clusters:
         name_key, name_words = keys[cluster.code]
         exact = name_words == words or cluster.code == typed

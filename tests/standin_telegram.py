@@ -718,6 +718,7 @@ class StandinBotAPI:
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.files_served = 0
         self.too_many_requests = 0
+        self.flood_next: set[int] = set()  # chats whose next send gets one 429, as in a flood
         self.blocked_chats: set[int] = set()
         self.webhook_url = ""
         # state
@@ -1303,6 +1304,10 @@ class StandinBotAPI:
 
     def _check_limits(self, chat_id: int) -> None:
         """Telegram's flood limits: 1 message a second per chat, 30 a second in all."""
+        if chat_id in self.flood_next:
+            self.flood_next.discard(chat_id)
+            self.too_many_requests += 1
+            raise ApiError(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         if not self.enforce_limits:
             return
         now = time.monotonic()
