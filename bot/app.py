@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,6 +78,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
 
     settings = app.settings
     deps = app.deps()
+    gc.freeze()  # what start-up loaded lives as long as the bot: keep it out of every collection
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
