@@ -442,7 +442,8 @@ async def tick(
     notifier: Notifier,
     now: datetime,
     *,
-    concurrency: int = 32,
+    # claimed rows wait for the rate limiter: a crash leaves at most this many uncertain
+    concurrency: int = 16,
     dry_run: bool = False,
 ) -> TickResult:
     async with sessions() as session:
