@@ -261,6 +261,30 @@ def _filed(slot: Any, calendar: Calendar, _: Any) -> list[Any]:
     return [slot.report or _("on paper"), when, on_time]
 
 
+def _cluster_columns(_: Any) -> list[tuple[str, int]]:
+    return [
+        (_("No."), 6),
+        (_("Code"), 18),
+        (_("Cluster"), 36),
+        (_("District"), 20),
+        (_("Investor"), 32),
+    ]
+
+
+def _cluster_cells(c: Cluster) -> list[Any]:
+    return [
+        c.number,
+        c.code,
+        c.name,
+        c.district.name if c.district else None,
+        c.investor.name if c.investor else None,
+    ]
+
+
+def _filed_columns(_: Any) -> list[tuple[str, int]]:
+    return [(_("Report of the period"), 18), (_("Submitted"), 18), (_("On time"), 10)]
+
+
 def _operating_sheet(
     workbook: Workbook,
     clusters: list[Cluster],
@@ -277,11 +301,7 @@ def _operating_sheet(
             period=summary.period.label()
         ),
         [
-            (_("No."), 6),
-            (_("Code"), 18),
-            (_("Cluster"), 36),
-            (_("District"), 20),
-            (_("Investor"), 32),
+            *_cluster_columns(_),
             (_("Occupancy in the plan"), 12),
             (_("Occupancy reported"), 12),
             (_("Wastewater plant"), 20),
@@ -289,9 +309,7 @@ def _operating_sheet(
             (_("Households to relocate"), 12),
             (_("Management hand-over"), 20),
             (_("Service prices approved"), 12),
-            (_("Report of the period"), 18),
-            (_("Submitted"), 18),
-            (_("On time"), 10),
+            *_filed_columns(_),
         ],
     )
     for c in clusters:
@@ -300,11 +318,7 @@ def _operating_sheet(
         a = summary.answers.get(c.code, {})
         sheet.append(
             [
-                c.number,
-                c.code,
-                c.name,
-                c.district.name if c.district else None,
-                c.investor.name if c.investor else None,
+                *_cluster_cells(c),
                 float(c.occupancy_rate) if c.occupancy_rate is not None else None,
                 _num(a["occupancy"].value) if "occupancy" in a else None,
                 _shown(q, a, "wastewater"),
@@ -335,11 +349,7 @@ def _founded_sheet(
             period=summary.period.label()
         ),
         [
-            (_("No."), 6),
-            (_("Code"), 18),
-            (_("Cluster"), 36),
-            (_("District"), 20),
-            (_("Investor"), 32),
+            *_cluster_columns(_),
             (_("Planned groundbreaking"), 12),
             (_("Planned completion"), 12),
             (_("QHCT 1/500 approved"), 10),
@@ -354,9 +364,7 @@ def _founded_sheet(
             (_("Wastewater plant"), 18),
             (_("Next step"), 40),
             (_("Late against the plan"), 10),
-            (_("Report of the period"), 18),
-            (_("Submitted"), 18),
-            (_("On time"), 10),
+            *_filed_columns(_),
         ],
     )
     local_now = now.astimezone(calendar.zone)
@@ -371,11 +379,7 @@ def _founded_sheet(
             next_text = f"{step.step.text} — {owner}".strip(" —")
         sheet.append(
             [
-                c.number,
-                c.code,
-                c.name,
-                c.district.name if c.district else None,
-                c.investor.name if c.investor else None,
+                *_cluster_cells(c),
                 i18n.month(c.planned_groundbreaking) if c.planned_groundbreaking else None,
                 i18n.quarter(c.planned_completion) if c.planned_completion else None,
                 _shown(q, a, "qhct"),
