@@ -19,7 +19,6 @@ import importlib.metadata
 import inspect
 import json
 import os
-import platform
 import re
 import signal
 import sys
@@ -37,6 +36,7 @@ from telegram import Bot
 from telegram.error import RetryAfter
 from telegram.request import HTTPXRequest
 
+from benchmarks import machine as shared_machine
 from bot.app import open_app, prepare
 from bot.settings import Settings, load_settings
 from store.db import unit_of_work
@@ -538,18 +538,9 @@ async def baseline(api: StandinBotAPI, people: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
     return {
-        "nproc": len(os.sched_getaffinity(0)),
+        **shared_machine(),
         "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
         "python_telegram_bot": importlib.metadata.version("python-telegram-bot"),
         "aiolimiter": importlib.metadata.version("aiolimiter"),
     }

@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -45,6 +44,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from benchmarks import machine
 from bot.app import App, open_app, prepare
 from bot.settings import Settings, load_settings
 from handlers.context import Deps
@@ -1593,21 +1593,6 @@ async def one_database(kind: str, args: argparse.Namespace, sizes_out: dict[str,
 
 
 # --- the run -------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def targets_met(result: dict[str, Any]) -> dict[str, Any]:
