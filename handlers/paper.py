@@ -10,6 +10,7 @@ from handlers.subjects import subjects_of
 from reminders.calendar import Period
 from reminders.slots import slots_for
 from store.models import PaperReceipt, Role
+from store.text import parse_month
 
 
 async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
@@ -82,8 +83,6 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
     words = args.split()
     if len(words) < 2:
         return [Reply(_("Usage: /vanban <cluster code> <month/year> [note]"))]
-    from store.text import parse_month
-
     try:
         period = Period.parse(parse_month(words[1]))
     except ValueError:

@@ -16,6 +16,7 @@ from handlers.forms import load_forms
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import cluster_subject
 from reminders.calendar import Period
+from reminders.slots import Rate
 from reports import chart, workbook
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
@@ -24,6 +25,7 @@ from store import i18n
 from store.clusters import ClusterRef, Match, cluster_refs, search
 from store.models import Cluster, ClusterKind, ClusterStep, ReportDraft, ReportPhoto, Role
 from store.models import Photo as StoredPhoto
+from store.orgs import district_short
 from store.text import bare_cluster_name, parse_month
 
 FIGURE_TYPES = ("percent", "number", "yesno", "choice", "date")
@@ -301,8 +303,6 @@ async def missing(ctx: Ctx, args: str) -> list[Reply]:
     summary = await summarise(ctx.session, period, ctx.deps.calendar)
     rows = await missing_rows(ctx.session, period, summary.slots)
     if district is not None:
-        from store.orgs import district_short
-
         wanted = district_short(district)
         rows = [r for r in rows if district_short(r.slot.district) == wanted]
     if not rows:
@@ -328,10 +328,7 @@ async def missing(ctx: Ctx, args: str) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
-def _rate_line(label: str, r: object, locale: str) -> str:
-    from reminders.slots import Rate
-
-    assert isinstance(r, Rate)
+def _rate_line(label: str, r: Rate, locale: str) -> str:
     return f"• {label}: {r.received}/{r.expected} ({i18n.percent(round(r.percent, 1), locale)})"
 
 

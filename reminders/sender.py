@@ -30,6 +30,7 @@ from store.db import unit_of_work
 from store.models import (
     ChannelIdentity,
     Cluster,
+    Organisation,
     PaperReceipt,
     Person,
     ReminderLedger,
@@ -372,8 +373,6 @@ async def _claim_context(session: AsyncSession, claim: PaperReceipt) -> tuple[st
         )
         title = cluster.name if cluster else title
     else:
-        from store.models import Organisation
-
         org = await session.get(Organisation, int(claim.subject.removeprefix("org:")))
         title = org.name if org else title
     claimant = ""

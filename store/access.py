@@ -231,18 +231,6 @@ async def revoke_person(
     return person
 
 
-async def list_invitations(session: AsyncSession) -> list[Invitation]:
-    return list(
-        (
-            await session.scalars(
-                select(Invitation)
-                .options(selectinload(Invitation.clusters))
-                .order_by(Invitation.id)
-            )
-        ).all()
-    )
-
-
 LINK_MINUTES = 15
 
 

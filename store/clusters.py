@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from store.models import AuditLog, Cluster, ClusterKind, OrgKind
-from store.orgs import Directory
+from store.orgs import Directory, district_short
 from store.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
 
 COLUMNS = (
@@ -257,8 +257,8 @@ async def all_clusters(session: AsyncSession, district: str | None = None) -> li
     )
     clusters = list((await session.scalars(query)).all())
     if district:
-        wanted = _district_key(district)
-        clusters = [c for c in clusters if c.district and _district_key(c.district.name) == wanted]
+        wanted = district_short(district)
+        clusters = [c for c in clusters if c.district and district_short(c.district.name) == wanted]
     return clusters
 
 
@@ -290,12 +290,6 @@ async def cluster_refs(session: AsyncSession) -> list[ClusterRef]:
         )
     )
     return [_ref(tuple(row)) for row in result]  # row by row: no list of Row objects
-
-
-def _district_key(name: str) -> str:
-    from store.orgs import district_short
-
-    return district_short(name)
 
 
 def to_row(cluster: Cluster) -> dict[str, str | int | float]:

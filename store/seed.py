@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.clusters import parse_rows, upsert_clusters
 from store.models import (
     AuditLog,
+    Base,
     Cluster,
     ClusterKind,
     ClusterStep,
@@ -174,8 +175,6 @@ async def load_registry(session: AsyncSession, folder: Path = REGISTRY) -> SeedC
 
 
 async def _count(session: AsyncSession, table: str) -> int:
-    from store.models import Base
-
     return int(
         await session.scalar(select(func.count()).select_from(Base.metadata.tables[table])) or 0
     )

@@ -36,9 +36,6 @@ class ZaloChat(Chat):
         await self.channel_obj.drain()
         return status
 
-    def event_for(self, incoming: Incoming) -> dict[str, object]:
-        raise NotImplementedError  # built in send(), which may need to await attachments
-
     async def send(self, incoming: Incoming) -> str:
         user = self.chat_id
         if incoming.payload is not None:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -442,7 +442,3 @@ async def serving(deps: Deps, config: ZaloConfig, listen: str, port: int) -> Any
         finally:
             await channel.drain()
             await runner.cleanup()
-
-
-def now_ms() -> str:
-    return str(int(datetime.now(UTC).timestamp() * 1000))
