@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal
 
 from handlers.forms import Question
 from store import i18n
-from store.text import fold, parse_decimal, parse_month
+from store.text import MAX_YEAR, MIN_YEAR, decimals, fold, parse_decimal, parse_month
 
 YES = {"co", "c", "yes", "y", "roi", "da", "dong y", "ok", "x", "1", "true"}
 NO = {"khong", "k", "ko", "no", "n", "chua", "0", "false"}
 _DATE = re.compile(r"^(\d{1,2})\s*[/.\-]\s*(\d{1,2})(?:\s*[/.\-]\s*(\d{2,4}))?$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+# What a figure may be: report_values.value_number is Numeric(16, 4).
+MAX_ABS_NUMBER = Decimal(10) ** 12
+MAX_DECIMALS = {"percent": 2, "number": 4}
 
 # Default hints per type, shown when an answer cannot be read (a form may give its own).
 HINTS = {
@@ -23,7 +27,7 @@ HINTS = {
     "month": i18n.N_("Please send a month as month/year, e.g. 6/2021."),
     "yesno": i18n.N_("Please tap Yes or No."),
     "choice": i18n.N_("Please tap one of the buttons."),
-    "text": i18n.N_("Please send a shorter text."),
+    "text": i18n.N_("Please type your answer in words, up to {limit} characters."),
     "photos": i18n.N_("Please send photos, or tap Done when you are done."),
     "location": i18n.N_("Please share a location, or tap Skip."),
 }
@@ -41,13 +45,22 @@ class Unreadable(ValueError):
 def hint(question: Question, locale: str) -> str:
     if question.hint is not None:
         return question.hint.get(locale)
-    return i18n.gettext_for(locale)(HINTS[question.type])
+    return i18n.gettext_for(locale)(HINTS[question.type]).format(limit=question.max_length)
+
+
+def clean_text(text: str) -> str:
+    """Typed text without control characters (NUL, escapes; a tab is a space, CR LF a line
+    break) or lone surrogates, which the store cannot hold or a workbook would choke on."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return "".join(
+        ch for ch in text if ch == "\n" or unicodedata.category(ch) not in ("Cc", "Cs")
+    ).strip()
 
 
 def parse(question: Question, text: str, today: date) -> str:
     """The canonical stored form of an answer: numbers as plain decimals, dates ISO, yes/no as
     `yes`/`no`, choices by value. Raises Unreadable."""
-    raw = text.strip()
+    raw = clean_text(text)
     if not raw:
         raise Unreadable(question.type)
     kind = question.type
@@ -56,6 +69,8 @@ def parse(question: Question, text: str, today: date) -> str:
             value = parse_decimal(raw)
         except ValueError as exc:
             raise Unreadable(kind) from exc
+        if abs(value) >= MAX_ABS_NUMBER or decimals(value) > MAX_DECIMALS[kind]:
+            raise Unreadable(kind)
         low = (
             question.min if question.min is not None else Decimal(0) if kind == "percent" else None
         )
@@ -86,7 +101,7 @@ def parse(question: Question, text: str, today: date) -> str:
         return _date(raw, today).isoformat()
     if kind == "month":
         try:
-            return parse_month(raw)
+            return parse_month(raw)  # refuses years outside MIN_YEAR..MAX_YEAR
         except ValueError as exc:
             raise Unreadable(kind) from exc
     if kind == "text":
@@ -99,15 +114,21 @@ def parse(question: Question, text: str, today: date) -> str:
 def _date(raw: str, today: date) -> date:
     try:
         if m := _ISO_DATE.match(raw):
-            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            return _in_range(date(int(m.group(1)), int(m.group(2)), int(m.group(3))))
         if m := _DATE.match(raw):
             year = int(m.group(3)) if m.group(3) else today.year
-            if year < 100:
+            if len(m.group(3) or "") == 2:
                 year += 2000
-            return date(year, int(m.group(2)), int(m.group(1)))
+            return _in_range(date(year, int(m.group(2)), int(m.group(1))))
     except ValueError as exc:
         raise Unreadable("date") from exc
     raise Unreadable("date")
+
+
+def _in_range(day: date) -> date:
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise Unreadable("date")
+    return day
 
 
 def _plain(value: Decimal) -> str:

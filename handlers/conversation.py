@@ -275,6 +275,15 @@ async def link(ctx: Ctx, code: str) -> list[Reply]:
         display_name=ctx.incoming.display_name,
         now=ctx.now,
     )
+    if isinstance(result, InviteProblem) and result.problem == "limited":
+        return [
+            Reply(
+                ctx._(
+                    "You have typed a wrong code too many times. Please try again in {minutes} "
+                    "minutes."
+                ).format(minutes=LINK_MINUTES)
+            )
+        ]
     if isinstance(result, InviteProblem):
         return []
     person = await person_for(ctx.session, ctx.incoming.channel, ctx.incoming.chat_id)

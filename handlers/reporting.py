@@ -22,6 +22,8 @@ from store.text import parse_month
 ITEMS_KEY = "_items"
 LOCATION_KEY = "_location"  # a location shared at any point of the report
 EDIT_BUTTONS_PER_ROW = 4
+REASON_LIMIT = 500  # characters of the reason a figure went down
+TYPED = frozenset({"percent", "number", "text", "date"})  # answered by typing, not choosing
 
 
 # --- the draft and its questions ------------------------------------------------------------
@@ -299,7 +301,7 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
     if mode == "confirm_back":
         return await on_confirm_back(ctx, draft, question, payload)
     if mode == "reason_back":
-        reason = incoming.text.strip()
+        reason = answers.clean_text(incoming.text).strip()[:REASON_LIMIT]
         if not reason:
             return [Reply(_("Please write the reason in a few words."))]
         _set(draft, question.id, ctx.state.pop("pending"), reason)
@@ -427,6 +429,10 @@ def _refusals(ctx: Ctx, refused: list[str]) -> list[Reply]:
     out = []
     if "not_image" in refused:
         out.append(Reply(_("That file is not a photo (JPEG, PNG or WebP); it was not saved.")))
+    if "too_many_pixels" in refused:
+        out.append(
+            Reply(_("That picture has too many pixels to be a site photo; it was not saved."))
+        )
     if "too_large" in refused:
         out.append(
             Reply(

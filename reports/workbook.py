@@ -66,6 +66,21 @@ def _finish(sheet: Worksheet, formats: dict[int, str] | None = None) -> None:
                 cell.number_format = formats[cell.column]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_stays_text(workbook: Workbook) -> None:
+    """Names and answers come from people: text a spreadsheet could take for a formula
+    (`=HYPERLINK(...)`, `+84...`, `@SUM`) is written as a string, with the quote prefix that
+    keeps it text when the cell is edited; it reads exactly as typed. We write no formulas."""
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_STARTS):
+                    cell.data_type = "s"
+                    cell.quotePrefix = True
+
+
 def _num(value: str | None) -> float | None:
     return float(Decimal(value)) if value not in (None, "") else None
 
@@ -129,6 +144,7 @@ async def build(
             ]
         )
     _finish(sheet, {5: "DD/MM/YYYY HH:MM"})
+    _text_stays_text(workbook)
     path.parent.mkdir(parents=True, exist_ok=True)
     workbook.save(path)
     return path

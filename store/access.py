@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -17,6 +19,7 @@ from store.models import (
     Cluster,
     District,
     Invitation,
+    LinkAttempt,
     LinkCode,
     Organisation,
     OrgKind,
@@ -39,7 +42,8 @@ class InviteError(ValueError):
 
 @dataclass(frozen=True)
 class InviteProblem:
-    """Why a token cannot be used: `unknown`, `expired`, `used` or `revoked`."""
+    """Why a token cannot be used: `unknown`, `expired`, `used` or `revoked`; for link codes
+    also `limited` (this chat typed too many wrong codes lately)."""
 
     problem: str
 
@@ -153,6 +157,20 @@ async def accept_invitation(
         return InviteProblem("used")
     if invitation.expires_at <= now:
         return InviteProblem("expired")
+    # Claim the token first: of chats racing for it, only the one whose update matches wins.
+    claimed = await session.scalar(
+        update(Invitation)
+        .where(
+            Invitation.id == invitation.id,
+            Invitation.used_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(used_at=now)
+        .returning(Invitation.id)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed is None:
+        return InviteProblem("used")
     person = Person(
         full_name=display_name,
         role=invitation.role,
@@ -232,12 +250,16 @@ async def revoke_person(
 
 
 LINK_MINUTES = 15
+LINK_DIGITS = 8
+CHAT_FAILURES = 5  # wrong codes a chat may type within LINK_MINUTES
+CODE_FAILURES = 10  # wrong codes city-wide during a code's life that burn it
+_LINK_CODE = re.compile(rf"[0-9]{{{LINK_DIGITS}}}")
 
 
 async def create_link_code(session: AsyncSession, person_id: int, now: datetime) -> str:
-    """A 6-digit code, valid for a few minutes, that binds another messenger to this person."""
+    """An 8-digit code, valid for a few minutes, that binds another messenger to this person."""
     while True:
-        code = f"{secrets.randbelow(1_000_000):06d}"
+        code = f"{secrets.randbelow(10**LINK_DIGITS):0{LINK_DIGITS}d}"
         if await session.scalar(select(LinkCode).where(LinkCode.code == code)) is None:
             break
     session.add(
@@ -245,6 +267,11 @@ async def create_link_code(session: AsyncSession, person_id: int, now: datetime)
     )
     await session.flush()
     return code
+
+
+async def _wrong_codes(session: AsyncSession, *conditions: Any) -> int:
+    found = await session.scalar(select(func.count()).select_from(LinkAttempt).where(*conditions))
+    return int(found or 0)
 
 
 async def use_link_code(
@@ -256,16 +283,40 @@ async def use_link_code(
     display_name: str,
     now: datetime,
 ) -> Person | InviteProblem:
-    link = await session.scalar(select(LinkCode).where(LinkCode.code == code.strip()))
+    """Bind this chat to the person of a /lienket code. Wrong codes are counted in the store:
+    a chat that typed too many lately is refused (`limited`), and a code is burnt once too many
+    wrong codes were typed anywhere while it lived, so guessing cannot win."""
+    code = code.strip()
+    if not _LINK_CODE.fullmatch(code):
+        return InviteProblem("unknown")  # not shaped like a code: ordinary text, not a guess
+    window = timedelta(minutes=LINK_MINUTES)
+    recent = await _wrong_codes(
+        session,
+        LinkAttempt.channel == channel,
+        LinkAttempt.chat_id == chat_id,
+        LinkAttempt.at > now - window,
+    )
+    if recent >= CHAT_FAILURES:
+        return InviteProblem("limited")
+    link = await session.scalar(select(LinkCode).where(LinkCode.code == code))
+    person = await session.get(Person, link.person_id) if link is not None else None
+    problem: str | None = None
     if link is None:
-        return InviteProblem("unknown")
-    if link.used_at is not None:
-        return InviteProblem("used")
-    if link.expires_at <= now:
-        return InviteProblem("expired")
-    person = await session.get(Person, link.person_id)
-    if person is None or not person.active:
-        return InviteProblem("revoked")
+        problem = "unknown"
+    elif link.used_at is not None:
+        problem = "used"
+    elif link.expires_at <= now:
+        problem = "expired"
+    elif await _wrong_codes(session, LinkAttempt.at >= link.expires_at - window) >= CODE_FAILURES:
+        problem = "expired"  # burnt: too many wrong codes were tried while it lived
+    elif person is None or not person.active:
+        problem = "revoked"
+    if problem is not None or link is None or person is None:
+        session.add(LinkAttempt(channel=channel, chat_id=chat_id, at=now))
+        # attempts older than any live code or chat window count for nothing any more
+        await session.execute(delete(LinkAttempt).where(LinkAttempt.at < now - 2 * window))
+        await session.flush()
+        return InviteProblem(problem or "unknown")
     await _bind(session, person, channel, chat_id, display_name, now)
     link.used_at = now
     session.add(
@@ -291,3 +342,21 @@ async def mark_unreachable(session: AsyncSession, channel: str, chat_id: str) ->
     )
     if identity is not None:
         identity.reachable = False
+
+
+async def chat_roles(
+    session: AsyncSession, channel: str, chat_id: str | None = None
+) -> dict[str, tuple[str, str] | None]:
+    """Each chat of `channel` bound to a person (only `chat_id` if given): the person's role and
+    locale, or None once the person's access was withdrawn."""
+    query = (
+        select(ChannelIdentity.external_id, Person.role, Person.locale, Person.active)
+        .join(Person, ChannelIdentity.person_id == Person.id)
+        .where(ChannelIdentity.channel == channel)
+    )
+    if chat_id is not None:
+        query = query.where(ChannelIdentity.external_id == chat_id)
+    return {
+        external_id: (role or "", locale) if active else None
+        for external_id, role, locale, active in (await session.execute(query)).all()
+    }

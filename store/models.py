@@ -494,3 +494,17 @@ class LinkCode(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
+
+
+# --- link code attempts (migration 0005) -------------------------------------------------------
+
+
+class LinkAttempt(Base):
+    """A wrong /lienket code typed by a chat: counted per chat and city-wide to stop guessing."""
+
+    __tablename__ = "link_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -21,15 +21,22 @@ from store.models import Photo
 
 FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
+    "MPO": ("image/jpeg", "jpg"),  # a camera's multi-picture JPEG: stored as is, first frame shown
     "PNG": ("image/png", "png"),
     "WEBP": ("image/webp", "webp"),
 }
+OPEN_AS = ["JPEG", "PNG", "WEBP"]  # the only decoders tried; JPEG's also opens MPO
 THUMB_SIZE = (320, 320)
-MAX_PIXELS = 60_000_000
+# JPEG thumbnails are decoded at 1/8 scale (draft mode), so a large photo costs little memory;
+# PNG and WebP decode in full, so they get a smaller cap (24 MP: under 100 MB decoded).
+MAX_PIXELS = 120_000_000
+MAX_FULL_DECODE_PIXELS = 24_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check, at the same cap
 
 
 class PhotoRejected(ValueError):
-    """`not_image` (the bytes are not a JPEG, PNG or WebP) or `too_large`."""
+    """`not_image` (the bytes are not a whole JPEG, PNG or WebP) or `too_large` (in bytes or in
+    pixels)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -46,43 +53,62 @@ class Inspected:
     taken_at: datetime | None
     latitude: Decimal | None
     longitude: Decimal | None
+    thumbnail: bytes  # JPEG; making it proved the whole image decodes
+
+
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
 
 
 def inspect(data: bytes, max_bytes: int) -> Inspected:
-    """Check the bytes (not the file name) and read size, capture time and GPS from EXIF."""
+    """Check the bytes (not the file name): format and size from the header before anything is
+    decoded, then decode once into a thumbnail (a truncated file fails here). Also reads the
+    capture time and GPS from EXIF."""
     if len(data) > max_bytes:
         raise PhotoRejected("too_large")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
+            with Image.open(io.BytesIO(data), formats=OPEN_AS) as probe:
+                fmt, (width, height) = probe.format, probe.size
+                cap = MAX_PIXELS if fmt in ("JPEG", "MPO") else MAX_FULL_DECODE_PIXELS
+                if fmt not in FORMATS:
+                    raise PhotoRejected("not_image")
+                if width * height > cap:
+                    raise PhotoRejected("too_many_pixels")
                 probe.verify()
-            image = Image.open(io.BytesIO(data))
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+            with Image.open(io.BytesIO(data), formats=OPEN_AS) as image:
+                exif = image.getexif()
+                thumbnail = _thumbnail(image)
+    except PhotoRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PhotoRejected("too_many_pixels") from exc
+    except _DECODE_ERRORS as exc:
         raise PhotoRejected("not_image") from exc
-    if image.format not in FORMATS or image.width * image.height > MAX_PIXELS:
-        raise PhotoRejected("not_image")
-    mime, extension = FORMATS[image.format]
-    exif = image.getexif()
+    mime, extension = FORMATS[fmt]
     taken = _taken_at(exif)
     lat, lon = _gps(exif)
     return Inspected(
         hashlib.sha256(data).hexdigest(),
         mime,
         extension,
-        image.width,
-        image.height,
+        width,
+        height,
         taken,
         lat,
         lon,
+        thumbnail,
     )
+
+
+def _thumbnail(image: Image.Image) -> bytes:
+    """A small JPEG of the (first) frame. Shrunk before any conversion: JPEG decodes straight
+    at a reduced scale (thumbnail uses draft mode), and no full-size copy is ever made."""
+    image.thumbnail(THUMB_SIZE)
+    small = image.convert("RGB")
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
 
 
 def _taken_at(exif: Image.Exif) -> datetime | None:
@@ -114,20 +140,14 @@ def _degrees(value: Any, ref: str) -> Decimal:
 
 
 def _write_files(data: bytes, info: Inspected, data_dir: Path) -> tuple[str, str]:
+    """Write the photo and its thumbnail, both already checked by `inspect`."""
     rel = Path("photos") / info.sha256[:2] / f"{info.sha256}.{info.extension}"
     thumb_rel = Path("photos") / "thumbs" / info.sha256[:2] / f"{info.sha256}.jpg"
-    for target, content in ((rel, data), (thumb_rel, None)):
+    for target, content in ((thumb_rel, info.thumbnail), (rel, data)):
         path = data_dir / target
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        if content is None:
-            with Image.open(io.BytesIO(data)) as image:
-                thumb = image.convert("RGB")
-                thumb.thumbnail(THUMB_SIZE)
-                buffer = io.BytesIO()
-                thumb.save(buffer, "JPEG", quality=80)
-                content = buffer.getvalue()
         tmp = path.with_suffix(path.suffix + ".part")
         tmp.write_bytes(content)
         os.replace(tmp, path)  # atomic: a crash never leaves half a photo under its hash

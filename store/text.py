@@ -42,8 +42,14 @@ def slug(text: str) -> str:
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+MAX_NUMBER_CHARS = 32  # more digits than anyone types; keeps Decimal's work small
+MIN_YEAR, MAX_YEAR = 2000, 2100  # the years a report can speak of
+
+
 def parse_decimal(raw: str) -> Decimal:
-    """Read `68,45`, `68.45`, `68,45 %`, `88,44%.` or `1.234,5`; ValueError if not a number."""
+    """Read `68,45`, `68.45`, `68,45 %`, `88,44%.` or `1.234,5`; ValueError if not a plain
+    number (no exponent, NaN or infinity, at most MAX_NUMBER_CHARS characters). `-0` is 0."""
     text = raw.strip().rstrip(".").replace("%", "").replace("\u00a0", "").replace(" ", "")
     if not text:
         raise ValueError("empty")
@@ -52,18 +58,25 @@ def parse_decimal(raw: str) -> Decimal:
         text = text.replace(".", "").replace(",", ".")
     else:
         text = text.replace(",", ".")
+    if len(text) > MAX_NUMBER_CHARS or not _PLAIN_NUMBER.match(text):
+        raise ValueError(raw)
     try:
         value = Decimal(text)
     except InvalidOperation as exc:
         raise ValueError(raw) from exc
-    if not value.is_finite():
-        raise ValueError(raw)
-    return value
+    return value.copy_abs() if value.is_zero() else value
+
+
+def decimals(value: Decimal) -> int:
+    """How many digits a number has after the point, trailing zeros not counted."""
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def parse_percent(raw: str) -> Decimal:
+    """A percentage from 0 to 100 with at most two decimals."""
     value = parse_decimal(raw)
-    if value < 0 or value > 100:
+    if value < 0 or value > 100 or decimals(value) > 2:
         raise ValueError(raw)
     return value
 
@@ -83,7 +96,7 @@ def parse_month(raw: str) -> str:
         month, year = int(m.group(1)), int(m.group(2))
     else:
         raise ValueError(raw)
-    if not 1 <= month <= 12:
+    if not 1 <= month <= 12 or not MIN_YEAR <= year <= MAX_YEAR:
         raise ValueError(raw)
     return f"{year:04d}-{month:02d}"
 

@@ -61,8 +61,8 @@ def test_read_and_written_back(question: Question, typed: str, stored: str, show
         (q("date"), "31/2", "ngày/tháng/năm"),
         (q("date"), "hôm qua", "ngày/tháng/năm"),
         (q("month"), "13/2021", "tháng/năm"),
-        (q("text", max_length=5), "quá dài rồi", "ngắn hơn"),
-        (q("text"), "   ", "ngắn hơn"),
+        (q("text", max_length=5), "quá dài rồi", "không quá 5 ký tự"),
+        (q("text"), "   ", "không quá 1000 ký tự"),
     ],
 )
 def test_unreadable_answers_get_a_vietnamese_hint(

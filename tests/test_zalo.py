@@ -138,7 +138,7 @@ async def test_one_person_on_two_messengers(
     await telegram.say(f"/start {await token_for(deps)}")
     await play(telegram, [("/baocao", "QHCT"), ("[Có]", "Phương án bồi thường")])
     code = (await telegram.say("/lienket")).rsplit(" ", 1)[1].strip()
-    assert code.isdigit() and len(code) == 6
+    assert code.isdigit() and len(code) == 8
     zalo = zalo_chat
     assert "Đã liên kết" in await zalo.say(code)
     await play(zalo, [("/baocao", "Tiếp tục bản nháp | Phương án bồi thường")])  # the same draft
