@@ -32,6 +32,10 @@ Behaviour copied from Telegram because bots break on it in production:
 * Private-chat message ids are shared between the person and the bot, as in Telegram.
 * A second concurrent ``getUpdates`` terminates the first with 409, and ``getUpdates`` while a
   webhook is set answers 409.
+* ``setMyCommands`` refuses what the Bot API refuses: a command not matching
+  ``^[a-z0-9_]{1,32}$``, a description over 256 characters, more than 100 commands, an unknown
+  scope type, a chat scope for a chat the bot has never met, a malformed language code.
+* The person can edit a text they sent (``edit_text``): an ``edited_message`` update.
 """
 
 from __future__ import annotations
@@ -131,6 +135,20 @@ _INT_RE = re.compile(r"-?\d+")
 _FLOAT_RE = re.compile(r"-?\d+\.\d*(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")
 _TOKEN_RE = re.compile(r"\d+:[\w-]+")
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
+_LANGUAGE_RE = re.compile(r"[a-z]{2}")
+_SCOPE_TYPES = frozenset(
+    {
+        "default",
+        "all_private_chats",
+        "all_group_chats",
+        "all_chat_administrators",
+        "chat",
+        "chat_administrators",
+        "chat_member",
+    }
+)
+MAX_COMMANDS = 100
+MAX_COMMAND_DESCRIPTION = 256
 
 
 # --------------------------------------------------------------------------------------------
@@ -821,6 +839,23 @@ class StandinBotAPI:
             body["caption"] = caption
         return self._queue_update({"message": self._person_message(chat_id, body)})
 
+    def edit_text(self, chat_id: int, message_id: int, text: str) -> int:
+        """The person edits a text they sent: an ``edited_message`` update, as Telegram sends."""
+        current = self._messages.get((chat_id, message_id))
+        if current is None or not current.get("_from_person") or "text" not in current:
+            raise AssertionError(f"chat {chat_id} has no text {message_id} from the person")
+        edited = {**current, "text": text, "edit_date": int(time.time())}
+        edited.pop("entities", None)
+        if text.startswith("/"):
+            first_word = text.split(maxsplit=1)[0]
+            edited["entities"] = [{"type": "bot_command", "offset": 0, "length": _u16(first_word)}]
+        self._messages[(chat_id, message_id)] = edited
+        return self._queue_update({"edited_message": _public(edited)})
+
+    def meet(self, chat_id: int, *, first_name: str = "Test") -> None:
+        """The person has talked with the bot before (so Telegram knows the chat)."""
+        self._people.setdefault(chat_id, (first_name, None))
+
     def send_location(self, chat_id: int, latitude: float, longitude: float) -> int:
         """The person shares a location."""
         body: JSONDict = {"location": {"latitude": latitude, "longitude": longitude}}
@@ -874,9 +909,18 @@ class StandinBotAPI:
         """Messages the bot sent to the chat, in order, with edits (editMessageText/Caption)."""
         return list(self._sent.get(chat_id, []))
 
+    def queued(self, update_id: int) -> dict[str, Any]:
+        """An update as it was queued for the bot."""
+        return copy.deepcopy(self._history[update_id])
+
     def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
         """The current state of a message (after edits; ``_deleted`` if deleted)."""
         return self._messages[(chat_id, message_id)]
+
+    def chat_commands(self, chat_id: int, language: str | None = None) -> list[dict[str, str]]:
+        """The command menu set for one chat (``BotCommandScopeChat``); [] if none."""
+        scope = json.dumps({"chat_id": chat_id, "type": "chat"}, sort_keys=True)
+        return list(self.scoped_commands.get((scope, language), []))
 
     def called(self, method: str) -> list[dict[str, Any]]:
         """The parameters of every call of ``method`` (case-insensitive), in order."""
@@ -1248,10 +1292,19 @@ class StandinBotAPI:
             queued.delivered = True
         return [copy.deepcopy(queued.update) for queued in batch]
 
+    # setMyCommands, getMyCommands, deleteMyCommands as the Bot API documents them
+    # (https://core.telegram.org/bots/api#setmycommands, #botcommand, #botcommandscope): at most
+    # 100 commands; a command is 1-32 characters of lowercase English letters, digits and
+    # underscores; a description is 1-256 characters; language_code is empty or a two-letter
+    # ISO 639-1 code; scope is one of the 7 BotCommandScope types, and a chat scope names a chat
+    # the bot knows. PTB sends all of these unchecked, so the stand-in refuses what Telegram does.
+
     async def _set_my_commands(self, params: dict[str, Any]) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list):
             raise _bad('parameter "commands" is required')
+        if len(commands) > MAX_COMMANDS:
+            raise _bad("BOT_COMMANDS_TOO_MUCH")
         cleaned: list[dict[str, str]] = []
         for command in commands:
             if not isinstance(command, dict):
@@ -1260,7 +1313,7 @@ class StandinBotAPI:
             description = str(command.get("description", ""))
             if not _COMMAND_RE.fullmatch(name):
                 raise _bad("BOT_COMMAND_INVALID")
-            if not 1 <= len(description) <= 256:
+            if not 1 <= len(description) <= MAX_COMMAND_DESCRIPTION:
                 raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")
             cleaned.append({"command": name, "description": description})
         scope, language = self._command_key(params)
@@ -1279,15 +1332,25 @@ class StandinBotAPI:
         self.scoped_commands.pop((scope, language), None)
         return True
 
-    @staticmethod
-    def _command_key(params: dict[str, Any]) -> tuple[str, str | None]:
+    def _command_key(self, params: dict[str, Any]) -> tuple[str, str | None]:
+        """The (scope, language) a command list is stored under; refuses a malformed one."""
         scope = params.get("scope")
-        scope_key = (
-            json.dumps(scope, sort_keys=True)
-            if isinstance(scope, dict) and scope.get("type") != "default"
-            else "default"
-        )
+        if scope is not None and not isinstance(scope, dict):
+            raise _bad("can't parse BotCommandScope JSON object")
+        scope = scope or {"type": "default"}
+        kind = scope.get("type")
+        if kind not in _SCOPE_TYPES:
+            raise _bad("wrong BotCommandScope type specified")
+        if kind in ("chat", "chat_administrators", "chat_member"):
+            chat_id = scope.get("chat_id")
+            if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+                raise _bad("chat not found")
+            if chat_id not in self._people and chat_id not in self._last_message_id:
+                raise _bad("chat not found")
         language = params.get("language_code") or None
+        if language is not None and not _LANGUAGE_RE.fullmatch(str(language)):
+            raise _bad("invalid language code specified")
+        scope_key = json.dumps(scope, sort_keys=True) if kind != "default" else "default"
         return scope_key, language
 
     # ---------------------------------------------------------------- methods: messages

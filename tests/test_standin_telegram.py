@@ -11,6 +11,7 @@ from PIL import Image
 from telegram import (
     Bot,
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
@@ -297,3 +298,43 @@ def test_formatting_parsers() -> None:
     )
     with pytest.raises(ApiError, match="Can't find end of Bold entity at byte offset 0"):
         format_text("*open", "MarkdownV2")
+
+
+async def test_command_menus_per_chat_and_refusals(api: StandinBotAPI) -> None:
+    menu = [BotCommand("baocao", "Gửi báo cáo tháng"), BotCommand("tonghop", "Tổng hợp tháng")]
+    api.meet(CHAT)
+    async with bot_for(api) as bot:
+        assert await bot.set_my_commands(menu, scope=BotCommandScopeChat(CHAT))
+        assert tuple(await bot.get_my_commands(scope=BotCommandScopeChat(CHAT))) == tuple(menu)
+        assert await bot.get_my_commands() == ()  # the default scope is another list
+        assert api.chat_commands(CHAT) == [
+            {"command": "baocao", "description": "Gửi báo cáo tháng"},
+            {"command": "tonghop", "description": "Tổng hợp tháng"},
+        ]
+        assert await bot.delete_my_commands(scope=BotCommandScopeChat(CHAT))
+        assert api.chat_commands(CHAT) == []
+        refused = [
+            ([BotCommand("BaoCao", "x")], {}, "bot_command_invalid"),
+            ([BotCommand("bao-cao", "x")], {}, "bot_command_invalid"),
+            ([BotCommand("a" * 33, "x")], {}, "bot_command_invalid"),
+            ([BotCommand("baocao", "x" * 257)], {}, "bot_command_description_invalid"),
+            ([BotCommand("baocao", "")], {}, "bot_command_description_invalid"),
+            ([BotCommand(f"c{i}", "x") for i in range(101)], {}, "bot_commands_too_much"),
+            (menu, {"scope": BotCommandScopeChat(CHAT + 1)}, "chat not found"),
+            (menu, {"language_code": "vie"}, "invalid language code"),
+        ]
+        for commands, extra, error in refused:
+            with pytest.raises(BadRequest, match=f"(?i){error}"):
+                await bot.set_my_commands(commands, **extra)  # type: ignore[arg-type]
+        assert await bot.set_my_commands([BotCommand("a" * 32, "x" * 256)])  # the limits
+    assert set(api.chat_commands(CHAT + 1)) == set()
+
+
+async def test_the_person_edits_a_message(api: StandinBotAPI) -> None:
+    api.send_text(CHAT, "40")
+    api.edit_text(CHAT, 1, "2")
+    async with bot_for(api) as bot:
+        sent, edited = await bot.get_updates(timeout=0)
+    assert sent.message is not None and sent.message.text == "40"
+    assert edited.edited_message is not None and edited.edited_message.text == "2"
+    assert edited.edited_message.message_id == 1 and edited.edited_message.edit_date is not None

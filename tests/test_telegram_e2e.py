@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,15 @@ from tests.dialog import image
 from tests.standin_telegram import StandinBotAPI
 
 QUIET = 0.4  # the bot has said all it will say about one message after this long
+
+
+async def webhook_registered(api: StandinBotAPI) -> dict[str, Any]:
+    """The bot's setWebhook call, once the process has made it."""
+    for _ in range(100):
+        if api.called("setWebhook"):
+            break
+        await asyncio.sleep(0.1)
+    return api.called("setWebhook")[-1]
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -35,6 +45,7 @@ class Person:
 
     api: StandinBotAPI
     chat_id: int
+    said: int = 0  # the update of the last text sent
 
     async def _replies(self, before: int, timeout: float = 15.0) -> str:
         await self.api.wait_for_count(self.chat_id, before + 1, timeout=timeout)
@@ -50,7 +61,7 @@ class Person:
 
     async def say(self, text: str) -> str:
         before = len(self.api.sent(self.chat_id))
-        self.api.send_text(self.chat_id, text, first_name="Lê Văn C")
+        self.said = self.api.send_text(self.chat_id, text, first_name="Lê Văn C")
         return await self._replies(before)
 
     async def tap(self, label: str) -> str:
@@ -63,6 +74,16 @@ class Person:
                         self.api.press_button(self.chat_id, data, message["message_id"])
                         return await self._replies(before)
         raise AssertionError(f"no button {label!r}")
+
+    async def edit(self, message_id: int, text: str) -> str:
+        before = len(self.api.sent(self.chat_id))
+        self.api.edit_text(self.chat_id, message_id, text)
+        return await self._replies(before)
+
+    async def document(self, data: bytes, file_name: str, mime_type: str) -> str:
+        before = len(self.api.sent(self.chat_id))
+        self.api.send_document(self.chat_id, data, file_name, mime_type)
+        return await self._replies(before)
 
     async def album(self, photos: list[bytes]) -> str:
         before = len(self.api.sent(self.chat_id))
@@ -77,6 +98,34 @@ async def api() -> AsyncIterator[StandinBotAPI]:
     await server.start()
     yield server
     await server.stop()
+
+
+async def menu_of(api: StandinBotAPI, chat_id: int, timeout: float = 10.0) -> list[str]:
+    """The commands of the chat's own menu (BotCommandScopeChat), once the bot has set them."""
+    for _ in range(int(timeout / 0.05)):
+        if api.chat_commands(chat_id):
+            break
+        await asyncio.sleep(0.05)
+    return [c["command"] for c in api.chat_commands(chat_id)]
+
+
+async def start_bot(tmp_path: Path, api: StandinBotAPI, **extra: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root, **extra),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def stop_bot(bot: asyncio.subprocess.Process) -> None:
+    bot.send_signal(signal.SIGTERM)
+    output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
+    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
 
 
 def invite(tmp_path: Path) -> tuple[str, str]:
@@ -112,6 +161,16 @@ async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: 
         assert "5550000" in await stranger.say("xin chào")  # refused, with its chat id
         welcome = await person.say(f"/start {token}")
         assert "Chào mừng" in welcome and "Đại Thắng" in welcome
+        # an investor's own menu: what help_for lists for them, nothing of an admin's
+        assert await menu_of(api, person.chat_id) == [
+            "baocao",
+            "huy",
+            "tinhhinh",
+            "lienket",
+            "ngonngu",
+            "trogiup",
+        ]
+        assert api.chat_commands(stranger.chat_id) == []
         assert "QHCT 1/500" in await person.say("/baocao")
         assert "Phương án bồi thường" in await person.tap("Có")
         assert "Đã GPMB" in await person.tap("Có")
@@ -184,11 +243,7 @@ async def test_webhook_refuses_updates_without_the_secret(
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        for _ in range(100):
-            if api.called("setWebhook"):
-                break
-            await asyncio.sleep(0.1)
-        registered = api.called("setWebhook")[-1]
+        registered = await webhook_registered(api)
         assert registered["url"].startswith("https://ccn.example.vn/hook/")
         assert registered["secret_token"] == "s3cret-value"
         local = f"http://127.0.0.1:{port}{urlsplit(registered['url']).path.removeprefix('/hook')}"
@@ -224,3 +279,89 @@ async def test_webhook_refuses_updates_without_the_secret(
         bot.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
     assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
+async def test_edits_and_oversized_files(api: StandinBotAPI, tmp_path: Path) -> None:
+    """Editing "40" to "2" is not an answer to the choice now open; a 30 MB file (over the
+    Bot API's 20 MB download cap) is refused by its declared size, never fetched."""
+    token, _link = invite(tmp_path)
+    bot = await start_bot(tmp_path, api)
+    person = Person(api, 5557777)
+    try:
+        await person.say(f"/start {token}")
+        await person.say("/baocao")
+        await person.tap("Có")
+        assert "Đã GPMB" in await person.tap("Có")
+        assert "kinh phí GPMB" in await person.say("40")
+        forty = api.queued(person.said)["message"]["message_id"]
+        answer = await person.edit(forty, "2")
+        assert "không đọc tin nhắn đã sửa" in answer and "gửi lại" in answer
+        assert "Đất lúa" not in answer  # the open question was not answered
+        assert "Đất lúa" in await person.tap("Đã chuyển đủ")  # still the same question
+        big = await person.document(b"\0" * (30 * 1024 * 1024), "ban-ve.pdf", "application/pdf")
+        assert "lớn hơn 10 MB" in big and "có lỗi" not in big
+        assert api.called("getFile") == [] and api.files_served == 0
+    finally:
+        await stop_bot(bot)
+    db = sqlite3.connect(tmp_path / "data" / "ccn.db")
+    (answers,) = db.execute("SELECT answers FROM report_drafts").fetchone()
+    assert '"gpmb": {"v": "40"}' in answers and '"gpmb_funds": {"v": "fully"}' in answers
+
+
+def rss_mb(pid: int) -> float:
+    """The process's resident memory now, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+async def test_webhook_refuses_a_large_body_without_reading_it(
+    api: StandinBotAPI, tmp_path: Path
+) -> None:
+    """A post with a wrong or no secret is refused from its headers (four 50 MB posts once took
+    the bot from 153 to 403 MB); a body over 1 MB is refused even with the secret."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import aiohttp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    bot = await start_bot(
+        tmp_path,
+        api,
+        WEBHOOK_URL="https://ccn.example.vn/hook",
+        WEBHOOK_SECRET="s3cret-value",
+        WEBHOOK_PORT=str(port),
+    )
+    try:
+        registered = await webhook_registered(api)
+        local = f"http://127.0.0.1:{port}{urlsplit(registered['url']).path.removeprefix('/hook')}"
+        junk = b"x" * (50 * 1024 * 1024)
+        secret = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the webhook server may still be starting
+                try:
+                    async with http.post(local, json={"update_id": 1}, headers=secret) as response:
+                        assert response.status == 200
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            before = rss_mb(bot.pid)
+            statuses = []
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}, {}, {}):
+                async with http.post(local, data=junk, headers=headers) as response:
+                    statuses.append(response.status)
+            grown = rss_mb(bot.pid) - before
+            async with http.post(
+                local, data=b"{" + b" " * (2 * 1024 * 1024) + b"}", headers=secret
+            ) as response:
+                too_large = response.status
+        assert statuses == [403, 403, 403, 403]
+        assert grown < 30, f"the bot grew by {grown:.0f} MB reading refused bodies"
+        assert too_large == 413
+    finally:
+        await stop_bot(bot)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hmac
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
@@ -34,10 +39,16 @@ from handlers.context import Deps
 from handlers.port import Attachment, Incoming, Reply
 from reminders.sender import Delivery
 from store import i18n
+from store.access import chat_roles
+from store.models import Role
+from store.photos import PhotoRejected
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
+MAX_DOWNLOAD = 20 * 1024 * 1024  # getFile refuses files over 20 MB ("file is too big")
+WEBHOOK_MAX_BODY = 1024 * 1024  # an update is a few KB; anything this big is not Telegram's
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALBUM_QUIET_SECONDS = 1.2  # photos of one album arrive as separate updates: answer once
 COMMANDS: dict[str, list[tuple[str, str]]] = {
     "vi": [
@@ -54,7 +65,46 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+# Each person's own menu (BotCommandScopeChat): the commands help_for lists for their role, in
+# its order. A chat's menu outranks the default scope's, whatever the language (Bot API,
+# "Determining list of commands"), so descriptions follow the person's locale.
+_ADMIN = frozenset({Role.ADMIN})
+_OVERVIEW = frozenset({Role.ADMIN, Role.DISTRICT})
+MENU: tuple[tuple[str, str, frozenset[str] | None], ...] = (  # None: every role
+    ("baocao", i18n.N_("Send this month's report"), None),
+    ("huy", i18n.N_("Pause; your answers are kept"), None),
+    ("moi", i18n.N_("Invite someone"), _ADMIN),
+    ("nguoidung", i18n.N_("List people"), _ADMIN),
+    ("thuhoi", i18n.N_("Withdraw someone's access"), _ADMIN),
+    ("vanban", i18n.N_("Record a report received on paper"), _ADMIN),
+    ("tinhhinh", i18n.N_("How a cluster is doing"), None),
+    ("chuabaocao", i18n.N_("Who has not reported"), _OVERVIEW),
+    ("tonghop", i18n.N_("The month's summary"), _OVERVIEW),
+    ("lienket", i18n.N_("Use the bot on both Telegram and Zalo"), None),
+    ("ngonngu", "Tiếng Việt / English", None),  # the same in both languages
+    ("trogiup", i18n.N_("Help"), None),
+)
+Menu = tuple[str, str]  # (role, locale) a chat's menu was set for
+
 Handler = Callable[[Incoming], Awaitable[list[Reply]]]
+
+
+def menu_for(role: str, locale: str) -> list[BotCommand]:
+    """The commands a person of `role` can use, described in `locale`."""
+    _ = i18n.gettext_for(locale)
+    return [
+        BotCommand(command, _(description))
+        for command, description, roles in MENU
+        if roles is None or role in roles
+    ]
+
+
+def for_telegram(deps: Deps) -> Deps:
+    """The handlers' dependencies with the photo limit Telegram can deliver: the smaller of
+    MAX_PHOTO_MB and the Bot API's 20 MB download cap, so a refusal names the limit that
+    applies."""
+    limit = min(deps.config.max_photo_bytes, MAX_DOWNLOAD)
+    return dataclasses.replace(deps, config=dataclasses.replace(deps.config, max_photo_bytes=limit))
 
 
 def _locale(code: str | None) -> str | None:
@@ -62,15 +112,33 @@ def _locale(code: str | None) -> str | None:
     return short if short in i18n.SUPPORTED else None
 
 
-def _downloader(application: Application, file_id: str) -> Callable[[], Awaitable[bytes]]:  # type: ignore[type-arg]
+def _downloader(
+    application: Application,  # type: ignore[type-arg]
+    file_id: str,
+    size: int | None,
+    max_bytes: int,
+) -> Callable[[], Awaitable[bytes]]:
     async def fetch() -> bytes:
-        file = await application.bot.get_file(file_id)
+        # Refused by the size the update declares, before any download; the handlers answer
+        # PhotoRejected as for a photo found too large after download.
+        if size is not None and size > max_bytes:
+            raise PhotoRejected("too_large")
+        try:
+            file = await application.bot.get_file(file_id)
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():  # no file_size given, yet over 20 MB
+                raise PhotoRejected("too_large") from exc
+            raise
         return bytes(await file.download_as_bytearray())
 
     return fetch
 
 
-def to_incoming(update: Update, application: Application) -> Incoming | None:  # type: ignore[type-arg]
+def to_incoming(
+    update: Update,
+    application: Application,  # type: ignore[type-arg]
+    max_bytes: int = MAX_DOWNLOAD,
+) -> Incoming | None:
     chat = update.effective_chat
     user = update.effective_user
     if chat is None:
@@ -93,7 +161,9 @@ def to_incoming(update: Update, application: Application) -> Incoming | None:  #
         biggest = message.photo[-1]
         attachments.append(
             Attachment(
-                "photo", _downloader(application, biggest.file_id), caption=message.caption or ""
+                "photo",
+                _downloader(application, biggest.file_id, biggest.file_size, max_bytes),
+                caption=message.caption or "",
             )
         )
     elif message.document is not None:
@@ -101,7 +171,7 @@ def to_incoming(update: Update, application: Application) -> Incoming | None:  #
         attachments.append(
             Attachment(
                 "document",
-                _downloader(application, doc.file_id),
+                _downloader(application, doc.file_id, doc.file_size, max_bytes),
                 file_name=doc.file_name or "",
                 mime=doc.mime_type or "",
                 caption=message.caption or "",
@@ -173,12 +243,15 @@ class TelegramNotifier:
 
 class TelegramChannel:
     def __init__(self, deps: Deps, application: Application) -> None:  # type: ignore[type-arg]
-        self.deps = deps
+        self.deps = for_telegram(deps)
         self.application = application
         self._albums: dict[str, asyncio.Task[None]] = {}
+        self._menus: dict[int, Menu] = {}  # the menu last set per chat; absent: the default
+        self._menu_lock = asyncio.Lock()
+        self._menu_sync: asyncio.Task[None] | None = None
 
     async def on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        incoming = to_incoming(update, self.application)
+        incoming = to_incoming(update, self.application, self.deps.config.max_photo_bytes)
         if incoming is None:
             return
         query = update.callback_query
@@ -192,8 +265,32 @@ class TelegramChannel:
         chat_id = int(incoming.chat_id)
         if incoming.media_group_id:
             self._answer_album_once(incoming.media_group_id, chat_id, replies)
+        else:
+            await self._send(chat_id, replies)
+        await self._update_menu(chat_id)
+
+    async def on_edit(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An edited message is never read as an answer: by the time it is edited the
+        conversation has moved on, and an edit of "40" to "2" would otherwise answer whatever is
+        asked now. Ignoring it silently would leave the person believing the correction was
+        taken, so one short line says edits are not read and to send the answer again (a figure
+        already given is corrected from the summary's ✏️ buttons)."""
+        chat = update.effective_chat
+        if chat is None:
             return
-        await self._send(chat_id, replies)
+        try:
+            known = await self._menu_of(chat.id)
+        except SQLAlchemyError:
+            known = None
+        user = update.effective_user
+        locale = (
+            known[1]
+            if known is not None
+            else _locale(user.language_code if user else None) or self.deps.config.default_locale
+        )
+        _ = i18n.gettext_for(locale)
+        text = _("Edited messages are not read. Please send your answer again as a new message.")
+        await self._send(chat.id, [Reply(text)])
 
     def _answer_album_once(self, group: str, chat_id: int, replies: list[Reply]) -> None:
         pending = self._albums.pop(group, None)
@@ -215,9 +312,70 @@ class TelegramChannel:
 
     async def flush(self) -> None:
         """Send replies still waiting for the end of an album (at shut-down)."""
+        if self._menu_sync is not None:
+            self._menu_sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._menu_sync
         for task in list(self._albums.values()):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    # --- each chat's command menu -----------------------------------------------------------
+
+    def start_menus(self) -> None:
+        """Set every known chat's menu, in the background: the rate limiter lets ~29 calls a
+        second through, so many people would hold up the start."""
+        self._menu_sync = asyncio.create_task(self._sync_all_menus())
+
+    async def _menu_of(self, chat_id: int) -> Menu | None:
+        """The role and locale of the person behind the chat; None for a stranger or someone
+        whose access was withdrawn."""
+        async with self.deps.sessions() as session:
+            roles = await chat_roles(session, "telegram", str(chat_id))
+        return roles.get(str(chat_id))
+
+    async def _sync_all_menus(self) -> None:
+        try:
+            async with self.deps.sessions() as session:
+                chats = await chat_roles(session, "telegram")
+        except SQLAlchemyError as exc:
+            log.warning("chat menus not set: %s", exc)
+            return
+        for chat, menu in chats.items():
+            if not chat.lstrip("-").isdigit():
+                continue
+            async with self._menu_lock:
+                if int(chat) not in self._menus:  # else an update has just set a fresher one
+                    await self._set_menu(int(chat), menu, force=True)
+
+    async def _update_menu(self, chat_id: int) -> None:
+        """After an update: one small query, and a call only if the chat's role or language
+        changed (an invitation accepted, a language chosen, access withdrawn)."""
+        try:
+            menu = await self._menu_of(chat_id)
+        except SQLAlchemyError as exc:  # keep the menu as it is
+            log.warning("menu of chat %s not checked: %s", chat_id, exc)
+            return
+        async with self._menu_lock:
+            await self._set_menu(chat_id, menu)
+
+    async def _set_menu(self, chat_id: int, menu: Menu | None, *, force: bool = False) -> None:
+        if not force and self._menus.get(chat_id) == menu:
+            return
+        bot = self.application.bot
+        scope = BotCommandScopeChat(chat_id)
+        try:
+            if menu is None:  # back to the default scope's menu
+                await bot.delete_my_commands(scope=scope)
+            else:
+                await bot.set_my_commands(menu_for(*menu), scope=scope)
+        except TelegramError as exc:  # e.g. a chat Telegram no longer knows
+            log.warning("menu of chat %s not set: %s", chat_id, exc)
+            return
+        if menu is None:
+            self._menus.pop(chat_id, None)
+        else:
+            self._menus[chat_id] = menu
 
 
 def build(
@@ -237,7 +395,8 @@ def build(
     )
     channel = TelegramChannel(deps, application)
     application.add_handler(CallbackQueryHandler(channel.on_update))
-    application.add_handler(MessageHandler(filters.ALL, channel.on_update))
+    application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, channel.on_update))
+    application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, channel.on_edit))
     return application, channel
 
 
@@ -246,6 +405,50 @@ async def register_commands(application: Application) -> None:  # type: ignore[t
     for language, commands in COMMANDS.items():
         await bot.set_my_commands([BotCommand(c, d) for c, d in commands], language_code=language)
     await bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS["vi"]])
+
+
+@contextlib.asynccontextmanager
+async def webhook_server(
+    application: Application,  # type: ignore[type-arg]
+    *,
+    listen: str,
+    port: int,
+    path: str,
+    secret: str,
+) -> AsyncIterator[None]:
+    """Updates posted by Telegram, into the application's queue. Our own server rather than
+    PTB's: PTB's (tornado) reads a body of up to 100 MB before it looks at the secret. Here a
+    wrong or missing secret is refused from the headers, and a body over WEBHOOK_MAX_BODY is
+    never read whole."""
+    expected = secret.encode()
+
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.Response(status=403)
+        if (request.content_length or 0) > WEBHOOK_MAX_BODY:
+            return web.Response(status=413)
+        try:
+            body = await request.read()  # past client_max_size: HTTPRequestEntityTooLarge
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413)
+        try:
+            update = Update.de_json(json.loads(body), application.bot)
+        except Exception:  # not an update: nothing to queue
+            log.warning("webhook: a post that is not an update (%d bytes)", len(body))
+            return web.Response(status=400)
+        await application.update_queue.put(update)
+        return web.Response()
+
+    app = web.Application(client_max_size=WEBHOOK_MAX_BODY)
+    app.router.add_post(f"/{path}", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, listen, port).start()
+        yield
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -263,28 +466,27 @@ async def running(
     """The bot on Telegram for as long as the block runs: long polling, or a webhook when
     `webhook_url`; yields the notifier that reminders go through."""
     application, channel = build(deps, token, base_url, file_url)
-    async with application:
+    async with application, contextlib.AsyncExitStack() as stack:
         deps.config = dataclasses.replace(deps.config, bot_username=application.bot.username or "")
+        channel.deps = for_telegram(deps)
         await register_commands(application)
         await application.start()
-        assert application.updater is not None
+        stack.push_async_callback(application.stop)
+        stack.push_async_callback(channel.flush)
         if webhook_url:
             secret = webhook_secret or secrets.token_urlsafe(32)
             path = f"telegram/{secrets.token_hex(8)}"
-            await application.updater.start_webhook(
-                listen=listen,
-                port=port,
-                url_path=path,
-                webhook_url=f"{webhook_url.rstrip('/')}/{path}",
-                secret_token=secret,
+            await stack.enter_async_context(
+                webhook_server(application, listen=listen, port=port, path=path, secret=secret)
+            )
+            await application.bot.set_webhook(
+                f"{webhook_url.rstrip('/')}/{path}", secret_token=secret
             )
             log.info("webhook listening on %s:%s", listen, port)
         else:
+            assert application.updater is not None
             await application.updater.start_polling(poll_interval=0.0, timeout=10)
+            stack.push_async_callback(application.updater.stop)
             log.info("polling %s", base_url)
-        try:
-            yield TelegramNotifier(application)
-        finally:
-            await application.updater.stop()
-            await channel.flush()
-            await application.stop()
+        channel.start_menus()
+        yield TelegramNotifier(application)
