@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -52,6 +53,8 @@ class Settings(BaseSettings):
     remind_at: Annotated[str, Field(alias="REMIND_AT")] = "08:00"
     quiet_hours: Annotated[str, Field(alias="QUIET_HOURS")] = "21:00-07:00"
     reminder_tick_seconds: Annotated[int, Field(alias="REMINDER_TICK_SECONDS", ge=5, le=3600)] = 60
+    # demos and end-to-end tests only: the bot's clock starts at this moment and runs on
+    clock_start: Annotated[datetime | None, Field(alias="CLOCK_START")] = None
     # Zalo Official Account
     zalo_app_id: Annotated[str, Field(alias="ZALO_APP_ID")] = ""
     zalo_app_secret: Annotated[SecretStr | None, Field(alias="ZALO_APP_SECRET")] = None
@@ -64,8 +67,21 @@ class Settings(BaseSettings):
     zalo_webhook_path: Annotated[str, Field(alias="ZALO_WEBHOOK_PATH")] = "/zalo/webhook"
     zalo_webhook_listen: Annotated[str, Field(alias="ZALO_WEBHOOK_LISTEN")] = "127.0.0.1"
     zalo_webhook_port: Annotated[int, Field(alias="ZALO_WEBHOOK_PORT", ge=1, le=65535)] = 8444
-    zalo_window_hours: Annotated[int, Field(alias="ZALO_WINDOW_HOURS", ge=1, le=720)] = 48
+    # consultation messages reach a person for 7 days after their last message (ZALO.md §2)
+    zalo_window_hours: Annotated[int, Field(alias="ZALO_WINDOW_HOURS", ge=1, le=168)] = 168
     zalo_zns_template_id: Annotated[str, Field(alias="ZALO_ZNS_TEMPLATE_ID")] = ""
+    zalo_oa_name: Annotated[str, Field(alias="ZALO_OA_NAME", max_length=100)] = (
+        "Sở Công Thương Hà Nội"
+    )
+    # the banner of Zalo's phone-number form; this one is from Zalo's PHP SDK README
+    zalo_info_image_url: Annotated[str, Field(alias="ZALO_INFO_IMAGE_URL")] = (
+        "https://stc-oa-chat-adm.zdn.vn/images/request-info-banner.png"
+    )
+    # the bot's own web server (download links, /healthz): the Zalo webhook's, or its own
+    public_url: Annotated[str, Field(alias="PUBLIC_URL")] = ""
+    link_secret: Annotated[SecretStr | None, Field(alias="LINK_SECRET")] = None
+    web_listen: Annotated[str, Field(alias="WEB_LISTEN")] = "127.0.0.1"
+    web_port: Annotated[int | None, Field(alias="WEB_PORT", ge=1, le=65535)] = None
 
     @field_validator("timezone")
     @classmethod
@@ -159,6 +175,23 @@ class Settings(BaseSettings):
             missing = next(name for name, ok in given.items() if not ok)
             raise ValueError(f"{missing} is needed with the other ZALO_ settings")
         return self
+
+    @model_validator(mode="after")
+    def _links_complete(self) -> Settings:
+        if self.public_url:
+            if not self.public_url.startswith(("https://", "http://")):
+                raise ValueError(f"PUBLIC_URL must start with https:// ({self.public_url!r})")
+            secret = self.link_secret.get_secret_value() if self.link_secret else ""
+            if len(secret.strip()) < 16:
+                raise ValueError("LINK_SECRET (16 characters or more) is needed with PUBLIC_URL")
+        return self
+
+    @field_validator("clock_start")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("CLOCK_START needs a time zone, e.g. 2021-06-10T09:00+07:00")
+        return value
 
     @property
     def zalo_enabled(self) -> bool:

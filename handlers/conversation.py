@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers import paper, reporting, status
+from handlers import choices, paper, reporting, status
 from handlers.context import Ctx, Deps
 from handlers.port import Button, Incoming, Reply
 from store import i18n
@@ -23,6 +24,7 @@ from store.access import (
     revoke_person,
     use_link_code,
 )
+from store.contacts import normalise_phone
 from store.db import unit_of_work
 from store.models import Conversation, Person, ProcessedUpdate, Role
 
@@ -99,12 +101,22 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
                 session.add(conversation)
             person = await person_for(session, incoming.channel, incoming.chat_id)
             state = dict(conversation.state or {})
+            incoming = _chosen(incoming, state)
             if person is None and incoming.locale in i18n.SUPPORTED and "locale" not in state:
                 state["locale"] = incoming.locale
             ctx = Ctx(session, deps, incoming, conversation, person, state)
             if person is not None:
                 await _touch(ctx, person)
+            where = (state.get("mode"), state.get("q"))
             replies = await route(ctx, first_contact)
+            if incoming.typed_choices:
+                replies, offered = choices.for_text_channel(replies, ctx.locale)
+                if offered:
+                    ctx.state[choices.OFFER_KEY] = offered
+                elif (ctx.state.get("mode"), ctx.state.get("q")) != where:
+                    ctx.state.pop(choices.OFFER_KEY, None)  # the choices shown no longer apply
+                elif choices.OFFER_KEY in state:  # e.g. /trogiup mid-question: still typeable
+                    ctx.state[choices.OFFER_KEY] = state[choices.OFFER_KEY]
             conversation.state = dict(ctx.state)
             return replies
     except Exception:
@@ -113,6 +125,18 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
         )
         _ = i18n.gettext_for(deps.config.default_locale)
         return [Reply(_("Sorry, something went wrong. Please send that again in a moment."))]
+
+
+def _chosen(incoming: Incoming, state: dict[str, object]) -> Incoming:
+    """On a channel without buttons, a typed key or choice's words becomes that choice."""
+    if not incoming.typed_choices or incoming.payload is not None:
+        return incoming
+    if incoming.text.startswith("/"):
+        return incoming
+    payload = choices.read(incoming.text, state.get(choices.OFFER_KEY))
+    if payload is None:
+        return incoming
+    return dataclasses.replace(incoming, payload=payload, text="")
 
 
 async def _touch(ctx: Ctx, person: Person) -> None:
@@ -135,6 +159,8 @@ def _command(text: str) -> tuple[str | None, str]:
 
 async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     incoming = ctx.incoming
+    if incoming.phone is not None:
+        return phone_shared(ctx)
     command, args = _command(incoming.text.strip())
     if command == "start" and args:
         return await accept(ctx, args)
@@ -148,6 +174,8 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
             )
             if joined:
                 return joined
+        if first_contact and incoming.asks_contact and incoming.text:  # not on a follow
+            return [*stranger(ctx), ask_phone(ctx)]
         return stranger(ctx)
     if command == "language" or (incoming.payload or "").startswith("lang:"):
         return language(ctx)
@@ -204,6 +232,41 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     return help_for(ctx)
 
 
+PHONE_KEY = "phone"  # a phone a stranger shared, kept for when they are invited
+
+
+def ask_phone(ctx: Ctx) -> Reply:
+    """Ask for the phone with the channel's own form (Zalo's user-info form); reminders reach
+    it by Zalo's notification service when the chat has been quiet for a week."""
+    return Reply(
+        ctx._("Please share your phone number so that reminders reach you on time."),
+        ask_contact=True,
+    )
+
+
+def phone_shared(ctx: Ctx) -> list[Reply]:
+    _ = ctx._
+    phone = normalise_phone(ctx.incoming.phone or "")
+    if phone is None:
+        return [Reply(_("That phone number could not be read; it was not saved."))]
+    if ctx.person is None:
+        ctx.state[PHONE_KEY] = phone
+    else:
+        ctx.person.phone = phone
+        if not ctx.person.full_name and ctx.incoming.display_name:
+            ctx.person.full_name = ctx.incoming.display_name[:255]
+        ctx.audit("person.phone", "person", str(ctx.person.id), {"channel": ctx.incoming.channel})
+    return [Reply(_("Thank you. Your phone number is saved."))]
+
+
+def _take_phone(ctx: Ctx, person: Person) -> list[Reply]:
+    """After joining: the phone shared before, or a request for it."""
+    kept = ctx.state.pop(PHONE_KEY, None)
+    if person.phone is None and isinstance(kept, str):
+        person.phone = kept
+    return [] if person.phone or not ctx.incoming.asks_contact else [ask_phone(ctx)]
+
+
 def stranger(ctx: Ctx) -> list[Reply]:
     _ = ctx._
     return [
@@ -236,6 +299,7 @@ async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
     person = await person_for(ctx.session, ctx.incoming.channel, ctx.incoming.chat_id)
     assert person is not None
     ctx.person = person
+    phone = _take_phone(ctx, person)
     ctx.state.clear()
     lines = [
         _("Welcome! You are registered as {role}.").format(
@@ -248,7 +312,7 @@ async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
         )
     elif person.organisation is not None:
         lines.append(_("Organisation: {name}.").format(name=person.organisation.name))
-    return [Reply("\n".join(lines)), *help_for(ctx)]
+    return [Reply("\n".join(lines)), *help_for(ctx), *phone]
 
 
 async def link_code(ctx: Ctx) -> list[Reply]:
@@ -289,8 +353,13 @@ async def link(ctx: Ctx, code: str) -> list[Reply]:
     person = await person_for(ctx.session, ctx.incoming.channel, ctx.incoming.chat_id)
     assert person is not None
     ctx.person = person
+    phone = _take_phone(ctx, person)
     ctx.state.clear()
-    return [Reply(ctx._("Linked: this chat now works for you as well.")), *help_for(ctx)]
+    return [
+        Reply(ctx._("Linked: this chat now works for you as well.")),
+        *help_for(ctx),
+        *phone,
+    ]
 
 
 def help_for(ctx: Ctx) -> list[Reply]:

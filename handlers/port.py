@@ -11,6 +11,8 @@ from pathlib import Path
 class Button:
     label: str
     payload: str
+    key: str = ""  # what to type on a channel without buttons (handlers.choices assigns it)
+    listed: bool = True  # False: the reply's text already says how to choose it
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class Incoming:
     attachments: tuple[Attachment, ...] = ()
     location: tuple[float, float] | None = None
     media_group_id: str | None = None  # photos sent together as an album
+    typed_choices: bool = False  # the channel shows choices as keys to type (no buttons)
+    phone: str | None = None  # a phone number the person shared (Zalo's user info form)
+    asks_contact: bool = False  # the channel has a form that asks for the phone (Zalo)
 
 
 @dataclass(frozen=True)
@@ -50,3 +55,8 @@ class Reply:
     buttons: list[list[Button]] = field(default_factory=list)
     photos: tuple[Photo, ...] = ()
     file: Path | None = None
+    free_input: bool = False  # a typed number or text answers it: choices get letter keys
+    ask_contact: bool = False  # ask for the person's phone with the channel's own form
+    # what a templated notice needs (Zalo ZNS outside the messaging window): name, subject,
+    # period, deadline — each a short value the channel fits to its template's limits
+    facts: tuple[tuple[str, str], ...] = ()

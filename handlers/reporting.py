@@ -254,7 +254,7 @@ async def ask(ctx: Ctx, draft: ReportDraft, question: Question) -> list[Reply]:
         buttons.append([Button(_("Unchanged"), f"keep:{question.id}")])
     if not question.required and question.type != "photos":
         buttons.append([Button(_("Skip"), f"skip:{question.id}")])
-    return [Reply("\n".join(lines), buttons)]
+    return [Reply("\n".join(lines), buttons, free_input=question.type in TYPED)]
 
 
 def _photo_cap(ctx: Ctx, question: Question | None) -> int:
@@ -371,6 +371,7 @@ async def accept(ctx: Ctx, draft: ReportDraft, question: Question, value: str) -
                             Button(_("Re-enter"), f"back:{question.id}:no"),
                         ]
                     ],
+                    free_input=True,  # a new figure may be typed instead
                 )
             ]
     _set(draft, question.id, value)
@@ -560,13 +561,16 @@ async def summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         reason = draft.answers.get(q.id, {}).get("reason")
         suffix = " (" + _("reason: {reason}").format(reason=reason) + ")" if reason else ""
         lines.append(f"{index}. {q.label.get(ctx.locale)} — {shown}{suffix}")
-        edit.append(Button(f"✏️ {index}", f"edit:{index}"))
+        edit.append(Button(f"✏️ {index}", f"edit:{index}", key=str(index), listed=False))
     if LOCATION_KEY in draft.answers:
         lines.append(_("Site location: {where}").format(where=draft.answers[LOCATION_KEY]["v"]))
     rows = [edit[i : i + EDIT_BUTTONS_PER_ROW] for i in range(0, len(edit), EDIT_BUTTONS_PER_ROW)]
     rows.append([Button(_("Submit report"), "submit")])
-    lines.append(_("Tap ✏️ and a number to change an answer."))
-    return [Reply("\n".join(lines), rows)]
+    if ctx.incoming.typed_choices:
+        lines.append(_("To change an answer, type its number."))
+    else:
+        lines.append(_("Tap ✏️ and a number to change an answer."))
+    return [Reply("\n".join(lines), rows, free_input=True)]
 
 
 async def on_summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:

@@ -3,6 +3,7 @@ month's summary (with the workbook and the chart). Each person sees only their p
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from decimal import Decimal
 
@@ -18,6 +19,8 @@ from handlers.subjects import cluster_subject
 from reminders.calendar import Period
 from reminders.slots import Rate
 from reports import chart, workbook
+from reports.document import summary_document
+from reports.files import person_exports
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
 from reports.summary import Summary, summarise
@@ -387,9 +390,22 @@ async def summary(ctx: Ctx, args: str) -> list[Reply]:
     text = summary_text(result, ctx.locale)
     if ctx.person.role != Role.ADMIN:
         return [Reply(text)]
-    exports = ctx.deps.config.data_dir / "exports"
+    exports = person_exports(ctx.deps.config.data_dir, ctx.person.id)
     book = await workbook.build(
         ctx.session, result, ctx.deps.calendar, exports / f"tong-hop-{period}.xlsx", ctx.now
     )
-    picture = chart.render(result, exports / f"tong-hop-{period}.png", ctx.locale)
-    return [Reply(text), Reply("", photos=(Photo(picture, _("Chart")),), file=book)]
+    picture = await asyncio.to_thread(
+        chart.render, result, exports / f"tong-hop-{period}.png", ctx.locale
+    )
+    document = await asyncio.to_thread(
+        summary_document,
+        _("Summary for {period}").format(period=period.label()),
+        text,
+        picture,
+        exports / f"tong-hop-{period}.docx",
+    )
+    return [
+        Reply(text),
+        Reply("", photos=(Photo(picture, _("Chart")),), file=document),
+        Reply("", file=book),
+    ]

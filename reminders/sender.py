@@ -21,11 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from handlers import choices
 from handlers.port import Button, Reply
 from reminders.calendar import Calendar, Period
 from reminders.policy import Due, Policy, due
 from reminders.slots import Slot, rate, slots_for
 from store import i18n
+from store.contacts import chat_state, update_chat_state
 from store.db import unit_of_work
 from store.models import (
     ChannelIdentity,
@@ -64,6 +66,7 @@ class Outgoing:
     channel: str
     chat_id: str
     reply: Reply
+    locale: str = "vi"
 
 
 @dataclass
@@ -148,7 +151,16 @@ def _reporter_message(
         for s in slots[:MAX_SLOT_BUTTONS]
     ]
     buttons.append([Button(_("Sent on paper"), f"paper:{period}")])
-    return Reply("\n".join(lines), buttons)
+    subject = slots[0].title
+    if len(slots) > 1:
+        subject = _("{title} and {count} more").format(title=subject, count=len(slots) - 1)
+    facts = (
+        ("name", person.full_name or _("Sir/Madam")),
+        ("subject", subject),
+        ("period", period.label()),
+        ("deadline", deadline.strftime("%d/%m/%Y")),
+    )
+    return Reply("\n".join(lines), buttons, facts=facts)
 
 
 def _missing_by_district(slots: list[Slot], locale: str) -> list[str]:
@@ -277,7 +289,17 @@ async def plan(
         identity = _identity(person, channels)
         if identity is None:
             return
-        out.append(Outgoing(person.id, period, kind, identity.channel, identity.external_id, reply))
+        out.append(
+            Outgoing(
+                person.id,
+                period,
+                kind,
+                identity.channel,
+                identity.external_id,
+                reply,
+                person.locale or "vi",
+            )
+        )
 
     slots_cache: dict[str, list[Slot]] = {}
     for item in dues:
@@ -385,6 +407,21 @@ async def _claim_context(session: AsyncSession, claim: PaperReceipt) -> tuple[st
 # --- sending ------------------------------------------------------------------------------
 
 
+async def _for_channel(
+    sessions: async_sessionmaker[AsyncSession], notifier: Notifier, item: Outgoing
+) -> tuple[Reply, list[list[str]]]:
+    """On a channel without buttons, the reminder's choices as letters to type — letters, so
+    they never clash with a figure typed for the question the person may have open."""
+    typed: frozenset[str] = getattr(notifier, "typed_channels", frozenset())
+    if item.channel not in typed or not item.reply.buttons:
+        return item.reply, []
+    async with sessions() as session:
+        state = await chat_state(session, item.channel, item.chat_id)
+    taken = choices.keys_of(state.get(choices.OFFER_KEY))
+    [keyed] = choices.assign([item.reply], taken, letters=True)
+    return choices.render(keyed, item.locale), choices.offer([keyed])
+
+
 async def deliver(
     sessions: async_sessionmaker[AsyncSession],
     notifier: Notifier,
@@ -406,8 +443,9 @@ async def deliver(
             )
     except IntegrityError:
         return None
+    reply, offered = await _for_channel(sessions, notifier, item)
     try:
-        result = await notifier.send(item.channel, item.chat_id, item.reply)
+        result = await notifier.send(item.channel, item.chat_id, reply)
     except Exception:  # a failed send must still settle its ledger row
         log.exception("reminder %s to person %s failed", item.kind, item.person_id)
         result = Delivery.FAILED
@@ -422,6 +460,14 @@ async def deliver(
         assert row is not None
         row.status = result.value
         row.sent_at = now
+        if offered and result == Delivery.SENT:  # the reminder's choices can now be typed
+            await update_chat_state(
+                session,
+                item.channel,
+                item.chat_id,
+                choices.OFFER_KEY,
+                lambda previous: choices.merged(previous, offered),
+            )
         if result == Delivery.BLOCKED:
             identity = await session.scalar(
                 select(ChannelIdentity).where(

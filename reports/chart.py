@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-
 from reports.summary import Summary
 from store import i18n
 
 
 def render(summary: Summary, path: Path, locale: str = "vi") -> Path:
+    # imported here: half a second that start-up and every CLI command need not pay
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     _ = i18n.gettext_for(locale)
     quarters = [t for t in summary.targets if t.code.startswith("groundbreakings_q")]
     districts = [(d or _("City departments"), r) for d, r in summary.by_district]

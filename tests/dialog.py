@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol
 
 from PIL import Image
 
@@ -115,7 +116,26 @@ class Chat:
         return "\n".join(self.transcript[-30:])
 
 
-async def play(chat: Chat, table: Iterable[tuple[str, str]]) -> None:
+class Player(Protocol):
+    """Anything a table can be played with: the in-process chat, or a person talking to the
+    real `ccn-bot run` through a stand-in messenger."""
+
+    @property
+    def buttons(self) -> list[Button]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    async def step(self, says: str) -> str: ...
+
+    async def say(self, text: str) -> str: ...
+
+    async def tap(self, label: str) -> str: ...
+
+    def log(self) -> str: ...
+
+
+async def play(chat: Player, table: Iterable[tuple[str, str]]) -> None:
     for says, expected in table:
         answer = await chat.step(says)
         for piece in filter(None, (p.strip() for p in expected.split(" | "))):
@@ -140,7 +160,7 @@ def fixed(deps: Deps, clock: Callable[[], datetime]) -> Deps:
 
 
 async def finish(
-    chat: Chat, *, prefer: tuple[str, ...] = ("Không thay đổi",), limit: int = 300
+    chat: Player, *, prefer: tuple[str, ...] = ("Không thay đổi",), limit: int = 300
 ) -> None:
     """Answer whatever is asked until the summary's submit button shows: a preferred button if
     there is one, else the first button, else a value that fits the question."""

@@ -93,14 +93,16 @@ def test_terminal_demo_driven_through_a_pipe(tmp_path: Path, command: list[str])
         "dai thang",  # the investor's own cluster
         str(photo),  # a file path is a photo
         "/baocao",
-        "#1",  # Có
+        "co",  # Có, typed as on Zalo
         "/huy",
         "/as admin",
         "binh phu",
-        "#1",  # taps the first button: Bình phú I
+        "1",  # the first choice: Bình phú I
         "dong phu yen",
         "nha may bia",
         "/tonghop 6/2021",
+        "~50",  # once ended the chat (a home directory that does not exist)
+        "/trogiup",
     ]
     done = ccn(tmp_path, *command, stdin="\n".join(script) + "\n")
     assert done.returncode == 0, done.stderr
@@ -113,12 +115,13 @@ def test_terminal_demo_driven_through_a_pipe(tmp_path: Path, command: list[str])
     assert "Phương án bồi thường" in out and "Đã tạm dừng" in out
     assert "[demo: admin]" in out and "/moi — mời người dùng" in out
     assert "Theo kế hoạch: lấp đầy 68,45 %." in out  # Bình phú itself
-    assert "[#1] Cụm CN Bình phú I" in out  # and the clusters named like it
+    assert "[1] Cụm CN Bình phú I" in out  # and the clusters named like it
     assert "Theo kế hoạch: lấp đầy 88,44 %." in out  # button 1 tapped: Bình phú I
     # two clusters share this name: their kind tells them apart
     assert "Đông Phú Yên (đang hoạt động, chưa hoàn thiện hạ tầng)" in out
     assert "Đông Phú Yên (thành lập giai đoạn 2018–2020)" in out
     assert "Không tìm thấy cụm công nghiệp nào khớp với “nha may bia”" in out
     assert "Tổng hợp tháng 06/2021" in out and "[tệp]" in out and "tong-hop-2021-06.xlsx" in out
+    assert out.count("/ngonngu — Tiếng Việt / English") == 3  # the help after `~50` too
     assert (tmp_path / "data" / "demo.db").exists()
     assert not (tmp_path / "data" / "ccn.db").exists()  # the demo keeps off the real database

@@ -80,6 +80,36 @@ FOUNDED_JUNE = [
 ]
 
 
+# An operating cluster's report, changing an answer from the summary.
+OPERATING_JUNE = [
+    ("/baocao", "Tỷ lệ lấp đầy hiện nay"),
+    ("68.45", "Hạng mục HTKT nào"),
+    ("Đường nội bộ, thoát nước", "Trạm XLNT"),
+    ("[Có trạm, chưa đạt chuẩn]", "xây dựng trái phép"),
+    ("[Có]", "Vi phạm ở đâu"),
+    ("Lô B3, 200 m2, đã lập biên bản", "phải di dời"),
+    ("-3", "Không có thì nhập 0"),
+    ("12", "Chuyển đổi quản lý"),
+    ("[Đang rà soát]", "giá dịch vụ chung"),
+    ("[Không]", "Khó khăn"),
+    ("[Bỏ qua]", "Kiến nghị"),
+    ("[Bỏ qua]", "ảnh"),
+    ("[Xong]", "68,45 % | 12 hộ | Lô B3"),
+    ("[✏️ 4]", "Trong tháng có xây dựng trái phép"),  # change an answer from the summary
+    ("[Không]", "kiểm tra lại | !Lô B3"),  # the detail no longer applies
+    ("[Gửi báo cáo]", "Đã nhận báo cáo"),
+]
+
+
+# A district's tasks of Phụ lục 1, until the remaining steps (answered by `finish`).
+DISTRICT_START = [
+    ("/baocao", "NV 14 | tiến độ thế nào?"),
+    ("[Đang triển khai]", "đã thực hiện khoảng bao nhiêu %"),
+    ("70", "ghi chú"),
+    ("[Bỏ qua]", "tiến độ thế nào?"),
+]
+
+
 async def test_founded_cluster_report_end_to_end(deps: Deps, app: App) -> None:
     chat = await investor(deps)
     assert "Chào mừng" in chat.text and "Đại Thắng" in chat.text
@@ -202,24 +232,7 @@ async def test_operating_cluster_form(deps: Deps, app: App) -> None:
     chat = await investor(deps, code="binh-phu", chat_id="2002")
     await play(
         chat,
-        [
-            ("/baocao", "Tỷ lệ lấp đầy hiện nay"),
-            ("68.45", "Hạng mục HTKT nào"),
-            ("Đường nội bộ, thoát nước", "Trạm XLNT"),
-            ("[Có trạm, chưa đạt chuẩn]", "xây dựng trái phép"),
-            ("[Có]", "Vi phạm ở đâu"),
-            ("Lô B3, 200 m2, đã lập biên bản", "phải di dời"),
-            ("-3", "Không có thì nhập 0"),
-            ("12", "Chuyển đổi quản lý"),
-            ("[Đang rà soát]", "giá dịch vụ chung"),
-            ("[Không]", "Khó khăn"),
-            ("[Bỏ qua]", "Kiến nghị"),
-            ("[Bỏ qua]", "ảnh"),
-            ("[Xong]", "68,45 % | 12 hộ | Lô B3"),
-            ("[✏️ 4]", "Trong tháng có xây dựng trái phép"),  # change an answer from the summary
-            ("[Không]", "kiểm tra lại | !Lô B3"),  # the detail no longer applies
-            ("[Gửi báo cáo]", "Đã nhận báo cáo"),
-        ],
+        OPERATING_JUNE,
     )
     async with app.sessions() as session:
         report = await session.scalar(select(Report).where(Report.subject == "cluster:binh-phu"))
@@ -232,16 +245,8 @@ async def test_operating_cluster_form(deps: Deps, app: App) -> None:
 async def test_district_task_report(deps: Deps, app: App) -> None:
     chat = Chat(deps, chat_id="3003")
     token = await invite(deps, Role.DISTRICT, district="Huyện Phú Xuyên")
-    await play(
-        chat,
-        [
-            (f"/start {token}", "UBND quận/huyện | UBND Huyện Phú Xuyên"),
-            ("/baocao", "NV 14 | tiến độ thế nào?"),
-            ("[Đang triển khai]", "đã thực hiện khoảng bao nhiêu %"),
-            ("70", "ghi chú"),
-            ("[Bỏ qua]", "tiến độ thế nào?"),
-        ],
-    )
+    await play(chat, [(f"/start {token}", "UBND quận/huyện | UBND Huyện Phú Xuyên")])
+    await play(chat, DISTRICT_START)
     await finish(chat, prefer=("Đã hoàn thành", "Bỏ qua"))
     assert "CCN làng nghề Đại Thắng" in chat.text  # the district's own steps of its clusters
     await play(chat, [("[Gửi báo cáo]", "Đã nhận báo cáo")])

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from docx import Document
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -220,7 +221,13 @@ async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     files = admin.replies[1]
     assert files.file is not None and files.photos
     assert files.photos[0].path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    book = load_workbook(files.file)
+    document = Document(str(files.file))  # the summary as DOCX, a type Zalo takes
+    assert "Tổng hợp tháng 06/2021" in "\n".join(p.text for p in document.paragraphs)
+    assert "Báo cáo: đã nhận 3/5 (60 %)" in "\n".join(p.text for p in document.paragraphs)
+    assert document.inline_shapes  # the chart
+    workbook_file = admin.replies[2].file
+    assert workbook_file is not None and workbook_file.suffix == ".xlsx"
+    book = load_workbook(workbook_file)
     assert book.sheetnames == [
         "Tổng hợp",
         "PL1 Nhiệm vụ",
@@ -367,7 +374,7 @@ async def test_workbook_opens_in_libreoffice(month: App, tmp_path: Path) -> None
         pytest.skip("LIBREOFFICE NOT INSTALLED: the workbook was not opened in LibreOffice")
     admin = chat_for(month, ADMIN)
     await admin.say("/tonghop 6/2021")
-    book = admin.replies[1].file
+    book = admin.replies[2].file
     assert book is not None
     done = subprocess.run(
         [office, "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(book)],

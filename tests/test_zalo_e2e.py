@@ -1,6 +1,8 @@
-"""The real `ccn-bot run` process on Zalo only, against a stand-in Zalo OA API: signed webhook
-events in (text, button postbacks, an image), the investor's whole journey, and events that
-are unsigned, wrongly signed or replayed changing nothing."""
+"""The real `ccn-bot run` process on Zalo only, against a stand-in Zalo OA API that refuses what
+Zalo refuses: the dialog tables of every form played as signed webhook events with typed
+choices, photos and files as Zalo delivers them, echoes and receipts left unanswered, the
+month's files for Sở Công Thương (a DOCX on Zalo, the workbook by a signed link), and
+unsigned, wrongly signed or replayed events changing nothing."""
 
 from __future__ import annotations
 
@@ -11,16 +13,30 @@ import signal
 import socket
 import sqlite3
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from tests.dialog import image
+from bot.app import open_app
+from bot.settings import load_settings
+from handlers.port import Button
+from store.access import create_invitation
+from store.db import unit_of_work
+from store.models import Role
+from tests.dialog import IMAGES, finish, play
 from tests.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo
+from tests.test_dialogs import DISTRICT_START, FOUNDED_JUNE, OPERATING_JUNE
 from tests.test_telegram_e2e import environment
+from tests.zalo_dialog import typed_choices
 
-QUIET = 0.4
+QUIET = 0.15  # the bot has answered when nothing more arrives for this long
+START = datetime(2021, 6, 10, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+EDIT = "✏️ "  # the summary's edit choices are the answers' own numbers on Zalo
 
 
 def free_port() -> int:
@@ -29,9 +45,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def running_from(start: datetime) -> Callable[[], datetime]:
+    offset = start - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
+
+
+@dataclass
 class ZaloPerson:
-    def __init__(self, zalo: StandinZalo, http: aiohttp.ClientSession, url: str, user: str) -> None:
-        self.zalo, self.http, self.url, self.user = zalo, http, url, user
+    """Someone on Zalo, talking to the real process through signed webhook events."""
+
+    zalo: StandinZalo
+    http: aiohttp.ClientSession
+    url: str
+    user: str
+    seen: list[str] = field(default_factory=list)  # what the bot answered to the last step
+    transcript: list[str] = field(default_factory=list)
 
     async def post(
         self, event: dict[str, Any], *, sign: bool = True, secret: str = OA_SECRET
@@ -40,7 +68,7 @@ class ZaloPerson:
         headers = (
             self.zalo.sign(body, event, secret) if sign else {"Content-Type": "application/json"}
         )
-        for _ in range(100):  # the webhook server may still be starting
+        for _ in range(200):  # the webhook server may still be starting
             try:
                 async with self.http.post(self.url, data=body, headers=headers) as response:
                     return response.status
@@ -48,37 +76,92 @@ class ZaloPerson:
                 await asyncio.sleep(0.1)
         raise AssertionError("the webhook never answered")
 
-    async def replies(self, before: int, timeout: float = 15.0) -> str:
+    async def _replies(self, before: int, timeout: float = 20.0) -> str:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while len(self.zalo.to(self.user)) <= before:
-            assert loop.time() < deadline, "no answer"
-            await asyncio.sleep(0.05)
+            assert loop.time() < deadline, "no answer\n" + self.log()
+            await asyncio.sleep(0.02)
         while True:
             count = len(self.zalo.to(self.user))
             await asyncio.sleep(QUIET)
             if len(self.zalo.to(self.user)) == count:
                 break
-        return "\n".join(s.text for s in self.zalo.to(self.user)[before:])
+        self.seen = [s.text for s in self.zalo.to(self.user)[before:]]
+        self.transcript.extend(f"« {line}" for line in self.text.splitlines())
+        return self.text
 
-    async def send(self, event: dict[str, Any]) -> str:
+    async def send(self, event: dict[str, Any], shown: str) -> str:
         before = len(self.zalo.to(self.user))
+        self.transcript.append(f"» {shown}")
         assert await self.post(event) == 200
-        return await self.replies(before)
+        return await self._replies(before)
+
+    # --- the Player of the dialog tables ------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.seen)
+
+    @property
+    def buttons(self) -> list[Button]:
+        return [Button(label, key) for key, label in typed_choices(self.text)]
 
     async def say(self, text: str) -> str:
-        return await self.send(self.zalo.event("user_send_text", self.user, text=text))
+        return await self.send(self.zalo.event("user_send_text", self.user, text=text), text)
 
     async def tap(self, label: str) -> str:
-        for sent in reversed(self.zalo.to(self.user)):
-            for title, payload in sent.buttons:
-                if label.lower() in title.lower():
-                    return await self.say(payload)  # a query button sends its payload as text
-        raise AssertionError(f"no button {label!r}")
+        if label.startswith(EDIT):
+            return await self.say(label.removeprefix(EDIT))
+        wanted = label.casefold()
+        for button in self.buttons:
+            if wanted in button.label.casefold():
+                return await self.say(button.payload)  # Zalo has no buttons: type the key
+        raise AssertionError(f"no choice {label!r}\n" + self.log())
+
+    async def file(self, name: str, *, as_image: bool) -> str:
+        data, mime = IMAGES[name]
+        url = self.zalo.publish(f"{self.user}-{name}", data)
+        if as_image:
+            payload: dict[str, Any] = {"url": url, "thumbnail": url}
+        else:
+            payload = {"url": url, "name": name, "size": str(len(data)), "type": mime}
+        kind = "image" if as_image else "file"
+        event = self.zalo.event(
+            f"user_send_{kind}", self.user, attachments=[{"type": kind, "payload": payload}]
+        )
+        return await self.send(event, f"{'📷' if as_image else '📎'} {name}")
+
+    async def step(self, says: str) -> str:
+        if says.startswith("[") and says.endswith("]"):
+            return await self.tap(says[1:-1])
+        if says.startswith(("📷 ", "📎 ")):
+            return await self.file(says[2:].strip(), as_image=says.startswith("📷"))
+        if says.startswith("📍 "):
+            lat, lon = says[2:].split()
+            coordinates = {"latitude": lat, "longitude": lon}
+            event = self.zalo.event(
+                "user_send_location",
+                self.user,
+                attachments=[{"type": "location", "payload": {"coordinates": coordinates}}],
+            )
+            return await self.send(event, says)
+        return await self.say(says)
+
+    def log(self) -> str:
+        return "\n".join(self.transcript[-30:])
 
 
-async def test_investor_journey_on_zalo(tmp_path: Path) -> None:
-    zalo = StandinZalo()
+async def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE
+    )
+    return (await process.communicate())[0].decode()
+
+
+async def test_every_form_over_zalo_end_to_end(tmp_path: Path) -> None:
+    clock = running_from(START)
+    zalo = StandinZalo(clock=clock)
     root = await zalo.start()
     port = free_port()
     env = environment(
@@ -92,21 +175,34 @@ async def test_investor_journey_on_zalo(tmp_path: Path) -> None:
         ZALO_OAUTH_URL=root,
         ZALO_ZNS_URL=root,
         ZALO_WEBHOOK_PORT=str(port),
+        ZALO_ZNS_TEMPLATE_ID="ccn-reminder",
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+        LINK_SECRET="e2e-link-secret-0123456789",
+        CLOCK_START=START.isoformat(),
     )
-    invite = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "invite",
-        "--role",
-        "investor",
-        "--cluster",
-        "dai-thang",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    token = (await invite.communicate())[0].decode().split()[0]
+    # one invitation through the CLI, the others straight into the same database (each CLI
+    # process costs seconds of imports)
+    tokens = {
+        "founded": (
+            await cli(env, tmp_path, "invite", "--role", "investor", "--cluster", "dai-thang")
+        ).split()[0]
+    }
+    settings = load_settings(DATA_DIR=tmp_path / "data")
+    async with open_app(settings) as app, unit_of_work(app.sessions) as session:
+        for who, role, scope in (
+            ("operating", Role.INVESTOR, {"clusters": ["binh-phu"]}),
+            ("silent", Role.INVESTOR, {"clusters": ["phu-tuc"]}),
+            ("district", Role.DISTRICT, {"district": "Huyện Phú Xuyên"}),
+            ("admin", Role.ADMIN, {}),
+        ):
+            invitation = await create_invitation(
+                session,
+                role=role,
+                now=START,
+                created_by="test",
+                **scope,
+            )
+            tokens[who] = invitation.token
     bot = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -117,52 +213,112 @@ async def test_investor_journey_on_zalo(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    photo = image("purple", (320, 240))
+    counts: dict[str, int] = {}
+    steps: dict[str, list[str]] = {}
     try:
         async with aiohttp.ClientSession() as http:
             url = f"http://127.0.0.1:{port}/zalo/webhook"
-            person = ZaloPerson(zalo, http, url, "zu-77")
-            intruder = zalo.event("user_send_text", "zu-77", text=token)
-            assert await person.post(intruder, sign=False) == 401
-            assert await person.post(intruder, secret="guessed") == 401
-            assert zalo.to("zu-77") == []
-            welcome = await person.say(token)
-            assert "Chào mừng" in welcome and "Đại Thắng" in welcome
-            assert "QHCT 1/500" in await person.say("/baocao")
-            assert "Phương án bồi thường" in await person.tap("Có")
-            assert "Đã GPMB" in await person.tap("Có")
-            assert "kinh phí GPMB" in await person.say("100")
-            assert "Đất lúa" in await person.tap("Đã chuyển đủ")
-            assert "cho thuê đất" in await person.tap("Không cần")
-            assert "khởi công" in await person.say("80")
-            assert "Trạm XLNT" in await person.tap("Không")
-            assert "Khó khăn" in await person.tap("Chưa xây dựng")
-            assert "Kiến nghị" in await person.say("Chưa có")
-            assert "ảnh hiện trường" in await person.tap("Bỏ qua")
-            url_photo = zalo.publish("site.jpg", photo)
-            image_event = zalo.event(
-                "user_send_image",
-                "zu-77",
-                attachments=[
-                    {"type": "image", "payload": {"url": url_photo, "thumbnail": url_photo}}
-                ],
+
+            def person(user: str) -> ZaloPerson:
+                return ZaloPerson(zalo, http, url, user)
+
+            founded, operating = person("zu-founded"), person("zu-operating")
+            district, admin = person("zu-district"), person("zu-admin")
+            t2 = asyncio.get_running_loop().time()
+            intruder = zalo.event("user_send_text", founded.user, text=tokens["founded"])
+            assert await founded.post(intruder, sign=False) == 401
+            assert await founded.post(intruder, secret="guessed") == 401
+            assert zalo.to(founded.user) == []
+            print("start took", asyncio.get_running_loop().time() - t2)
+
+            async def founded_report() -> None:
+                welcome = await founded.say(tokens["founded"])  # no deep links: typed
+                assert "Chào mừng" in welcome and "Đại Thắng" in welcome
+                assert zalo.to(founded.user)[-1].kind == "request_user_info"
+                before = len(zalo.to(founded.user))
+                await play(founded, FOUNDED_JUNE)
+                counts["founded"] = len(zalo.to(founded.user)) - before
+
+            async def operating_report() -> None:
+                await operating.say(tokens["operating"])
+                before = len(zalo.to(operating.user))
+                await play(operating, OPERATING_JUNE)
+                counts["operating"] = len(zalo.to(operating.user)) - before
+
+            async def district_report() -> None:
+                await district.say(tokens["district"])
+                before = len(zalo.to(district.user))
+                await play(district, DISTRICT_START)
+                await finish(district, prefer=("Đã hoàn thành", "Bỏ qua"))
+                await play(district, [("[Gửi báo cáo]", "Đã nhận báo cáo")])
+                counts["district"] = len(zalo.to(district.user)) - before
+
+            silent = person("zu-silent")  # joins, never reports
+            t0 = asyncio.get_running_loop().time()
+            await asyncio.gather(
+                founded_report(),
+                operating_report(),
+                district_report(),
+                silent.say(tokens["silent"]),
             )
-            assert "Đã nhận 1 ảnh" in await person.send(image_event)
-            before = len(zalo.to("zu-77"))
-            assert await person.post(image_event) == 200  # replayed: the same message id
-            await asyncio.sleep(1.0)
-            assert len(zalo.to("zu-77")) == before
-            summary = await person.tap("Xong")
-            assert "80 %" in summary and "1 ảnh" in summary
-            receipt = await person.tap("Gửi báo cáo")
-            assert "Số tham chiếu: BC-" in receipt and "Số ảnh: 1" in receipt
+
+            print("forms took", asyncio.get_running_loop().time() - t0)
+            steps.update(f=founded.transcript, o=operating.transcript, d=district.transcript)
+            # what needs no answer gets none; a sticker gets one polite line
+            quiet = len(zalo.to(founded.user))
+            for event in (
+                zalo.oa_send_text(founded.user, "an echo of the OA's own message"),
+                zalo.received(founded.user, "out1"),
+                zalo.seen(founded.user, ["out1", "out2"]),
+            ):
+                assert await founded.post(event) == 200
+            assert "chưa đọc được loại tin nhắn này" in await founded.send(
+                zalo.sticker(founded.user), "sticker"
+            )
+            assert len(zalo.to(founded.user)) == quiet + 1
+
+            # a district's /chuabaocao, and Sở Công Thương's month on Zalo
+            before = len(zalo.to(district.user))
+            missing = await district.say("/chuabaocao 6/2021")
+            assert "Phú Túc" in missing and "Đại Thắng" not in missing
+            counts["district_missing"] = len(zalo.to(district.user)) - before
+            await admin.say(tokens["admin"])
+            before = len(zalo.to(admin.user))
+            t1 = asyncio.get_running_loop().time()
+            month = await admin.say("/tonghop 6/2021")
+            print("tonghop took", asyncio.get_running_loop().time() - t1)
+            sent = zalo.to(admin.user)[before:]
+            assert "Tổng hợp tháng 06/2021" in month
+            assert [s.kind for s in sent] == ["text", "media", "file", "text"]
+            [docx] = [u for u in zalo.upload_info.values() if u.kind == "file"]
+            assert docx.filename.endswith(".docx") and docx.sniffed.endswith(
+                "wordprocessingml.document"
+            )
+            link = month.rsplit("\n", 1)[-1].strip()
+            assert link.startswith(f"http://127.0.0.1:{port}/files/"), month
+            async with http.get(link) as response:
+                assert response.status == 200
+                workbook = await response.read()
+            assert workbook[:2] == b"PK" and b"xl/" in workbook  # the XLSX, by the link
+            forged = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+            async with http.get(forged) as response:
+                assert response.status == 403
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                health = await response.json()
+                assert response.status == 200 and health["status"] == "ok", health
     finally:
         bot.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
         await zalo.stop()
-    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
+    log = output.decode(errors="replace")[-3000:]
+    assert bot.returncode == 0, log
+    assert zalo.refused == [], zalo.refused  # nothing Zalo would refuse was ever sent
     db = sqlite3.connect(tmp_path / "data" / "ccn.db")
-    channel, answers = db.execute("SELECT channel, answers FROM reports").fetchone()
-    assert channel == "zalo" and json.loads(answers)["land_lease"] == {"v": "80"}
-    [(sha,)] = db.execute("SELECT sha256 FROM photos").fetchall()
-    assert sha == hashlib.sha256(photo).hexdigest()
+    rows = db.execute("SELECT form, channel, answers FROM reports ORDER BY id").fetchall()
+    assert sorted(form for form, _c, _a in rows) == ["founded", "operating", "tasks"]
+    assert all(channel == "zalo" for _f, channel, _a in rows)
+    founded_answers = next(json.loads(a) for f, _c, a in rows if f == "founded")
+    assert founded_answers["gpmb"] == {"v": "60.5"}
+    shas = {sha for (sha,) in db.execute("SELECT sha256 FROM photos")}
+    assert shas == {hashlib.sha256(IMAGES[n][0]).hexdigest() for n in ("red.jpg", "green.png")}
+    print("zalo messages:", json.dumps(counts), "steps:", {p: len(t) for p, t in steps.items()})

@@ -3,6 +3,7 @@ and the bot's answers are read back from what the stand-in OA API received."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,8 +39,8 @@ class ZaloChat(Chat):
 
     async def send(self, incoming: Incoming) -> str:
         user = self.chat_id
-        if incoming.payload is not None:
-            event = self.zalo.event("user_send_text", user, text="#" + incoming.payload)
+        if incoming.payload is not None:  # Zalo has no buttons: the person types the key
+            event = self.zalo.event("user_send_text", user, text=incoming.payload)
         elif incoming.location is not None:
             lat, lon = incoming.location
             event = self.zalo.event(
@@ -68,7 +69,7 @@ class ZaloChat(Chat):
         status = await self.post(event)
         assert status == 200, status
         self.replies = [
-            Reply(s.text, [[Button(title, payload[1:])] for title, payload in s.buttons])
+            Reply(s.text, [[Button(label, key)] for key, label in typed_choices(s.text)])
             for s in self.zalo.to(user)[before:]
         ]
         self.transcript.append(
@@ -78,12 +79,20 @@ class ZaloChat(Chat):
         return self.text
 
 
+CHOICE = re.compile(r"\[([0-9a-z]+)\] (.+?)(?=\s{3}\[[0-9a-z]+\] |$)", re.MULTILINE)
+
+
+def typed_choices(text: str) -> list[tuple[str, str]]:
+    """The (key, label) choices written under a message: `[1] Có   [2] Không`."""
+    return [(m.group(1), m.group(2).strip()) for m in CHOICE.finditer(text)]
+
+
 @asynccontextmanager
 async def zalo_bot(
-    deps: Deps, *, window: timedelta = timedelta(hours=48), zns_template_id: str = ""
+    deps: Deps, *, window: timedelta = timedelta(days=7), zns_template_id: str = ""
 ) -> AsyncIterator[tuple[StandinZalo, ZaloChannel, str, aiohttp.ClientSession]]:
     """A stand-in Zalo, and the bot's Zalo channel serving its webhook on loopback."""
-    zalo = StandinZalo()
+    zalo = StandinZalo(clock=deps.clock)
     root = await zalo.start()
     config = ZaloConfig(
         app_id=APP_ID,
@@ -96,6 +105,7 @@ async def zalo_bot(
         zns_url=root,
         window=window,
         zns_template_id=zns_template_id,
+        retry_wait=0.01,
     )
     async with aiohttp.ClientSession() as http:
         api = ZaloApi(config, deps, http)
@@ -109,6 +119,8 @@ async def zalo_bot(
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
             yield zalo, channel, f"http://127.0.0.1:{port}{config.webhook_path}", http
+            await channel.drain()
+            assert zalo.refused == [], zalo.refused  # the bot sent nothing Zalo refuses
         finally:
             await channel.drain()
             await runner.cleanup()
