@@ -335,7 +335,9 @@ def _rate_line(label: str, r: Rate, locale: str) -> str:
     return f"• {label}: {r.received}/{r.expected} ({i18n.percent(round(r.percent, 1), locale)})"
 
 
-def summary_text(summary: Summary, locale: str) -> str:
+def summary_text(summary: Summary, locale: str, *, targets: bool = True) -> str:
+    """The summary as a message; `targets`: the city's plan against actual (Sở Công Thương's
+    consolidated figure, not a district's)."""
     _ = i18n.gettext_for(locale)
     t = summary.total
     lines = [
@@ -359,6 +361,9 @@ def summary_text(summary: Summary, locale: str) -> str:
             _rate_line(_(workbook.REPORTER_NAMES.get(k, k)), r, locale)
             for k, r in summary.by_reporter
         ]
+    if not targets:
+        lines.append(_("The city's results against the plan are consolidated by Sở Công Thương."))
+        return "\n".join(lines)
     lines.append(_("Plan and actual:"))
     for row in summary.targets:
         if row.actual is None:
@@ -387,7 +392,9 @@ async def summary(ctx: Ctx, args: str) -> list[Reply]:
     if not allowed:
         return [Reply(_("Only Sở Công Thương and district People's Committees can see this."))]
     result = await summarise(ctx.session, period, ctx.deps.calendar, district=district)
-    text = summary_text(result, ctx.locale)
+    # a district sees its own reporting rate; the city's plan against actual is Sở Công
+    # Thương's consolidated figure, sent upward by them (trust issue, row 14)
+    text = summary_text(result, ctx.locale, targets=ctx.person.role == Role.ADMIN)
     if ctx.person.role != Role.ADMIN:
         return [Reply(text)]
     exports = person_exports(ctx.deps.config.data_dir, ctx.person.id)

@@ -354,6 +354,9 @@ async def test_who_may_see_the_summary(month: App) -> None:
     district = chat_for(month, DISTRICT)
     await district.say("/tonghop 6/2021")
     assert "Báo cáo: đã nhận 2/3" in district.text and "Thạch Thất" not in district.text
+    # not the city's plan against actual: that is Sở Công Thương's consolidated figure
+    assert "Kế hoạch và thực hiện" not in district.text and "Khởi công Quý" not in district.text
+    assert "do Sở Công Thương tổng hợp" in district.text
     assert all(r.file is None for r in district.replies)  # the workbook is for Sở Công Thương
     await district.say("/chuabaocao 6/2021 Thạch Thất")  # only their own district, whatever asked
     assert "UBND Huyện Phú Xuyên" in district.text
