@@ -23,6 +23,7 @@ from reports.files import exports_root
 from store import i18n
 from store.contacts import admin_chats
 from store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from store.leader import Leadership
 from store.seed import SeedCounts, load_registry, registry_loaded
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,8 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
             await stack.enter_async_context(
                 web.serving(settings.web_listen, settings.web_port, links, deps, checks)
             )
+        leadership = Leadership(app.engine)
+        stack.push_async_callback(leadership.release)
         jobs = scheduler.start(
             deps.sessions,
             deps.calendar,
@@ -184,6 +187,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
             Notifiers(notifiers),
             every_seconds=settings.reminder_tick_seconds,
             clock=deps.clock,
+            leadership=leadership,
         )
         stack.callback(jobs.shutdown, wait=False)
         await stop.wait()

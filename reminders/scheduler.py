@@ -1,4 +1,5 @@
-"""The APScheduler job inside `ccn-bot run`: every tick, send what is due."""
+"""The APScheduler job inside `ccn-bot run`: every tick, send what is due — in one worker at a
+time when several share a PostgreSQL database (store/leader.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from reminders.calendar import Calendar
 from reminders.policy import Policy
 from reminders.sender import Notifier, tick
+from store.leader import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,14 @@ def start(
     *,
     every_seconds: int,
     clock: Callable[[], datetime] = _now,
+    leadership: Leadership | None = None,
 ) -> AsyncIOScheduler:
     """Start the reminder job on the running event loop; the caller shuts the scheduler down."""
 
     async def job() -> None:
         try:
+            if leadership is not None and not await leadership.held():
+                return  # another worker runs the reminders
             result = await tick(sessions, calendar, policy, notifier, clock())
         except Exception:
             log.exception("reminder tick failed")
