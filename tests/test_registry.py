@@ -120,6 +120,14 @@ def test_targets_of_the_plan() -> None:
     assert TARGETS["wastewater_operating"]["value_min"] == "95"
 
 
+def test_every_target_label_is_the_plans_words() -> None:
+    """A target's label is one whole clause of its line of the plan, word for word."""
+    for code, target in TARGETS.items():
+        line = SEED[int(target["source_line"]) - 1].lstrip("-+ ").rstrip(";.")
+        clauses = [c.strip().rstrip(".") for c in line.split(";")]
+        assert target["label"] in clauses, (code, target["label"], clauses)
+
+
 def test_what_is_missing_is_marked() -> None:
     gaps = rows("gaps.csv")
     assert any(g["appendix"] == "3" and "cut" in g["note"] for g in gaps)
