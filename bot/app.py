@@ -7,12 +7,15 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from bot.settings import Settings
 from bot.web import FileLinks, secret_from
@@ -27,6 +30,104 @@ from store.leader import Leadership
 from store.seed import SeedCounts, load_registry, registry_loaded
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StartupFailed(Exception):
+    """A service the bot needs at start stayed unreachable for STARTUP_TIMEOUT seconds, or
+    refused the bot outright (e.g. a wrong token)."""
+
+    def __init__(self, service: str, problem: str, seconds: float | None = None) -> None:
+        super().__init__(f"{service}: {problem}")
+        self.service = service
+        self.problem = problem
+        self.seconds = seconds
+
+
+class StartupStopped(Exception):
+    """SIGTERM or SIGINT arrived while start-up was waiting to try again."""
+
+
+def _describe(error: BaseException | None) -> str:
+    return f"{type(error).__name__}: {error}"[:300] if error is not None else "?"
+
+
+@dataclass
+class Startup:
+    """How start-up waits for a service that does not answer: it tries again with exponential
+    backoff (1 s, 2 s, 4 s … at most 30 s), logging one line per attempt, until `timeout`
+    seconds have passed since its first call; then StartupFailed. `stop` ends the wait."""
+
+    timeout: float = 300.0
+    stop: asyncio.Event | None = None
+    _deadline: float | None = field(default=None, init=False, repr=False)
+
+    async def call(
+        self,
+        service: str,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        retry_if: Callable[[BaseException], bool],
+        fatal: tuple[type[BaseException], ...] = (),
+    ) -> T:
+        """`attempt()` until it succeeds; errors for which `retry_if` is true are retried, those
+        in `fatal` end start-up at once, anything else propagates."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.timeout
+        deadline = self._deadline
+        backoff = wait_exponential(multiplier=1, min=1, max=30)
+
+        def wait(state: RetryCallState) -> float:
+            return max(0.0, min(backoff(state), deadline - time.monotonic()))
+
+        def give_up(_state: RetryCallState) -> bool:
+            return time.monotonic() >= deadline
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            pause = state.next_action.sleep if state.next_action is not None else 0.0
+            log.warning(
+                "%s unreachable (attempt %d: %s); trying again in %.0f s",
+                service,
+                state.attempt_number,
+                _describe(error),
+                pause,
+                extra={"service": service, "attempt": state.attempt_number},
+            )
+
+        async def sleep(seconds: float) -> None:
+            if self.stop is None:
+                await asyncio.sleep(seconds)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), seconds)
+            if self.stop.is_set():
+                raise StartupStopped(service)
+
+        retrying = AsyncRetrying(
+            stop=give_up,
+            wait=wait,
+            retry=retry_if_exception(retry_if),
+            before_sleep=before_sleep,
+            sleep=sleep,
+            reraise=True,
+        )
+
+        async def once() -> T:  # a coroutine function: tenacity awaits only those
+            return await attempt()
+
+        try:
+            result: T = await retrying(once)
+        except Exception as exc:
+            if retry_if(exc):
+                raise StartupFailed(service, _describe(exc), self.timeout) from exc
+            if isinstance(exc, fatal):
+                raise StartupFailed(service, _describe(exc)) from exc
+            raise
+        attempts = retrying.statistics.get("attempt_number", 1)
+        if attempts > 1:
+            log.info("%s reachable after %d attempts", service, attempts)
+        return result
 
 
 @dataclass
@@ -156,6 +257,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
                         ),
                         listen=settings.webhook_listen,
                         port=settings.webhook_port,
+                        startup=Startup(settings.startup_timeout, stop),
                     )
                 )
             )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import os
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,10 +14,12 @@ from typing import TypeVar
 
 import click
 
-from bot.app import App, open_app, prepare, serve
+from bot import logs
+from bot.app import App, Startup, StartupFailed, StartupStopped, open_app, prepare, serve
 from bot.settings import Settings, SettingsError, load_settings
 from store import i18n
 from store.access import InviteError, create_invitation, list_people, revoke_person
+from store.backup import BackupError
 from store.clusters import (
     COLUMNS,
     ImportRejected,
@@ -140,26 +143,201 @@ def demo(role: str) -> None:
     asyncio.run(main())
 
 
+def has_terminal() -> bool:
+    """Someone (or a script) can type to the bot: stdin is a terminal, a pipe or a file. Under
+    systemd or docker stdin is /dev/null (a character device that is not a terminal) or
+    closed."""
+    if sys.stdin is None:
+        return False
+    try:
+        descriptor = sys.stdin.fileno()
+        if os.isatty(descriptor):
+            return True
+        mode = os.fstat(descriptor).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def _database_unreachable(error: BaseException) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(error, OSError | OperationalError | InterfaceError)
+
+
+async def _wait_for_database(app: App, startup: Startup) -> None:
+    """PostgreSQL may start after the bot (a reboot, `docker compose up`): wait for it."""
+    from sqlalchemy import text
+
+    async def ping() -> None:
+        async with app.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    await startup.call("database", ping, retry_if=_database_unreachable)
+
+
 @main.command()
 def run() -> None:
     """Run the bot: on Telegram and/or Zalo as configured, else the terminal demo."""
     settings = _settings()
     if settings.telegram_bot_token is None and not settings.zalo_enabled:
+        if not has_terminal():
+            click.echo(
+                _(
+                    "No channel is configured (TELEGRAM_BOT_TOKEN or ZALO_APP_ID) and there is "
+                    "no terminal: nothing to run."
+                ),
+                err=True,
+            )
+            sys.exit(2)
         click.echo(_("No TELEGRAM_BOT_TOKEN: starting the terminal chat."), err=True)
         demo.main(args=[], standalone_mode=False)
         return
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logs.setup(settings)
 
     async def main() -> None:
         async with open_app(settings) as app:
+            await _wait_for_database(app, Startup(settings.startup_timeout))
             await prepare(app)
             await serve(app)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupStopped:
+        return
+    except StartupFailed as exc:
+        if exc.seconds is None:
+            message = _("{service} refused the bot at start ({problem}). The bot stops.")
+        else:
+            message = _(
+                "{service} did not answer for {seconds} seconds ({problem}). The bot stops; "
+                "check the network and the settings, then start it again."
+            )
+        click.echo(
+            logs.Redact(logs.secrets_of(settings)).redact(
+                message.format(
+                    service=exc.service,
+                    seconds=f"{exc.seconds:g}" if exc.seconds is not None else "",
+                    problem=exc.problem,
+                )
+            ),
+            err=True,
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True)
+def health(timeout: float) -> None:
+    """Ask the running bot's /healthz (on WEB_PORT, or the Zalo webhook's port); exit 0 if
+    healthy. For container health checks."""
+    import urllib.error
+    import urllib.request
+
+    settings = _settings()
+    if settings.zalo_enabled:
+        listen, port = settings.zalo_webhook_listen, settings.zalo_webhook_port
+    elif settings.web_port is not None:
+        listen, port = settings.web_listen, settings.web_port
+    else:
+        click.echo(_("No web server is configured: set WEB_PORT."), err=True)
+        sys.exit(2)
+    host = "127.0.0.1" if listen in ("0.0.0.0", "", "::") else listen
+    host = f"[{host}]" if ":" in host else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=timeout) as answer:
+            click.echo(answer.read().decode(errors="replace"))
+    except urllib.error.HTTPError as exc:
+        click.echo(exc.read().decode(errors="replace"), err=True)
+        sys.exit(1)
+    except (OSError, ValueError) as exc:
+        click.echo(_("The bot does not answer: {problem}").format(problem=exc), err=True)
+        sys.exit(1)
+
+
+BACKUP_PROBLEMS = {
+    "backup_folder_not_empty": i18n.N_("{folder} is not empty: back up into a new folder."),
+    "no_manifest": i18n.N_("{folder} holds no backup (no manifest.json)."),
+    "damaged": i18n.N_("The backup is damaged: {detail}."),
+    "no_database_file": i18n.N_("No SQLite database file: {url}"),
+    "kind_mismatch": i18n.N_(
+        "The backup is of a {backup} database but DATABASE_URL is a {target} one."
+    ),
+    "database_not_empty": i18n.N_(
+        "The database is not empty. Restore into an empty one, or add --force to overwrite it."
+    ),
+    "photos_not_empty": i18n.N_(
+        "{folder} already holds photos. Restore into an empty DATA_DIR, or add --force."
+    ),
+    "tool_missing": i18n.N_(
+        "{tool} not found: install the PostgreSQL client (apt-get install postgresql-client)."
+    ),
+    "tool_failed": i18n.N_("{tool} failed: {detail}"),
+    "verify_failed": i18n.N_("The restored copy does not match the backup: {detail}"),
+}
+
+
+def _backup_problem(exc: BackupError) -> str:
+    return _(BACKUP_PROBLEMS[exc.code]).format(**exc.params)
+
+
+@main.command("backup")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def backup_command(folder: Path) -> None:
+    """Back up the database and the photos into FOLDER (new or empty), with a manifest.
+    Safe while the bot runs."""
+    from store.backup import backup
+
+    settings = _settings()
+    logs.setup(settings)
+    try:
+        manifest = asyncio.run(backup(settings.database_url, settings.data_dir, folder))
+    except BackupError as exc:
+        click.echo(_backup_problem(exc), err=True)
+        sys.exit(1)
+    click.echo(
+        _(
+            "Backup written to {folder}: {database} database at revision {revision}, "
+            "{reports} reports, {photos} photos ({files} photo files)."
+        ).format(
+            folder=folder,
+            database=manifest.database,
+            revision=manifest.schema_revision,
+            reports=manifest.reports,
+            photos=manifest.photos,
+            files=manifest.photo_files,
+        )
+    )
+
+
+@main.command("restore")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite a database or photos already there.")
+def restore_command(folder: Path, force: bool) -> None:
+    """Restore a backup into an empty database and DATA_DIR, then check it against the
+    backup's manifest. Stop the bot first."""
+    from store.backup import restore
+
+    settings = _settings()
+    logs.setup(settings)
+    try:
+        manifest = asyncio.run(
+            restore(folder, settings.database_url, settings.data_dir, force=force)
+        )
+    except BackupError as exc:
+        click.echo(_backup_problem(exc), err=True)
+        sys.exit(1)
+    click.echo(
+        _(
+            "Restored from {folder} and checked against its manifest: revision {revision}, "
+            "{reports} reports, {photos} photos."
+        ).format(
+            folder=folder,
+            revision=manifest.schema_revision,
+            reports=manifest.reports,
+            photos=manifest.photos,
+        )
+    )
 
 
 @main.command()
@@ -333,6 +511,7 @@ def reminders_send(at: str | None) -> None:
     from reminders.sender import tick
 
     settings = _settings()
+    logs.setup(settings)
     moment = _moment(at, settings)
     token = settings.telegram_bot_token
     if token is None:

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     link_secret: Annotated[SecretStr | None, Field(alias="LINK_SECRET")] = None
     web_listen: Annotated[str, Field(alias="WEB_LISTEN")] = "127.0.0.1"
     web_port: Annotated[int | None, Field(alias="WEB_PORT", ge=1, le=65535)] = None
+    # operations: logs (text or one JSON object a line) and how long start-up retries
+    log_format: Annotated[Literal["text", "json"], Field(alias="LOG_FORMAT")] = "text"
+    log_level: Annotated[
+        str, Field(alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
+    ] = "INFO"
+    startup_timeout: Annotated[float, Field(alias="STARTUP_TIMEOUT", ge=0, le=86400)] = 300
 
     @field_validator("timezone")
     @classmethod

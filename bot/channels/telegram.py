@@ -22,7 +22,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -33,6 +33,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.app import Startup
 from bot.channels import split_text
 from handlers import conversation
 from handlers.context import Deps
@@ -451,6 +452,12 @@ async def webhook_server(
         await runner.cleanup()
 
 
+def unreachable(error: BaseException) -> bool:
+    """Worth trying again at start: Telegram (or the network to it) did not answer. A refusal
+    (BadRequest, Forbidden, InvalidToken) will not change by waiting."""
+    return isinstance(error, NetworkError | RetryAfter) and not isinstance(error, BadRequest)
+
+
 @contextlib.asynccontextmanager
 async def running(
     deps: Deps,
@@ -462,14 +469,22 @@ async def running(
     webhook_secret: str | None = None,
     listen: str = "127.0.0.1",
     port: int = 8443,
+    startup: Startup | None = None,
 ) -> AsyncIterator[TelegramNotifier]:
     """The bot on Telegram for as long as the block runs: long polling, or a webhook when
-    `webhook_url`; yields the notifier that reminders go through."""
+    `webhook_url`; yields the notifier that reminders go through. The start-up calls (getMe,
+    setMyCommands, setWebhook or the first poll) wait for Telegram as `startup` says."""
     application, channel = build(deps, token, base_url, file_url)
+    start = startup or Startup()
+
+    async def call(attempt: Callable[[], Awaitable[object]]) -> None:
+        await start.call("Telegram", attempt, retry_if=unreachable, fatal=(TelegramError,))
+
+    await call(application.initialize)  # getMe
     async with application, contextlib.AsyncExitStack() as stack:
         deps.config = dataclasses.replace(deps.config, bot_username=application.bot.username or "")
         channel.deps = for_telegram(deps)
-        await register_commands(application)
+        await call(lambda: register_commands(application))
         await application.start()
         stack.push_async_callback(application.stop)
         stack.push_async_callback(channel.flush)
@@ -479,13 +494,16 @@ async def running(
             await stack.enter_async_context(
                 webhook_server(application, listen=listen, port=port, path=path, secret=secret)
             )
-            await application.bot.set_webhook(
-                f"{webhook_url.rstrip('/')}/{path}", secret_token=secret
+            await call(
+                lambda: application.bot.set_webhook(
+                    f"{webhook_url.rstrip('/')}/{path}", secret_token=secret
+                )
             )
             log.info("webhook listening on %s:%s", listen, port)
         else:
             assert application.updater is not None
-            await application.updater.start_polling(poll_interval=0.0, timeout=10)
+            updater = application.updater
+            await call(lambda: updater.start_polling(poll_interval=0.0, timeout=10))
             stack.push_async_callback(application.updater.stop)
             log.info("polling %s", base_url)
         channel.start_menus()
