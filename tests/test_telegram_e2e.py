@@ -142,6 +142,25 @@ def invite(tmp_path: Path) -> tuple[str, str]:
     return token, link
 
 
+def confirmed_after(api: StandinBotAPI, update_id: int, answer: str) -> bool:
+    """Whether the first getUpdates that confirmed `update_id` came after the bot's `answer`."""
+    calls = api.calls
+    answered = next(
+        i
+        for i, (method, params) in enumerate(calls)
+        if method.lower() in ("sendmessage", "editmessagetext") and answer in str(params)
+    )
+    confirmed = next(
+        (
+            i
+            for i, (method, params) in enumerate(calls)
+            if method.lower() == "getupdates" and int(params.get("offset") or 0) > update_id
+        ),
+        len(calls),
+    )
+    return answered < confirmed
+
+
 async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: Path) -> None:
     token, link = invite(tmp_path)
     assert link.endswith(f"?start={token}")
@@ -182,6 +201,9 @@ async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: 
         assert "Trạm XLNT" in await person.tap("Không")
         assert "Khó khăn" in await person.tap("Chưa xây dựng")
         assert "Kiến nghị" in await person.say("Chưa có")
+        # Telegram was told the update was handled (a higher getUpdates offset) only after the
+        # bot answered it: killed before that, the update would be delivered again (row 10)
+        assert confirmed_after(api, person.said, "Kiến nghị")
         assert "ảnh hiện trường" in await person.tap("Bỏ qua")
         photos = [image("red", (320, 240)), image("blue", (240, 320))]
         answer = await person.album(photos)

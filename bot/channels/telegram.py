@@ -438,7 +438,9 @@ async def webhook_server(
         except Exception:  # not an update: nothing to queue
             log.warning("webhook: a post that is not an update (%d bytes)", len(body))
             return web.Response(status=400)
-        await application.update_queue.put(update)
+        # answered 200 only once handled (its transaction committed): a crash before that and
+        # Telegram posts it again; the store's dedupe drops what was already handled
+        await application.process_update(update)
         return web.Response()
 
     app = web.Application(client_max_size=WEBHOOK_MAX_BODY)
@@ -450,6 +452,42 @@ async def webhook_server(
         yield
     finally:
         await runner.cleanup()
+
+
+async def poll(application: Application) -> None:  # type: ignore[type-arg]
+    """Long polling that confirms updates to Telegram only once they are handled.
+
+    Telegram forgets an update when a later getUpdates asks for a higher offset. PTB's updater
+    asks again as soon as it has fetched a batch, so updates fetched but not yet handled were
+    lost when the process died (a report's "Gửi" with no receipt). Here the next offset is
+    asked for only after each update of the batch was handled — its transaction committed —
+    so a crash gets it redelivered, and the store's dedupe drops what was already handled."""
+    bot = application.bot
+    offset: int | None = None
+    backoff = 1.0
+    while True:
+        try:
+            updates = await bot.get_updates(
+                offset=offset, timeout=10, allowed_updates=Update.ALL_TYPES
+            )
+        except RetryAfter as exc:
+            await asyncio.sleep(float(getattr(exc, "retry_after", 1) or 1))
+            continue
+        except NetworkError as exc:  # TimedOut included
+            log.warning("getUpdates failed (%s); trying again in %.0f s", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+            continue
+        backoff = 1.0
+        for update in updates:
+            await application.process_update(update)
+            offset = update.update_id + 1
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def unreachable(error: BaseException) -> bool:
@@ -501,10 +539,9 @@ async def running(
             )
             log.info("webhook listening on %s:%s", listen, port)
         else:
-            assert application.updater is not None
-            updater = application.updater
-            await call(lambda: updater.start_polling(poll_interval=0.0, timeout=10))
-            stack.push_async_callback(application.updater.stop)
+            await call(lambda: application.bot.delete_webhook())  # getUpdates needs none
+            poller = asyncio.create_task(poll(application))
+            stack.push_async_callback(_cancel, poller)
             log.info("polling %s", base_url)
         channel.start_menus()
         yield TelegramNotifier(application)
