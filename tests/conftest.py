@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -63,12 +67,78 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await admin.close()
 
 
-@pytest.fixture
-async def app(db_url: str, tmp_path: Path) -> AsyncIterator[App]:
-    """The bot's store, migrated and loaded with the plan's registry."""
-    settings = load_settings(DATA_DIR=tmp_path / "data", DATABASE_URL=db_url)
-    async with open_app(settings) as opened:
+async def _prepare(url: str, data_dir: Path) -> None:
+    async with open_app(load_settings(DATA_DIR=data_dir, DATABASE_URL=url)) as opened:
         await prepare(opened)
+
+
+def _run_aside(work: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to its end on a loop of its own (a session fixture may be set up from
+    inside a test's running loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, work).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated and loaded with the registry once; each test gets a copy."""
+    folder = tmp_path_factory.mktemp("template")
+    path = folder / "ccn.db"
+    _run_aside(_prepare(f"sqlite+aiosqlite:///{path}", folder))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PostgreSQL database migrated and loaded once; each test's is created from it."""
+    name = f"tmpl_{uuid.uuid4().hex[:12]}"
+    raw = pg_base_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def make() -> None:
+        admin = await asyncpg.connect(f"{raw}/postgres")
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        await _prepare(f"{pg_base_url}/{name}", tmp_path_factory.mktemp("pg-template"))
+
+    _run_aside(make())
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def prepared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of each kind, migrated and loaded with the registry (a copy of a template:
+    migrating and loading for every test took most of the suite's time)."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        copy = tmp_path / "ccn.db"
+        shutil.copyfile(template, copy)
+        yield f"sqlite+aiosqlite:///{copy}"
+        return
+    base: str = request.getfixturevalue("pg_base_url")
+    source: str = request.getfixturevalue("pg_template")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    raw = base.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(f"{raw}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    finally:
+        await admin.close()
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(f"{raw}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def app(prepared_url: str, tmp_path: Path) -> AsyncIterator[App]:
+    """The bot's store, migrated and loaded with the plan's registry."""
+    settings = load_settings(DATA_DIR=tmp_path / "data", DATABASE_URL=prepared_url)
+    async with open_app(settings) as opened:
+        await prepare(opened)  # already done in the template: a quick check
         yield opened
 
 
