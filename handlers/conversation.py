@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import math
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers import choices, paper, reporting, status
+from handlers import answers, choices, paper, reporting, status
 from handlers.context import Ctx, Deps
-from handlers.port import Button, Incoming, Reply
+from handlers.port import Attachment, Button, Incoming, Reply
 from store import i18n
 from store.access import (
     LINK_MINUTES,
@@ -26,7 +28,8 @@ from store.access import (
 )
 from store.contacts import normalise_phone
 from store.db import unit_of_work
-from store.models import Conversation, Person, ProcessedUpdate, Role
+from store.models import ChannelIdentity, Conversation, Person, Photo, ProcessedUpdate, Role
+from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
 
 log = logging.getLogger(__name__)
 
@@ -75,56 +78,156 @@ INVITE_PROBLEMS = {
 
 
 async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
-    """Handle one update in one transaction. A failure rolls everything back and apologises,
-    so the person's draft is as it was before this message."""
+    """Handle one update in one short transaction. Its photos are downloaded, checked and
+    written to disk before it (slow work holds no lock); a failure rolls everything back, the
+    "processed" mark included, and apologises, so the person's draft is as it was before this
+    message and a redelivery is handled afresh. Files of a photo no row refers to afterwards
+    (refused, rolled back, not used) are deleted."""
+    prepared: list[Prepared] = []
     try:
-        async with unit_of_work(deps.sessions) as session:
-            if incoming.update_id is not None:
-                try:
-                    async with session.begin_nested():
-                        session.add(
-                            ProcessedUpdate(channel=incoming.channel, update_id=incoming.update_id)
-                        )
-                except IntegrityError:
-                    return []  # delivered twice: handled the first time
-            conversation = await session.scalar(
-                select(Conversation).where(
-                    Conversation.channel == incoming.channel,
-                    Conversation.chat_id == incoming.chat_id,
-                )
-            )
-            first_contact = conversation is None
-            if conversation is None:
-                conversation = Conversation(
-                    channel=incoming.channel, chat_id=incoming.chat_id, state={}
-                )
-                session.add(conversation)
-            person = await person_for(session, incoming.channel, incoming.chat_id)
-            state = dict(conversation.state or {})
-            incoming = _chosen(incoming, state)
-            if person is None and incoming.locale in i18n.SUPPORTED and "locale" not in state:
-                state["locale"] = incoming.locale
-            ctx = Ctx(session, deps, incoming, conversation, person, state)
-            if person is not None:
-                await _touch(ctx, person)
-            where = (state.get("mode"), state.get("q"))
-            replies = await route(ctx, first_contact)
-            if incoming.typed_choices:
-                replies, offered = choices.for_text_channel(replies, ctx.locale)
-                if offered:
-                    ctx.state[choices.OFFER_KEY] = offered
-                elif (ctx.state.get("mode"), ctx.state.get("q")) != where:
-                    ctx.state.pop(choices.OFFER_KEY, None)  # the choices shown no longer apply
-                elif choices.OFFER_KEY in state:  # e.g. /trogiup mid-question: still typeable
-                    ctx.state[choices.OFFER_KEY] = state[choices.OFFER_KEY]
-            conversation.state = dict(ctx.state)
-            return replies
+        if incoming.attachments and await _may_keep_photos(incoming, deps):
+            incoming = await _prepare_photos(incoming, deps, prepared)
+        try:
+            return await _handle_in_transaction(incoming, deps)
+        except NotPrepared:  # became someone between the check and the transaction: once more
+            incoming = await _prepare_photos(incoming, deps, prepared)
+            return await _handle_in_transaction(incoming, deps)
+    except _Delivered:
+        return []  # delivered twice: handled the first time
     except Exception:
         log.exception(
             "update %s from %s:%s failed", incoming.update_id, incoming.channel, incoming.chat_id
         )
         _ = i18n.gettext_for(deps.config.default_locale)
         return [Reply(_("Sorry, something went wrong. Please send that again in a moment."))]
+    finally:
+        if prepared:
+            await _release_photos(prepared, deps)
+
+
+class _Delivered(Exception):
+    """This update's "processed" mark is already there."""
+
+
+async def _may_keep_photos(incoming: Incoming, deps: Deps) -> bool:
+    """A new update from someone invited (a stranger's photos are never downloaded). A short
+    read before the transaction; the transaction itself decides."""
+    async with deps.sessions() as session:
+        if incoming.update_id is not None:
+            seen = await session.scalar(
+                select(ProcessedUpdate.id).where(
+                    ProcessedUpdate.channel == incoming.channel,
+                    ProcessedUpdate.update_id == incoming.update_id,
+                )
+            )
+            if seen is not None:
+                return False
+        person = await session.scalar(
+            select(Person.id)
+            .join(ChannelIdentity, ChannelIdentity.person_id == Person.id)
+            .where(
+                ChannelIdentity.channel == incoming.channel,
+                ChannelIdentity.external_id == incoming.chat_id,
+                Person.active.is_(True),
+            )
+        )
+        return person is not None
+
+
+async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepared]) -> Incoming:
+    """Download each attachment (the channel applies its size limit), then check it and write
+    its files off the event loop; one at a time, so one photo's bytes are in memory at once."""
+    config = deps.config
+    ready: list[Attachment] = []
+    for attachment in incoming.attachments:
+        if attachment.prepared is not None or attachment.refused:
+            ready.append(attachment)
+            continue
+        try:
+            data = await attachment.fetch()
+            photo = await asyncio.to_thread(
+                prepare_photo, data, config.data_dir, config.max_photo_bytes
+            )
+        except PhotoRejected as exc:
+            ready.append(dataclasses.replace(attachment, refused=exc.reason))
+            continue
+        prepared.append(photo)
+        ready.append(dataclasses.replace(attachment, prepared=photo))
+    return dataclasses.replace(incoming, attachments=tuple(ready))
+
+
+async def _release_photos(prepared: list[Prepared], deps: Deps) -> None:
+    """After the transaction: keep the files a Photo row refers to, delete the others."""
+    written = {p.sha256 for p in prepared if p.written}
+    referenced: set[str] = set(written)  # if the store cannot say, keep them
+    if written:
+        try:
+            async with deps.sessions() as session:
+                found = await session.scalars(select(Photo.sha256).where(Photo.sha256.in_(written)))
+                referenced = set(found)
+        except Exception:
+            log.exception("could not check which photo files to keep")
+    await asyncio.to_thread(release_photos, prepared, referenced)
+
+
+async def _handle_in_transaction(incoming: Incoming, deps: Deps) -> list[Reply]:
+    async with unit_of_work(deps.sessions) as session:
+        if incoming.update_id is not None:
+            # The mark is the transaction's first write and shares its fate: no SAVEPOINT, which
+            # on pysqlite runs outside a transaction, so its RELEASE committed the mark alone.
+            session.add(ProcessedUpdate(channel=incoming.channel, update_id=incoming.update_id))
+            try:
+                await session.flush()
+            except IntegrityError as exc:
+                raise _Delivered() from exc
+        conversation = await session.scalar(
+            select(Conversation).where(
+                Conversation.channel == incoming.channel,
+                Conversation.chat_id == incoming.chat_id,
+            )
+        )
+        first_contact = conversation is None
+        if conversation is None:
+            conversation = Conversation(
+                channel=incoming.channel, chat_id=incoming.chat_id, state={}
+            )
+            session.add(conversation)
+        person = await person_for(session, incoming.channel, incoming.chat_id)
+        state = dict(conversation.state or {})
+        incoming = _chosen(_cleaned(incoming), state)
+        if person is None and incoming.locale in i18n.SUPPORTED and "locale" not in state:
+            state["locale"] = incoming.locale
+        ctx = Ctx(session, deps, incoming, conversation, person, state)
+        if person is not None:
+            await _touch(ctx, person)
+        where = (state.get("mode"), state.get("q"))
+        replies = await route(ctx, first_contact)
+        if incoming.typed_choices:
+            replies, offered = choices.for_text_channel(replies, ctx.locale)
+            if offered:
+                ctx.state[choices.OFFER_KEY] = offered
+            elif (ctx.state.get("mode"), ctx.state.get("q")) != where:
+                ctx.state.pop(choices.OFFER_KEY, None)  # the choices shown no longer apply
+            elif choices.OFFER_KEY in state:  # e.g. /trogiup mid-question: still typeable
+                ctx.state[choices.OFFER_KEY] = state[choices.OFFER_KEY]
+        conversation.state = dict(ctx.state)
+    return replies
+
+
+def _cleaned(incoming: Incoming) -> Incoming:
+    """Typed text without control characters (a NUL cannot reach PostgreSQL) and a shared
+    location only if it is a place on Earth; every command and answer reads these."""
+    text = answers.clean_text(incoming.text)
+    location = incoming.location
+    if location is not None:
+        lat, lon = location
+        if not (
+            math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
+        ):
+            location = None
+    if text == incoming.text and location == incoming.location:
+        return incoming
+    return dataclasses.replace(incoming, text=text, location=location)
 
 
 def _chosen(incoming: Incoming, state: dict[str, object]) -> Incoming:
@@ -215,8 +318,11 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     if payload.startswith(("paperok:", "paperno:")):
         return await paper.decide(ctx, payload)
     if payload.startswith("missing:"):
-        return await status.missing(ctx, payload.removeprefix("missing:"))
-    if mode == "pick_subject" and payload.startswith("subject:"):
+        period = reporting.button_period(ctx, payload.removeprefix("missing:"))
+        if period is None:  # the future, before the plan, or not a month
+            return await reporting.refuse(ctx)
+        return await status.missing(ctx, str(period))
+    if mode == "pick_subject" and payload:
         return await reporting.pick_subject(ctx, payload)
     if mode in FLOW_MODES - {"pick_subject"}:
         return await reporting.on_answer(ctx)
@@ -227,8 +333,10 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return [Reply(ctx._("Location kept. Send /baocao and it will be added to your report."))]
     if first_contact:
         return help_for(ctx)
-    if payload.startswith("cluster:") or incoming.text.strip():
+    if payload.startswith("cluster:") or (incoming.text.strip() and not payload):
         return await status.status(ctx, incoming.text)
+    if payload:  # a button of a report that is not open, or one never offered
+        return await reporting.refuse(ctx)
     return help_for(ctx)
 
 
@@ -410,11 +518,13 @@ def language(ctx: Ctx) -> list[Reply]:
                 else ctx._("Language: Vietnamese.")
             )
         ]
+    refused = [reporting.refusal(ctx)] if payload.startswith("lang:") else []
     return [
+        *refused,
         Reply(
             "Chọn ngôn ngữ / Choose a language",
             [[Button("Tiếng Việt", "lang:vi"), Button("English", "lang:en")]],
-        )
+        ),
     ]
 
 
@@ -497,7 +607,7 @@ def describe_person(person: Person, locale: str) -> str:
 async def revoke(ctx: Ctx, args: str) -> list[Reply]:
     _ = ctx._
     number = args.lstrip("#").strip()
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit() and len(number) <= 9):
         return [Reply(_("Usage: /thuhoi <number from /nguoidung>"))]
     revoked = await revoke_person(
         ctx.session,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
+from handlers import answers, reporting
 from handlers.context import Ctx
 from handlers.port import Reply
 from handlers.subjects import subjects_of
@@ -12,15 +15,17 @@ from reminders.slots import slots_for
 from store.models import PaperReceipt, Role
 from store.text import parse_month
 
+_CLAIM_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits that fit the store's integer
+NOTE_LIMIT = 500  # characters of an admin's note on a paper copy
+
 
 async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
     """ "Đã gửi bằng văn bản": every open slot of this person for the period is claimed."""
     _ = ctx._
     assert ctx.person is not None
-    try:
-        period = Period.parse(period_text)
-    except ValueError:
-        return [Reply(_("Please send /trogiup for help."))]
+    period = reporting.button_period(ctx, period_text)
+    if period is None:  # the future, before the plan, or not a month
+        return await reporting.refuse(ctx)
     mine = {s.key for s in subjects_of(ctx.person)}
     slots = await slots_for(ctx.session, period, ctx.deps.calendar)
     open_subjects = [s.subject for s in slots if s.subject in mine and not s.filled]
@@ -57,7 +62,9 @@ async def decide(ctx: Ctx, payload: str) -> list[Reply]:
     if ctx.person.role != Role.ADMIN:
         return [Reply(_("Only Sở Công Thương can do that."))]
     action, _sep, number = payload.partition(":")
-    receipt = await ctx.session.get(PaperReceipt, int(number)) if number.isdigit() else None
+    receipt = (
+        await ctx.session.get(PaperReceipt, int(number)) if _CLAIM_ID.fullmatch(number) else None
+    )
     if receipt is None:
         return [Reply(_("That request no longer exists."))]
     if receipt.status != "claimed":
@@ -87,6 +94,20 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
         period = Period.parse(parse_month(words[1]))
     except ValueError:
         return [Reply(_("Usage: /vanban <cluster code> <month/year> [note]"))]
+    if period > ctx.deps.calendar.period_at(ctx.now):
+        return [
+            Reply(
+                _("The reporting period {period} has not opened yet.").format(period=period.label())
+            )
+        ]
+    if period < reporting.FIRST_PERIOD:
+        return [
+            Reply(
+                _("Reports under the plan start from {period}.").format(
+                    period=reporting.FIRST_PERIOD.label()
+                )
+            )
+        ]
     subject = (
         f"cluster:{words[0].lower()}" if not words[0].startswith(("cluster:", "org:")) else words[0]
     )
@@ -95,7 +116,7 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
         return [
             Reply(
                 _("Nobody reports on {subject} for {period}.").format(
-                    subject=words[0], period=period.label()
+                    subject=answers.clean_text(words[0])[:60], period=period.label()
                 )
             )
         ]
@@ -108,7 +129,8 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
         receipt = PaperReceipt(subject=subject, period=str(period), status="confirmed")
         ctx.session.add(receipt)
     receipt.status = "confirmed"
-    receipt.note = " ".join(words[2:])
+    # typed text: no NUL (PostgreSQL refuses it) nor other control characters, and not a book
+    receipt.note = answers.clean_text(" ".join(words[2:]))[:NOTE_LIMIT]
     receipt.claimed_at = receipt.claimed_at or ctx.now
     receipt.confirmed_by_person_id = ctx.person.id
     receipt.confirmed_at = ctx.now

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from store.photos import Prepared
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,10 @@ class Attachment:
     file_name: str = ""
     mime: str = ""  # as the sender claims; the photo store checks the bytes
     caption: str = ""
+    # set by conversation.handle before the transaction: the photo checked and on disk, or
+    # why it was refused (store.photos.PhotoRejected's reason)
+    prepared: Prepared | None = None
+    refused: str = ""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ photos, review, submit, get a receipt. Everything it remembers is in the store."
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +18,7 @@ from handlers.subjects import Subject, items_of, subjects_of
 from reminders.calendar import Period
 from store import i18n
 from store.models import Report, ReportDraft, ReportPhoto, ReportValue
-from store.photos import PhotoRejected, save_photo
+from store.photos import NotPrepared, record_photo
 from store.text import parse_month
 
 ITEMS_KEY = "_items"
@@ -24,6 +26,10 @@ LOCATION_KEY = "_location"  # a location shared at any point of the report
 EDIT_BUTTONS_PER_ROW = 4
 REASON_LIMIT = 500  # characters of the reason a figure went down
 TYPED = frozenset({"percent", "number", "text", "date"})  # answered by typing, not choosing
+FIRST_PERIOD = Period(2021, 1)  # the plan's first month: no report speaks of an earlier one
+_PERIOD_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}")
+_INDEX = re.compile(r"[0-9]{1,3}")  # a button's number in ASCII (int() also takes ' +1', '٣')
+_WHERE = re.compile(r"(-?[0-9]{1,3}\.[0-9]{6}),(-?[0-9]{1,3}\.[0-9]{6})")
 
 
 # --- the draft and its questions ------------------------------------------------------------
@@ -99,6 +105,96 @@ def _previous(report: Report | None, qid: str) -> str | None:
     return entry.get("v") if isinstance(entry, dict) else None
 
 
+# --- what an answer and a button may be -----------------------------------------------------
+
+
+def _today(ctx: Ctx) -> date:
+    return ctx.now.astimezone(ctx.deps.config.zone).date()
+
+
+def valid_answer(question: Question, value: object, today: date) -> bool:
+    """Whether `value` is an answer `question` takes, in its stored form: what parsing the same
+    text would store (yes/no only `yes`|`no`, a choice's value, a plain number in range …)."""
+    if value is None:
+        return not question.required
+    if not isinstance(value, str):
+        return False
+    if question.type == "photos":
+        return _INDEX.fullmatch(value) is not None
+    if question.type == "location":
+        return valid_where(value)
+    try:
+        return answers.parse(question, value, today) == value
+    except answers.Unreadable:
+        return False
+
+
+def valid_where(value: object) -> bool:
+    """A location as `where` writes it, on the globe."""
+    m = _WHERE.fullmatch(value) if isinstance(value, str) else None
+    return m is not None and abs(float(m[1])) <= 90 and abs(float(m[2])) <= 180
+
+
+async def _kept(ctx: Ctx, draft: ReportDraft, question: Question) -> str | None:
+    """The last report's answer to `question`, if the question still takes it."""
+    if question.type == "photos":
+        return None
+    previous = _previous(await last_report(ctx, draft.subject), question.id)
+    if previous is None or not valid_answer(question, previous, _today(ctx)):
+        return None
+    return previous
+
+
+def button_period(ctx: Ctx, text: str) -> Period | None:
+    """The period a button names (`2021-06`): well-formed, not before the plan, not one whose
+    reporting has not opened yet."""
+    if not _PERIOD_TEXT.fullmatch(text):
+        return None
+    try:
+        period = Period.parse(text)
+    except ValueError:
+        return None
+    if not FIRST_PERIOD <= period <= ctx.deps.calendar.period_at(ctx.now):
+        return None
+    return period
+
+
+def refusal(ctx: Ctx) -> Reply:
+    return Reply(ctx._("Sorry, that choice is not available here."))
+
+
+async def refuse(ctx: Ctx) -> list[Reply]:
+    """A payload that was never offered here: say so politely and show the current step again;
+    nothing changes."""
+    return [refusal(ctx), *await again(ctx)]
+
+
+async def again(ctx: Ctx) -> list[Reply]:
+    """The conversation's current step, shown again as it was; outside a report, the way to
+    help."""
+    assert ctx.person is not None
+    mode = ctx.state.get("mode")
+    if mode == "pick_subject":
+        buttons = [[Button(s.title, f"subject:{i}")] for i, s in enumerate(subjects_of(ctx.person))]
+        return [Reply(ctx._("Which cluster are you reporting on?"), buttons)]
+    draft = await current_draft(ctx) if mode else None
+    if draft is None:
+        return [Reply(ctx._("Please send /trogiup for help."))]
+    if mode == "summary":
+        return await summary(ctx, draft)
+    question = {q.id: q for q in applicable(draft)}.get(ctx.state.get("q", ""))
+    if question is None:
+        return await ask_next(ctx, draft)
+    if mode == "reason_back":
+        return [Reply(ctx._("Please write the reason in a few words."))]
+    pending = ctx.state.get("pending")
+    if mode == "confirm_back" and valid_answer(question, pending, _today(ctx)):
+        previous = await _kept(ctx, draft, question)
+        if previous is not None and isinstance(pending, str):
+            return [_going_down(ctx, question, previous, pending)]
+    return await ask(ctx, draft, question)
+
+
 # --- starting -------------------------------------------------------------------------------
 
 
@@ -121,6 +217,14 @@ async def start(ctx: Ctx, args: str) -> list[Reply]:
                     )
                 )
             ]
+        if period < FIRST_PERIOD:
+            return [
+                Reply(
+                    _("Reports under the plan start from {period}.").format(
+                        period=FIRST_PERIOD.label()
+                    )
+                )
+            ]
     subjects = subjects_of(ctx.person)
     if not subjects:
         return [Reply(_("You have nothing to report on. Please contact Sở Công Thương."))]
@@ -136,22 +240,21 @@ async def start_from_reminder(ctx: Ctx, payload: str) -> list[Reply]:
     assert ctx.person is not None
     subject_key, _sep, period_text = payload.removeprefix("report:").rpartition(":")
     subject = next((s for s in subjects_of(ctx.person) if s.key == subject_key), None)
-    try:
-        period = Period.parse(period_text)
-    except ValueError:
-        return await start(ctx, "")
-    if subject is None:
-        return await start(ctx, "")
+    period = button_period(ctx, period_text)
+    if subject is None or period is None:  # someone else's, the future, before the plan
+        return await refuse(ctx)
     return await open_subject(ctx, subject, period)
 
 
 async def pick_subject(ctx: Ctx, payload: str) -> list[Reply]:
     assert ctx.person is not None
     subjects = subjects_of(ctx.person)
-    try:
-        subject = subjects[int(payload.removeprefix("subject:"))]
-    except (ValueError, IndexError):
-        return await start(ctx, "")
+    index = payload.removeprefix("subject:")
+    if not payload.startswith("subject:") or not _INDEX.fullmatch(index):
+        return await refuse(ctx)
+    if int(index) >= len(subjects):
+        return await refuse(ctx)
+    subject = subjects[int(index)]
     period = Period.parse(ctx.state.get("period") or str(ctx.deps.calendar.period_at(ctx.now)))
     return await open_subject(ctx, subject, period)
 
@@ -246,8 +349,8 @@ async def ask(ctx: Ctx, draft: ReportDraft, question: Question) -> list[Reply]:
         buttons.append([Button(_("Done"), f"done:{question.id}")])
     elif question.type == "location":
         lines.append(_("Share the site's location from the attachment menu, or skip."))
-    previous = _previous(await last_report(ctx, draft.subject), question.id)
-    if previous is not None and question.type not in ("photos",):
+    previous = await _kept(ctx, draft, question)
+    if previous is not None:
         lines.append(
             _("Last report: {value}").format(value=answers.display(question, previous, locale))
         )
@@ -301,34 +404,15 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
     if mode == "confirm_back":
         return await on_confirm_back(ctx, draft, question, payload)
     if mode == "reason_back":
+        if payload:
+            return await refuse(ctx)
         reason = answers.clean_text(incoming.text).strip()[:REASON_LIMIT]
         if not reason:
             return [Reply(_("Please write the reason in a few words."))]
         _set(draft, question.id, ctx.state.pop("pending"), reason)
         return await after_answer(ctx, draft)
-    if payload and ":" in payload:
-        action, _sep, rest = payload.partition(":")
-        qid, _sep, value = rest.partition(":")
-        if qid != question.id:  # a button of an earlier question: ask the current one again
-            return await ask(ctx, draft, question)
-        if action == "keep":
-            previous = _previous(await last_report(ctx, draft.subject), question.id)
-            _set(draft, question.id, previous)
-            return await after_answer(ctx, draft)
-        if action == "skip" and not question.required:
-            _set(draft, question.id, None)
-            return await after_answer(ctx, draft)
-        if action == "done" and question.type == "photos":
-            _set(draft, question.id, str(await _photo_count(ctx, draft)))
-            return await after_answer(ctx, draft)
-        if action == "a" and question.type == "yesno":
-            return await accept(ctx, draft, question, value)
-        if action == "a" and question.type == "choice":
-            try:
-                return await accept(ctx, draft, question, question.choices[int(value)].value)
-            except (ValueError, IndexError):
-                return await ask(ctx, draft, question)
-        return await ask(ctx, draft, question)
+    if payload:
+        return await on_button(ctx, draft, question, payload)
     if question.type == "location":
         if incoming.location is None:
             return [Reply(answers.hint(question, ctx.locale))]
@@ -351,31 +435,64 @@ def where(location: tuple[float, float]) -> str:
     return f"{location[0]:.6f},{location[1]:.6f}"
 
 
+async def on_button(ctx: Ctx, draft: ReportDraft, question: Question, payload: str) -> list[Reply]:
+    """A payload while `question` is open, read like typed text: only what its buttons offer
+    (`a:<q>:<yes|no|choice number>`, `keep:<q>`, `skip:<q>`, `done:<q>`) is taken; anything
+    else, an earlier question's button included, is refused and the question asked again."""
+    action, _sep, rest = payload.partition(":")
+    qid, sep, value = rest.partition(":")
+    if qid != question.id:
+        return await refuse(ctx)
+    if action == "keep" and not sep:
+        previous = await _kept(ctx, draft, question)
+        if previous is not None:
+            _set(draft, question.id, previous)
+            return await after_answer(ctx, draft)
+    elif action == "skip" and not sep and not question.required and question.type != "photos":
+        _set(draft, question.id, None)
+        return await after_answer(ctx, draft)
+    elif action == "done" and not sep and question.type == "photos":
+        _set(draft, question.id, str(await _photo_count(ctx, draft)))
+        return await after_answer(ctx, draft)
+    elif action == "a" and question.type == "yesno" and value in ("yes", "no"):
+        return await accept(ctx, draft, question, value)
+    elif action == "a" and question.type == "choice" and _INDEX.fullmatch(value):
+        index = int(value)
+        if index < len(question.choices):
+            return await accept(ctx, draft, question, question.choices[index].value)
+    return await refuse(ctx)
+
+
 async def accept(ctx: Ctx, draft: ReportDraft, question: Question, value: str) -> list[Reply]:
-    """Store an answer; a figure that went down since the last report needs confirming."""
-    _ = ctx._
+    """Store an answer the question takes; a figure that went down since the last report needs
+    confirming."""
+    if not valid_answer(question, value, _today(ctx)):
+        return await refuse(ctx)
     if question.monotonic and question.type in ("percent", "number"):
-        previous = _previous(await last_report(ctx, draft.subject), question.id)
+        previous = await _kept(ctx, draft, question)
         if previous is not None and Decimal(value) < Decimal(previous):
             ctx.state.update(mode="confirm_back", pending=value)
-            return [
-                Reply(
-                    _("{label} went down from {old} to {new}. Is that right?").format(
-                        label=question.label.get(ctx.locale).rstrip("?"),
-                        old=answers.display(question, previous, ctx.locale),
-                        new=answers.display(question, value, ctx.locale),
-                    ),
-                    [
-                        [
-                            Button(_("Yes, it went down"), f"back:{question.id}:yes"),
-                            Button(_("Re-enter"), f"back:{question.id}:no"),
-                        ]
-                    ],
-                    free_input=True,  # a new figure may be typed instead
-                )
-            ]
+            return [_going_down(ctx, question, previous, value)]
     _set(draft, question.id, value)
     return await after_answer(ctx, draft)
+
+
+def _going_down(ctx: Ctx, question: Question, previous: str, value: str) -> Reply:
+    _ = ctx._
+    return Reply(
+        _("{label} went down from {old} to {new}. Is that right?").format(
+            label=question.label.get(ctx.locale).rstrip("?"),
+            old=answers.display(question, previous, ctx.locale),
+            new=answers.display(question, value, ctx.locale),
+        ),
+        [
+            [
+                Button(_("Yes, it went down"), f"back:{question.id}:yes"),
+                Button(_("Re-enter"), f"back:{question.id}:no"),
+            ]
+        ],
+        free_input=True,  # a new figure may be typed instead
+    )
 
 
 async def on_confirm_back(
@@ -385,6 +502,8 @@ async def on_confirm_back(
     if payload == f"back:{question.id}:yes":
         ctx.state["mode"] = "reason_back"
         return [Reply(_("Please write the reason in a few words."))]
+    if payload.startswith("back:") and payload != f"back:{question.id}:no":
+        return await refuse(ctx)  # the confirmation is asked again
     ctx.state.pop("pending", None)
     if payload == f"back:{question.id}:no":
         return await ask(ctx, draft, question)
@@ -408,19 +527,18 @@ async def after_answer(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
 
 
 async def store_photos(ctx: Ctx) -> tuple[list[int], list[str]]:
-    """Save the incoming photos; the ids stored and the reasons of those refused."""
+    """Record the incoming photos, already checked and written to disk before the transaction
+    (conversation.handle); the ids stored and the reasons of those refused."""
     assert ctx.person is not None
     stored: list[int] = []
     refused: list[str] = []
     for attachment in ctx.incoming.attachments:
-        try:
-            data = await attachment.fetch()
-            photo, _new = await save_photo(
-                ctx.session, data, ctx.deps.config.data_dir, ctx.deps.config.max_photo_bytes
-            )
-        except PhotoRejected as exc:
-            refused.append(exc.reason)
+        if attachment.refused:
+            refused.append(attachment.refused)
             continue
+        if attachment.prepared is None:
+            raise NotPrepared()  # handle() prepares the photos and tries again
+        photo, _new = await record_photo(ctx.session, attachment.prepared)
         stored.append(photo.id)
     return stored, refused
 
@@ -576,19 +694,44 @@ async def summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
 async def on_summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     _ = ctx._
     payload = ctx.incoming.payload or ""
-    text = answers.fold_word(ctx.incoming.text)
+    text = "" if payload else answers.fold_word(ctx.incoming.text)
     if payload == "submit" or text in ("gui", "gui bao cao", "submit"):
-        return await submit(ctx, draft)
+        return await checked_submit(ctx, draft)
     questions = applicable(draft)
     number = payload.removeprefix("edit:") if payload.startswith("edit:") else text
-    if number.isdigit() and 1 <= int(number) <= len(questions):
+    if _INDEX.fullmatch(number) and 1 <= int(number) <= len(questions):
         question = questions[int(number) - 1]
         _unset(draft, question.id)
         ctx.state["editing"] = True
         return await ask(ctx, draft, question)
+    if payload:
+        return await refuse(ctx)
     return [Reply(_("Tap Submit report to send it, or ✏️ to change an answer."))] + await summary(
         ctx, draft
     )
+
+
+async def checked_submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
+    """Submit, unless an answer stored earlier (a forged button before this was checked, a form
+    changed since) is not one its question takes: those are asked again."""
+    today = _today(ctx)
+    spoiled = [
+        q
+        for q in applicable(draft)
+        if q.id in draft.answers
+        and q.type != "photos"  # the count is taken at submission
+        and (
+            not isinstance(draft.answers[q.id], dict)
+            or not valid_answer(q, _value(draft, q.id), today)
+        )
+    ]
+    if not spoiled:
+        return await submit(ctx, draft)
+    for q in spoiled:
+        _unset(draft, q.id)
+    ctx.state.pop("editing", None)
+    reply = Reply(ctx._("Some answers are not valid; please answer them again."))
+    return [reply, *await ask_next(ctx, draft)]
 
 
 async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:

@@ -32,6 +32,7 @@ from store.orgs import district_short
 from store.text import bare_cluster_name, parse_month
 
 FIGURE_TYPES = ("percent", "number", "yesno", "choice", "date")
+CODE_SHOWN = 60  # characters of an unknown cluster code repeated back
 # Short names of the plan's targets for a phone screen (the workbook keeps the plan's words).
 TARGET_NAMES = {
     "groundbreakings": i18n.N_("Groundbreakings, whole year"),
@@ -128,7 +129,10 @@ async def status(ctx: Ctx, query: str) -> list[Reply]:
         chosen = [c for c in visible if c.code == code]
         if chosen:
             return await card(ctx, await _loaded(ctx, chosen[0]))
-        return [Reply(_("No cluster matches “{query}”. Please check the name.").format(query=code))]
+        shown = answers.clean_text(code)[:CODE_SHOWN]  # a forged code is not echoed in full
+        return [
+            Reply(_("No cluster matches “{query}”. Please check the name.").format(query=shown))
+        ]
     if not query:
         if len(visible) == 1:
             return await card(ctx, await _loaded(ctx, visible[0]))

@@ -8,6 +8,7 @@ tests on a fixed clock see the 7-day messaging window and the 25 h token lifetim
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import itertools
@@ -234,6 +235,7 @@ class StandinZalo:
     refreshes: int = 0
     token_errors: int = 0
     media: dict[str, bytes] = field(default_factory=dict)
+    media_delay: dict[str, float] = field(default_factory=dict)  # name → seconds before serving
     root: str = ""
     _used_refresh_tokens: set[str] = field(default_factory=set)
     _calls: dict[int, int] = field(default_factory=dict)  # minute → OA API calls
@@ -688,7 +690,10 @@ class StandinZalo:
             raise Refused(-132, f"tracking_id must be a string of at most {TRACKING_MAX} chars")
 
     async def _media(self, request: web.Request) -> web.Response:
-        data = self.media.get(request.match_info["name"])
+        name = request.match_info["name"]
+        data = self.media.get(name)
         if data is None:
             raise web.HTTPNotFound()
+        if self.media_delay.get(name):
+            await asyncio.sleep(self.media_delay[name])  # a slow download from Zalo's servers
         return web.Response(body=data, content_type=sniff(data) or "application/octet-stream")
