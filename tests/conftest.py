@@ -3,23 +3,22 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import pytest
 
 from bot.app import App, open_app, prepare
 from bot.settings import load_settings
 from handlers.context import Deps
 from tests.dialog import Clock
-from tests.pg import PostgresUnavailable, postgres_server
+from tests.pg import PostgresUnavailable, new_database, postgres_server
 
+T = TypeVar("T")
 _pg_problem: list[str] = []
 
 
@@ -51,20 +50,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'ccn.db'}"
         return
-    base: str = request.getfixturevalue("pg_base_url")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    raw = base.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(f"{raw}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(f"{raw}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with new_database(request.getfixturevalue("pg_base_url")) as url:
+        yield url
 
 
 async def _prepare(url: str, data_dir: Path) -> None:
@@ -72,11 +59,11 @@ async def _prepare(url: str, data_dir: Path) -> None:
         await prepare(opened)
 
 
-def _run_aside(work: Coroutine[Any, Any, None]) -> None:
+def _run_aside(work: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to its end on a loop of its own (a session fixture may be set up from
     inside a test's running loop)."""
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, work).result()
+        return pool.submit(asyncio.run, work).result()
 
 
 @pytest.fixture(scope="session")
@@ -91,19 +78,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_template(pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A PostgreSQL database migrated and loaded once; each test's is created from it."""
-    name = f"tmpl_{uuid.uuid4().hex[:12]}"
-    raw = pg_base_url.replace("postgresql+asyncpg://", "postgresql://")
 
-    async def make() -> None:
-        admin = await asyncpg.connect(f"{raw}/postgres")
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        await _prepare(f"{pg_base_url}/{name}", tmp_path_factory.mktemp("pg-template"))
+    async def make() -> str:
+        async with new_database(pg_base_url, prefix="tmpl", keep=True) as url:
+            await _prepare(url, tmp_path_factory.mktemp("pg-template"))
+        return url.rsplit("/", 1)[1]
 
-    _run_aside(make())
-    return name
+    return _run_aside(make())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -117,20 +98,8 @@ async def prepared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield f"sqlite+aiosqlite:///{copy}"
         return
     base: str = request.getfixturevalue("pg_base_url")
-    source: str = request.getfixturevalue("pg_template")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    raw = base.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(f"{raw}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
-    finally:
-        await admin.close()
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(f"{raw}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with new_database(base, template=request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,8 +10,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
+import asyncpg
 
 
 class PostgresUnavailable(RuntimeError):
@@ -106,3 +109,27 @@ def postgres_server() -> Iterator[str]:
             check=False,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def _admin(base: str, sql: str) -> None:
+    raw = base.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(f"{raw}/postgres")
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def new_database(
+    base: str, *, prefix: str = "t", template: str | None = None, keep: bool = False
+) -> AsyncIterator[str]:
+    """A new database on the test server (a copy of `template`, or empty), dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    await _admin(base, f'CREATE DATABASE "{name}"{copy}')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        if not keep:
+            await _admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

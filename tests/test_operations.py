@@ -16,14 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import asyncpg
 import pytest
 import yaml
 from aiohttp import web
@@ -37,6 +35,7 @@ from store.backup import BackupError, Manifest, backup, pg_invocation, restore
 from store.db import make_engine
 from store.models import Base
 from tests.dialog import finish, play
+from tests.pg import new_database
 from tests.standin_telegram import StandinBotAPI
 from tests.test_dialogs import investor
 
@@ -127,21 +126,8 @@ async def empty_database(kind: str, tmp_path: Path, base: str) -> AsyncIterator[
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'restored' / 'ccn.db'}"
         return
-    name = f"r_{uuid.uuid4().hex[:12]}"
-    raw = base.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(f"{raw}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(f"{raw}/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with new_database(base, prefix="r") as url:
+        yield url
 
 
 async def test_backup_and_restore_through_the_cli(

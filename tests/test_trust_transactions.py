@@ -24,11 +24,10 @@ from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import Photo, ProcessedUpdate, Role
 from tests.dialog import IMAGES, Chat, play
-from tests.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo
+from tests.standin_zalo import StandinZalo
 from tests.test_dialogs import investor
 from tests.test_security_photos import files_under, noisy_jpeg
-from tests.test_telegram_e2e import environment
-from tests.test_zalo_e2e import START, ZaloPerson, free_port, running_from
+from tests.test_zalo_e2e import START, ZaloPerson, free_port, running_from, zalo_environment
 
 SORRY = "Xin lỗi, có lỗi xảy ra"
 DOWNLOAD_SECONDS = 3.0
@@ -40,23 +39,9 @@ DOWNLOAD_SECONDS = 3.0
 async def test_a_slow_photo_download_on_zalo_does_not_fail_anyone_else(tmp_path: Path) -> None:
     clock = running_from(START)
     zalo = StandinZalo(clock=clock)
-    root = await zalo.start()
+    await zalo.start()
     port = free_port()
-    env = environment(
-        tmp_path,
-        ZALO_APP_ID=APP_ID,
-        ZALO_APP_SECRET=APP_SECRET,
-        ZALO_OA_SECRET_KEY=OA_SECRET,
-        ZALO_OA_ACCESS_TOKEN=zalo.access_token,
-        ZALO_OA_REFRESH_TOKEN=zalo.refresh_token,
-        ZALO_API_URL=root,
-        ZALO_OAUTH_URL=root,
-        ZALO_ZNS_URL=root,
-        ZALO_WEBHOOK_PORT=str(port),
-        PUBLIC_URL=f"http://127.0.0.1:{port}",
-        LINK_SECRET="e2e-link-secret-0123456789",
-        CLOCK_START=START.isoformat(),
-    )  # no DATABASE_URL: the default SQLite under DATA_DIR
+    env = zalo_environment(tmp_path, zalo, port)  # no DATABASE_URL: SQLite under DATA_DIR
     others = [f"zu-other-{n}" for n in range(5)]
     tokens: dict[str, str] = {}
     settings = load_settings(DATA_DIR=tmp_path / "data")

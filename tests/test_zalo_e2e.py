@@ -159,27 +159,33 @@ async def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     return (await process.communicate())[0].decode()
 
 
-async def test_every_form_over_zalo_end_to_end(tmp_path: Path) -> None:
-    clock = running_from(START)
-    zalo = StandinZalo(clock=clock)
-    root = await zalo.start()
-    port = free_port()
-    env = environment(
+def zalo_environment(tmp_path: Path, zalo: StandinZalo, port: int, **extra: str) -> dict[str, str]:
+    """`ccn-bot run` on Zalo only, against the stand-in, with the bot's clock at START and its
+    web server's links on `port`."""
+    return environment(
         tmp_path,
         ZALO_APP_ID=APP_ID,
         ZALO_APP_SECRET=APP_SECRET,
         ZALO_OA_SECRET_KEY=OA_SECRET,
         ZALO_OA_ACCESS_TOKEN=zalo.access_token,
         ZALO_OA_REFRESH_TOKEN=zalo.refresh_token,
-        ZALO_API_URL=root,
-        ZALO_OAUTH_URL=root,
-        ZALO_ZNS_URL=root,
+        ZALO_API_URL=zalo.root,
+        ZALO_OAUTH_URL=zalo.root,
+        ZALO_ZNS_URL=zalo.root,
         ZALO_WEBHOOK_PORT=str(port),
-        ZALO_ZNS_TEMPLATE_ID="ccn-reminder",
         PUBLIC_URL=f"http://127.0.0.1:{port}",
         LINK_SECRET="e2e-link-secret-0123456789",
         CLOCK_START=START.isoformat(),
+        **extra,
     )
+
+
+async def test_every_form_over_zalo_end_to_end(tmp_path: Path) -> None:
+    clock = running_from(START)
+    zalo = StandinZalo(clock=clock)
+    await zalo.start()
+    port = free_port()
+    env = zalo_environment(tmp_path, zalo, port, ZALO_ZNS_TEMPLATE_ID="ccn-reminder")
     # one invitation through the CLI, the others straight into the same database (each CLI
     # process costs seconds of imports)
     tokens = {
