@@ -26,7 +26,7 @@ from store.access import (
     revoke_person,
     use_link_code,
 )
-from store.contacts import normalise_phone
+from store.contacts import lock_chat, normalise_phone
 from store.db import unit_of_work
 from store.models import ChannelIdentity, Conversation, Person, Photo, ProcessedUpdate, Role
 from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
@@ -172,6 +172,7 @@ async def _release_photos(prepared: list[Prepared], deps: Deps) -> None:
 
 async def _handle_in_transaction(incoming: Incoming, deps: Deps) -> list[Reply]:
     async with unit_of_work(deps.sessions) as session:
+        await lock_chat(session, incoming.channel, incoming.chat_id)  # one at a time per chat
         if incoming.update_id is not None:
             # The mark is the transaction's first write and shares its fate: no SAVEPOINT, which
             # on pysqlite runs outside a transaction, so its RELEASE committed the mark alone.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import ChannelIdentity, Conversation, Person, Role, ZaloToken
@@ -137,3 +137,16 @@ async def save_zalo_tokens(session: AsyncSession, tokens: Tokens, now: datetime)
 
 def inside(last_seen: datetime | None, now: datetime, window: timedelta) -> bool:
     return last_seen is not None and now - last_seen < window
+
+
+async def lock_chat(session: AsyncSession, channel: str, chat_id: str) -> None:
+    """Hold this chat for the rest of the transaction: on PostgreSQL, where several workers
+    may share the database, a second update of the same chat waits here until the first is
+    committed, so a chat's updates are handled one at a time whichever worker gets them.
+    SQLite serialises writers itself (one machine, one worker)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"chat:{channel}:{chat_id}"},
+    )
