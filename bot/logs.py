@@ -74,6 +74,10 @@ class Redact(logging.Filter):
         super().__init__()
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
+    def add(self, secret: str) -> None:
+        if secret and secret not in self.secrets:
+            self.secrets = sorted({*self.secrets, secret}, key=len, reverse=True)
+
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
@@ -138,3 +142,14 @@ def setup(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
     for name in QUIET_LIBRARIES:  # their INFO lines carry request URLs; DEBUG shows them
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     return handler
+
+
+def add_secret(secret: str) -> None:
+    """A secret learnt while running (a refreshed Zalo access token): redacted from now on by
+    every handler set up here."""
+    if len(secret) < 6:
+        return
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, Redact):
+                found.add(secret)

@@ -272,6 +272,23 @@ def test_json_logs_are_one_object_a_line_and_redacted() -> None:
     assert "not shown" not in output and "HTTP Request" not in output
 
 
+def test_a_secret_learnt_while_running_is_redacted_too() -> None:
+    """A Zalo access token refreshed at run time is not in the settings: it is registered
+    with the filter when the bot learns it."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    fresh = "zalo-access-token-from-a-refresh-1234"
+    try:
+        logs.setup(load_settings(LOG_FORMAT="text"), stream)
+        logs.add_secret(fresh)
+        logging.getLogger("ccn.test").warning("Zalo answered with %s", fresh)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert fresh not in stream.getvalue() and logs.REDACTED in stream.getvalue()
+
+
 LOGGING_CALLS = {"info", "warning", "error", "exception", "critical"}
 CONTENT = {"text", "caption", "payload", "answer", "answers", "display_name", "values"}
 

@@ -37,6 +37,7 @@ from tenacity import (
 )
 
 from bot.channels import split_text
+from bot.logs import add_secret
 from bot.web import Check, FileLinks, active_people, file_routes, health_routes
 from handlers import conversation
 from handlers.context import Deps
@@ -208,7 +209,10 @@ class ZaloApi:
 
     async def _stored(self) -> Tokens:
         async with unit_of_work(self.deps.sessions) as session:
-            return await zalo_tokens(session, self._initial())
+            tokens = await zalo_tokens(session, self._initial())
+        add_secret(tokens.access_token)  # never in a log line, however it got there
+        add_secret(tokens.refresh_token)
+        return tokens
 
     async def token(self) -> str:
         tokens = await self._stored()
@@ -246,6 +250,8 @@ class ZaloApi:
                 str(body["refresh_token"]),
                 now + timedelta(seconds=int(body.get("expires_in") or 90000)),
             )
+            add_secret(rotated.access_token)
+            add_secret(rotated.refresh_token)
             async with unit_of_work(self.deps.sessions) as session:
                 await save_zalo_tokens(session, rotated, now)
             self.token_problem = None
