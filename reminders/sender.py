@@ -120,8 +120,12 @@ async def _sent_kinds(session: AsyncSession, periods: Iterable[str]) -> set[tupl
 def _also(period: Period, locale: str) -> list[str]:
     """The quarter's last month is also the quarterly report; December the annual one."""
     _ = i18n.gettext_for(locale)
-    if period.is_year_end:
-        return [_("This is also the annual report for {year}.").format(year=period.year)]
+    if period.is_year_end:  # December: the month, Q IV and the year, all due by the same day
+        quarter = i18n.quarter(f"{period.year}-Q4", locale)
+        return [
+            _("This is also the annual report for {year}.").format(year=period.year),
+            _("And the quarterly report ({quarter}), due the same day.").format(quarter=quarter),
+        ]
     if period.is_quarter_end:
         quarter = i18n.quarter(f"{period.year}-Q{period.month // 3}", locale)
         return [_("This is also the quarterly report ({quarter}).").format(quarter=quarter)]

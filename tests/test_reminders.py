@@ -166,6 +166,7 @@ async def test_quarter_end_and_december(people: App) -> None:
     [to_a] = box.to(INVESTOR_A)
     assert "hạn nộp trước ngày 20/12/2021 (còn 5 ngày)" in to_a
     assert "Đây cũng là báo cáo cả năm 2021" in to_a
+    assert "Và báo cáo Quý IV/2021, cùng hạn." in to_a  # every report due in December, named
     box = await run(people, Outbox(), "2021-12-20T08:00")
     assert box.chats() == {DISTRICT, ADMIN}  # the morning after the 19th
     box = await run(people, Outbox(), "2021-12-23T08:00")
