@@ -17,11 +17,13 @@ from handlers.port import Button, Reply
 from handlers.subjects import Subject, items_of, subjects_of
 from reminders.calendar import Period
 from store import i18n
+from store.clusters import step_kinds
 from store.models import Report, ReportDraft, ReportPhoto, ReportValue
 from store.photos import NotPrepared, record_photo
 from store.text import parse_month
 
 ITEMS_KEY = "_items"
+STEPS_KEY = "_steps"  # the kinds of step the cluster's plan has (conditions may depend on them)
 LOCATION_KEY = "_location"  # a location shared at any point of the report
 EDIT_BUTTONS_PER_ROW = 4
 REASON_LIMIT = 500  # characters of the reason a figure went down
@@ -54,9 +56,10 @@ def _value(draft: ReportDraft, qid: str) -> str | None:
 
 def applicable(draft: ReportDraft) -> list[Question]:
     """The questions that apply given the answers so far (`ask_if`)."""
+    steps = frozenset(draft.answers.get(STEPS_KEY) or [])
     out = []
     for q in questions_of(draft):
-        if q.ask_if is None or q.ask_if.holds(_value(draft, q.ask_if.question)):
+        if q.ask_if is None or q.ask_if.holds(_value(draft, q.ask_if.question), steps):
             out.append(q)
     return out
 
@@ -276,6 +279,8 @@ async def open_subject(ctx: Ctx, subject: Subject, period: Period) -> list[Reply
         if subject.form == "tasks":
             items = await items_of(ctx.session, ctx.person)
             initial[ITEMS_KEY] = [[i.key, i.title] for i in items]
+        if subject.cluster_id is not None:
+            initial[STEPS_KEY] = await step_kinds(ctx.session, subject.cluster_id)
         draft = ReportDraft(
             person_id=ctx.person.id,
             subject=subject.key,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from store.models import AuditLog, Cluster, ClusterKind, OrgKind
+from store.models import AuditLog, Cluster, ClusterKind, ClusterStep, OrgKind
 from store.orgs import Directory, district_short
 from store.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
 
@@ -385,3 +385,11 @@ def search(
             matches.append(Match(cluster, score, exact))
     matches.sort(key=lambda m: (not m.exact, -m.score, keys[m.cluster.code][0]))
     return matches[:limit]
+
+
+async def step_kinds(session: AsyncSession, cluster_id: int) -> list[str]:
+    """The kinds of step the plan gives a cluster (gpmb, land_allocation, …), sorted."""
+    kinds = await session.scalars(
+        select(ClusterStep.kind).where(ClusterStep.cluster_id == cluster_id).distinct()
+    )
+    return sorted(kinds)

@@ -228,6 +228,32 @@ async def test_draft_survives_cancel_restart_and_silence(
         )
 
 
+async def test_land_lease_where_the_plan_hands_over_cleared_land_first(
+    deps: Deps, app: App
+) -> None:
+    """Phụ lục 3 row 2 (Phú Túc): "Giao đất phần diện tích 97% đã GPMB" — the land lease is
+    asked at 97 % clearance, where Đại Thắng's is asked only at 100 %."""
+    chat = await investor(deps, code="phu-tuc", chat_id="2102")
+    await play(
+        chat,
+        [
+            ("/baocao", "QHCT 1/500"),
+            ("[Có]", "Phương án bồi thường"),
+            ("[Có]", "Đã GPMB"),
+            ("97", "kinh phí GPMB"),
+            ("[Đã chuyển đủ]", "Đất lúa"),
+            ("[Không cần]", "Đã được cho thuê đất bao nhiêu %"),
+            ("90", "khởi công"),
+        ],
+    )
+    await finish(chat)
+    await play(chat, [("[Gửi báo cáo]", "Đã nhận báo cáo")])
+    async with app.sessions() as session:
+        report = await session.scalar(select(Report).where(Report.subject == "cluster:phu-tuc"))
+    assert report is not None and report.answers["land_lease"] == {"v": "90"}
+    assert report.answers["gpmb"] == {"v": "97"}
+
+
 async def test_operating_cluster_form(deps: Deps, app: App) -> None:
     chat = await investor(deps, code="binh-phu", chat_id="2002")
     await play(

@@ -246,7 +246,7 @@ def problems(form: str, answers: dict[str, Any], today: date, submitted: bool) -
     known = {q.id: q for q in expand(_forms[form], [Item(k, t) for k, t in items])}
     found = []
     for qid, entry in answers.items():
-        if qid == reporting.ITEMS_KEY:
+        if qid in (reporting.ITEMS_KEY, reporting.STEPS_KEY):
             continue
         value = entry.get("v") if isinstance(entry, dict) else entry
         if qid == reporting.LOCATION_KEY:

@@ -49,8 +49,12 @@ class Condition(BaseModel):
     at_least: Decimal | None = None
     at_most: Decimal | None = None
     in_: list[Any] | None = Field(default=None, alias="in")
+    # or: the cluster's plan has a step of this kind (e.g. land handed over before clearance ends)
+    or_step: str | None = None
 
-    def holds(self, value: Any) -> bool:
+    def holds(self, value: Any, steps: frozenset[str] = frozenset()) -> bool:
+        if self.or_step is not None and self.or_step in steps:
+            return True
         if value is None:
             return False
         if self.equals is not None and not _same(value, self.equals):
