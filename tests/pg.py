@@ -31,7 +31,8 @@ def _bin(name: str) -> str:
     raise PostgresUnavailable(f"{name} not found (install PostgreSQL: apt-get install postgresql)")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -52,7 +53,7 @@ def postgres_server() -> Iterator[str]:
         os.chown(root, user.pw_uid, user.pw_gid)
         prefix = ["runuser", "-u", user.pw_name, "--"]
     data, log = root / "data", root / "server.log"
-    port = _free_port()
+    port = free_port()
     try:
         subprocess.run(
             [

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -35,7 +34,7 @@ from store.backup import BackupError, Manifest, backup, pg_invocation, restore
 from store.db import make_engine
 from store.models import Base
 from tests.dialog import finish, play
-from tests.pg import new_database
+from tests.pg import free_port, new_database
 from tests.standin_telegram import StandinBotAPI
 from tests.test_dialogs import investor
 
@@ -64,12 +63,6 @@ def ccn(
         timeout=180,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- backup and restore ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 
 from store.text import fold
 from tests.dialog import image
+from tests.pg import free_port
 from tests.standin_telegram import StandinBotAPI
 
 QUIET = 0.4  # the bot has said all it will say about one message after this long
@@ -109,23 +110,35 @@ async def menu_of(api: StandinBotAPI, chat_id: int, timeout: float = 10.0) -> li
     return [c["command"] for c in api.chat_commands(chat_id)]
 
 
-async def start_bot(tmp_path: Path, api: StandinBotAPI, **extra: str) -> asyncio.subprocess.Process:
+async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """The real `ccn-bot run` in its own process, its output kept for the assertion message."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         "run",
-        env=environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root, **extra),
-        cwd=tmp_path,
+        env=env,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
 
 
-async def stop_bot(bot: asyncio.subprocess.Process) -> None:
+async def start_bot(tmp_path: Path, api: StandinBotAPI, **extra: str) -> asyncio.subprocess.Process:
+    env = environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root, **extra)
+    return await run_bot(env, tmp_path)
+
+
+async def stop(bot: asyncio.subprocess.Process) -> str:
+    """SIGTERM, then the end of what the process printed."""
     bot.send_signal(signal.SIGTERM)
     output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
-    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
+    return output.decode(errors="replace")[-3000:]
+
+
+async def stop_bot(bot: asyncio.subprocess.Process) -> None:
+    output = await stop(bot)
+    assert bot.returncode == 0, output
 
 
 def invite(tmp_path: Path) -> tuple[str, str]:
@@ -164,16 +177,7 @@ def confirmed_after(api: StandinBotAPI, update_id: int, answer: str) -> bool:
 async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: Path) -> None:
     token, link = invite(tmp_path)
     assert link.endswith(f"?start={token}")
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    bot = await start_bot(tmp_path, api)
     person = Person(api, 5551234)
     try:
         stranger = Person(api, 5550000)
@@ -216,9 +220,8 @@ async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: 
         assert {"baocao", "huy", "trogiup", "ngonngu"} <= commands
         assert {"report", "cancel", "help"} <= {c["command"] for c in api.commands.get("en", [])}
     finally:
-        bot.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
-    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
+        output = await stop(bot)
+    assert bot.returncode == 0, output
 
     db = sqlite3.connect(tmp_path / "data" / "ccn.db")
     reference, channel, answers = db.execute(
@@ -239,30 +242,17 @@ async def test_webhook_refuses_updates_without_the_secret(
     api: StandinBotAPI, tmp_path: Path
 ) -> None:
     import json
-    import socket
     from urllib.parse import urlsplit
 
     import aiohttp
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=environment(
-            tmp_path,
-            TELEGRAM_BOT_TOKEN=api.token,
-            TELEGRAM_API_URL=api.root,
-            WEBHOOK_URL="https://ccn.example.vn/hook",
-            WEBHOOK_SECRET="s3cret-value",
-            WEBHOOK_PORT=str(port),
-        ),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    port = free_port()
+    bot = await start_bot(
+        tmp_path,
+        api,
+        WEBHOOK_URL="https://ccn.example.vn/hook",
+        WEBHOOK_SECRET="s3cret-value",
+        WEBHOOK_PORT=str(port),
     )
     try:
         registered = await webhook_registered(api)
@@ -298,9 +288,8 @@ async def test_webhook_refuses_updates_without_the_secret(
         assert "chưa được mời" in reply["text"]
         assert len(api.sent(6060)) == 1  # the refused posts did nothing
     finally:
-        bot.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
-    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
+        output = await stop(bot)
+    assert bot.returncode == 0, output
 
 
 async def test_edits_and_oversized_files(api: StandinBotAPI, tmp_path: Path) -> None:
@@ -344,14 +333,11 @@ async def test_webhook_refuses_a_large_body_without_reading_it(
 ) -> None:
     """A post with a wrong or no secret is refused from its headers (four 50 MB posts once took
     the bot from 153 to 403 MB); a body over 1 MB is refused even with the secret."""
-    import socket
     from urllib.parse import urlsplit
 
     import aiohttp
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     bot = await start_bot(
         tmp_path,
         api,

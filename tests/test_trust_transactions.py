@@ -6,8 +6,6 @@ photo leaves no file behind (row 13)."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,10 +22,12 @@ from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import Photo, ProcessedUpdate, Role
 from tests.dialog import IMAGES, Chat, play
+from tests.pg import free_port
 from tests.standin_zalo import StandinZalo
 from tests.test_dialogs import investor
 from tests.test_security_photos import files_under, noisy_jpeg
-from tests.test_zalo_e2e import START, ZaloPerson, free_port, running_from, zalo_environment
+from tests.test_telegram_e2e import run_bot, stop
+from tests.test_zalo_e2e import START, ZaloPerson, running_from, zalo_environment
 
 SORRY = "Xin lỗi, có lỗi xảy ra"
 DOWNLOAD_SECONDS = 3.0
@@ -58,16 +58,7 @@ async def test_a_slow_photo_download_on_zalo_does_not_fail_anyone_else(tmp_path:
                     clusters=["dai-thang"] if is_investor else [],
                 )
                 tokens[user] = invitation.token
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    bot = await run_bot(env, tmp_path)
     try:
         async with aiohttp.ClientSession() as http:
             url = f"http://127.0.0.1:{port}/zalo/webhook"
@@ -107,10 +98,9 @@ async def test_a_slow_photo_download_on_zalo_does_not_fail_anyone_else(tmp_path:
                 received = await photo
                 assert f"Đã nhận {count} ảnh" in received and SORRY not in received, received
     finally:
-        bot.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
+        output = await stop(bot)
         await zalo.stop()
-    assert bot.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert bot.returncode == 0, output
 
 
 # --- row 8: a failed update leaves no mark ------------------------------------------------

@@ -5,8 +5,6 @@ arriving at both workers at once are handled one after the other, none lost."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -17,9 +15,10 @@ from bot.settings import load_settings
 from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import ReportDraft, Role
-from tests.pg import new_database
+from tests.pg import free_port, new_database
 from tests.standin_zalo import StandinZalo
-from tests.test_zalo_e2e import START, ZaloPerson, free_port, running_from, zalo_environment
+from tests.test_telegram_e2e import run_bot, stop
+from tests.test_zalo_e2e import START, ZaloPerson, running_from, zalo_environment
 
 USER = "zu-moving"
 
@@ -43,16 +42,7 @@ async def test_a_conversation_moves_between_two_workers(
         await zalo.start()
         ports = [free_port(), free_port()]
         workers = [
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                env=zalo_environment(tmp_path, zalo, port, DATABASE_URL=url),
-                cwd=tmp_path,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
+            await run_bot(zalo_environment(tmp_path, zalo, port, DATABASE_URL=url), tmp_path)
             for port in ports
         ]
         try:
@@ -85,10 +75,8 @@ async def test_a_conversation_moves_between_two_workers(
                 assert draft is not None and draft.answers["gpmb"] == {"v": "1"}
                 assert draft.answers["gpmb_funds"]["v"] is not None
         finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            outputs = [await asyncio.wait_for(w.communicate(), 30) for w in workers]
+            outputs = [await stop(worker) for worker in workers]
             await zalo.stop()
-        for worker, (output, _) in zip(workers, outputs, strict=True):
-            assert worker.returncode == 0, output.decode(errors="replace")[-3000:]
+        for worker, output in zip(workers, outputs, strict=True):
+            assert worker.returncode == 0, output
         assert zalo.refused == []

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -29,20 +27,15 @@ from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import Role
 from tests.dialog import IMAGES, finish, play
+from tests.pg import free_port
 from tests.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo
 from tests.test_dialogs import DISTRICT_START, FOUNDED_JUNE, OPERATING_JUNE
-from tests.test_telegram_e2e import environment
+from tests.test_telegram_e2e import environment, run_bot, stop
 from tests.zalo_dialog import typed_choices
 
 QUIET = 0.15  # the bot has answered when nothing more arrives for this long
 START = datetime(2021, 6, 10, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 EDIT = "✏️ "  # the summary's edit choices are the answers' own numbers on Zalo
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def running_from(start: datetime) -> Callable[[], datetime]:
@@ -209,16 +202,7 @@ async def test_every_form_over_zalo_end_to_end(tmp_path: Path) -> None:
                 **scope,
             )
             tokens[who] = invitation.token
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    bot = await run_bot(env, tmp_path)
     counts: dict[str, int] = {}
     steps: dict[str, list[str]] = {}
     try:
@@ -313,10 +297,8 @@ async def test_every_form_over_zalo_end_to_end(tmp_path: Path) -> None:
                 health = await response.json()
                 assert response.status == 200 and health["status"] == "ok", health
     finally:
-        bot.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
+        log = await stop(bot)
         await zalo.stop()
-    log = output.decode(errors="replace")[-3000:]
     assert bot.returncode == 0, log
     assert zalo.refused == [], zalo.refused  # nothing Zalo would refuse was ever sent
     db = sqlite3.connect(tmp_path / "data" / "ccn.db")
