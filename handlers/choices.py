@@ -16,6 +16,7 @@ A choice can also be typed as its words, accents and case ignored (`co`, `Có`, 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import string
 from collections.abc import Iterable
 from typing import Any
@@ -30,10 +31,7 @@ ONE_LINE = 40  # options this short in total go on one line
 
 
 def _digits() -> Iterable[str]:
-    n = 1
-    while True:
-        yield str(n)
-        n += 1
+    return map(str, itertools.count(1))
 
 
 def _letters() -> Iterable[str]:
@@ -78,11 +76,11 @@ def _words(label: str) -> str:
 
 def read(text: str, offered: Any) -> str | None:
     """The payload of the choice `text` names, if it names exactly one offered choice."""
-    if not isinstance(offered, list) or not text.strip():
+    if not text.strip():
         return None
     typed = fold(text).strip().strip("[]().#").strip()
     words = _words(text)
-    entries: list[list[str]] = [e for e in offered if _valid(e)]
+    entries = _entries(offered)
     by_key = [payload for key, _label, payload in entries if key == typed]
     if len(by_key) == 1:
         return by_key[0]
@@ -90,18 +88,24 @@ def read(text: str, offered: Any) -> str | None:
     return by_label[0] if len(by_label) == 1 and words else None
 
 
-def _valid(entry: object) -> bool:
-    return isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, str) for x in entry)
+def _entries(offered: Any) -> list[list[str]]:
+    """The well-formed [key, words, payload] entries of a stored offer (state is input too)."""
+    if not isinstance(offered, list):
+        return []
+    return [
+        e
+        for e in offered
+        if isinstance(e, list) and len(e) == 3 and all(isinstance(x, str) for x in e)
+    ]
 
 
 def merged(previous: Any, new: list[list[str]]) -> list[list[str]]:
     """An offer kept alongside one already open (a reminder arriving mid-conversation)."""
-    old = [e for e in previous if _valid(e)] if isinstance(previous, list) else []
-    return old + new
+    return _entries(previous) + new
 
 
 def keys_of(offered: Any) -> list[str]:
-    return [e[0] for e in offered if _valid(e)] if isinstance(offered, list) else []
+    return [e[0] for e in _entries(offered)]
 
 
 def render(reply: Reply, locale: str) -> Reply:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +20,7 @@ from store.access import (
     accept_invitation,
     create_invitation,
     create_link_code,
+    is_member,
     list_people,
     person_for,
     revoke_person,
@@ -28,7 +28,7 @@ from store.access import (
 )
 from store.contacts import lock_chat, normalise_phone
 from store.db import unit_of_work
-from store.models import ChannelIdentity, Conversation, Person, Photo, ProcessedUpdate, Role
+from store.models import Conversation, Person, Photo, ProcessedUpdate, Role
 from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
 
 log = logging.getLogger(__name__)
@@ -122,16 +122,7 @@ async def _may_keep_photos(incoming: Incoming, deps: Deps) -> bool:
             )
             if seen is not None:
                 return False
-        person = await session.scalar(
-            select(Person.id)
-            .join(ChannelIdentity, ChannelIdentity.person_id == Person.id)
-            .where(
-                ChannelIdentity.channel == incoming.channel,
-                ChannelIdentity.external_id == incoming.chat_id,
-                Person.active.is_(True),
-            )
-        )
-        return person is not None
+        return await is_member(session, incoming.channel, incoming.chat_id)
 
 
 async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepared]) -> Incoming:
@@ -220,12 +211,8 @@ def _cleaned(incoming: Incoming) -> Incoming:
     location only if it is a place on Earth; every command and answer reads these."""
     text = answers.clean_text(incoming.text)
     location = incoming.location
-    if location is not None:
-        lat, lon = location
-        if not (
-            math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
-        ):
-            location = None
+    if location is not None and not reporting.valid_where(reporting.where(location)):
+        location = None  # the same rule as a stored location: a place on the globe
     if text == incoming.text and location == incoming.location:
         return incoming
     return dataclasses.replace(incoming, text=text, location=location)

@@ -447,8 +447,9 @@ async def deliver(
             )
     except IntegrityError:
         return None
-    reply, offered = await _for_channel(sessions, notifier, item)
+    offered: list[list[str]] = []
     try:
+        reply, offered = await _for_channel(sessions, notifier, item)
         result = await notifier.send(item.channel, item.chat_id, reply)
     except Exception:  # a failed send must still settle its ledger row
         log.exception("reminder %s to person %s failed", item.kind, item.person_id)

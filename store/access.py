@@ -7,9 +7,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -199,17 +199,27 @@ async def accept_invitation(
     return person
 
 
+_Row = TypeVar("_Row")
+
+
+def _of_chat(query: Select[_Row], channel: str, chat_id: str) -> Select[_Row]:
+    """`query` narrowed to the active person behind this chat."""
+    return query.join(ChannelIdentity, ChannelIdentity.person_id == Person.id).where(
+        ChannelIdentity.channel == channel,
+        ChannelIdentity.external_id == chat_id,
+        Person.active.is_(True),
+    )
+
+
+async def is_member(session: AsyncSession, channel: str, chat_id: str) -> bool:
+    """Whether an active person is behind this chat (one light query)."""
+    return await session.scalar(_of_chat(select(Person.id), channel, chat_id)) is not None
+
+
 async def person_for(session: AsyncSession, channel: str, chat_id: str) -> Person | None:
     """The active person behind this chat, with their scope loaded."""
     return await session.scalar(
-        select(Person)
-        .join(ChannelIdentity, ChannelIdentity.person_id == Person.id)
-        .where(
-            ChannelIdentity.channel == channel,
-            ChannelIdentity.external_id == chat_id,
-            Person.active.is_(True),
-        )
-        .options(
+        _of_chat(select(Person), channel, chat_id).options(
             selectinload(Person.clusters).selectinload(Cluster.district),
             selectinload(Person.organisation),
             selectinload(Person.district),

@@ -362,7 +362,7 @@ class ZaloApi:
         person in one line; a text Zalo refuses raises."""
         _ = i18n.gettext_for(locale)
         if reply.buttons:  # handlers render choices for typed channels; never send buttons
-            log.error("a reply with buttons reached the Zalo adapter; sent as text")
+            log.error("a reply with buttons reached the Zalo adapter; its buttons were dropped")
         if reply.ask_contact:  # the form carries the words
             await self.request_info(user_id, reply.text or self.config.oa_name)
         elif reply.text:
