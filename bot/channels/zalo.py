@@ -201,6 +201,9 @@ class ZaloApi:
         self.token_problem: str | None = None  # why the last refresh failed; None when fine
         self.on_token_failure: Callable[[str], Awaitable[None]] | None = None
         self.links: Callable[[Path], str | None] | None = None  # a download link for a file
+        # the tokens last read or rotated: a send needs no database read while they are fresh
+        # (another worker's refresh kills them, Zalo answers -216, and refresh() reads the store)
+        self._known: Tokens | None = None
 
     def _initial(self) -> Tokens:
         now = self.deps.clock()
@@ -212,10 +215,11 @@ class ZaloApi:
             tokens = await zalo_tokens(session, self._initial())
         add_secret(tokens.access_token)  # never in a log line, however it got there
         add_secret(tokens.refresh_token)
+        self._known = tokens
         return tokens
 
     async def token(self) -> str:
-        tokens = await self._stored()
+        tokens = self._known or await self._stored()
         if tokens.expires_at - REFRESH_BEFORE <= self.deps.clock():
             return await self.refresh(tokens.access_token)
         return tokens.access_token
@@ -254,6 +258,7 @@ class ZaloApi:
             add_secret(rotated.refresh_token)
             async with unit_of_work(self.deps.sessions) as session:
                 await save_zalo_tokens(session, rotated, now)
+            self._known = rotated
             self.token_problem = None
             log.info("Zalo access token refreshed")
             return rotated.access_token
