@@ -240,29 +240,29 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     notifiers: list[Notifier] = []
+    checks: dict[str, web.Check] = {"database": web.database_check(deps.sessions)}
     async with contextlib.AsyncExitStack() as stack:
         if settings.telegram_bot_token is not None:
-            notifiers.append(
-                await stack.enter_async_context(
-                    telegram.running(
-                        deps,
-                        token=settings.telegram_bot_token.get_secret_value(),
-                        base_url=settings.telegram_base_url(),
-                        file_url=settings.telegram_file_url(),
-                        webhook_url=settings.webhook_url,
-                        webhook_secret=(
-                            settings.webhook_secret.get_secret_value()
-                            if settings.webhook_secret
-                            else None
-                        ),
-                        listen=settings.webhook_listen,
-                        port=settings.webhook_port,
-                        startup=Startup(settings.startup_timeout, stop),
-                    )
+            on_telegram = await stack.enter_async_context(
+                telegram.running(
+                    deps,
+                    token=settings.telegram_bot_token.get_secret_value(),
+                    base_url=settings.telegram_base_url(),
+                    file_url=settings.telegram_file_url(),
+                    webhook_url=settings.webhook_url,
+                    webhook_secret=(
+                        settings.webhook_secret.get_secret_value()
+                        if settings.webhook_secret
+                        else None
+                    ),
+                    listen=settings.webhook_listen,
+                    port=settings.webhook_port,
+                    startup=Startup(settings.startup_timeout, stop),
                 )
             )
+            notifiers.append(on_telegram)
+            checks["telegram"] = on_telegram.health
         links = file_links(settings, deps)
-        checks = {"database": web.database_check(deps.sessions)}
         if settings.zalo_enabled:
             channel = await stack.enter_async_context(
                 zalo.serving(

@@ -373,3 +373,38 @@ async def test_webhook_refuses_a_large_body_without_reading_it(
         assert too_large == 413
     finally:
         await stop_bot(bot)
+
+
+async def test_healthz_shows_when_telegram_stops_answering(
+    api: StandinBotAPI, tmp_path: Path
+) -> None:
+    """A Telegram-only bot serves /healthz on WEB_PORT; when Telegram stops answering the bot's
+    polls, the telegram check fails and a load balancer gets 503."""
+    import aiohttp
+
+    port = free_port()
+    bot = await start_bot(tmp_path, api, WEB_PORT=str(port))
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):  # the web server starts once Telegram has answered
+                try:
+                    async with http.get(url) as response:
+                        status, body = response.status, await response.json()
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            assert status == 200, body
+            assert body["checks"]["telegram"]["ok"] and body["checks"]["database"]["ok"]
+            await api.stop()  # Telegram goes away
+            for _ in range(100):
+                async with http.get(url) as response:
+                    status, body = response.status, await response.json()
+                if status == 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert status == 503 and not body["checks"]["telegram"]["ok"], body
+            assert body["checks"]["database"]["ok"]
+    finally:
+        output = await stop(bot)
+    assert bot.returncode == 0, output

@@ -230,6 +230,13 @@ class TelegramNotifier:
 
     def __init__(self, application: Application) -> None:  # type: ignore[type-arg]
         self.application = application
+        self.problem: str | None = None  # why the last call to Telegram failed; None when fine
+
+    async def health(self) -> tuple[bool, str]:
+        """For /healthz: does Telegram answer the bot (its token included)?"""
+        if self.problem is not None:
+            return False, self.problem
+        return True, f"@{self.application.bot.username} reachable"
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
         try:
@@ -454,7 +461,7 @@ async def webhook_server(
         await runner.cleanup()
 
 
-async def poll(application: Application) -> None:  # type: ignore[type-arg]
+async def poll(application: Application, notifier: TelegramNotifier) -> None:  # type: ignore[type-arg]
     """Long polling that confirms updates to Telegram only once they are handled.
 
     Telegram forgets an update when a later getUpdates asks for a higher offset. PTB's updater
@@ -473,11 +480,13 @@ async def poll(application: Application) -> None:  # type: ignore[type-arg]
         except RetryAfter as exc:
             await asyncio.sleep(float(getattr(exc, "retry_after", 1) or 1))
             continue
-        except NetworkError as exc:  # TimedOut included
+        except (NetworkError, Forbidden) as exc:  # TimedOut included; Forbidden: token revoked
+            notifier.problem = f"getUpdates failed: {exc}"[:200]
             log.warning("getUpdates failed (%s); trying again in %.0f s", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
             continue
+        notifier.problem = None
         backoff = 1.0
         for update in updates:
             await application.process_update(update)
@@ -519,6 +528,7 @@ async def running(
         await start.call("Telegram", attempt, retry_if=unreachable, fatal=(TelegramError,))
 
     await call(application.initialize)  # getMe
+    notifier = TelegramNotifier(application)
     async with application, contextlib.AsyncExitStack() as stack:
         deps.config = dataclasses.replace(deps.config, bot_username=application.bot.username or "")
         channel.deps = for_telegram(deps)
@@ -540,8 +550,8 @@ async def running(
             log.info("webhook listening on %s:%s", listen, port)
         else:
             await call(lambda: application.bot.delete_webhook())  # getUpdates needs none
-            poller = asyncio.create_task(poll(application))
+            poller = asyncio.create_task(poll(application, notifier))
             stack.push_async_callback(_cancel, poller)
             log.info("polling %s", base_url)
         channel.start_menus()
-        yield TelegramNotifier(application)
+        yield notifier
