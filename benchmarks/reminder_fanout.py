@@ -39,8 +39,9 @@ from telegram.request import HTTPXRequest
 from benchmarks import machine as shared_machine
 from bot.app import open_app, prepare
 from bot.settings import Settings, load_settings
+from domain.roles import Role
 from store.db import unit_of_work
-from store.models import ChannelIdentity, Cluster, Person, PersonCluster, ReminderLedger, Role
+from store.models import ChannelIdentity, Cluster, Person, PersonCluster, ReminderLedger
 from tests.standin_telegram import StandinBotAPI
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -47,18 +47,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from benchmarks import machine
 from bot.app import App, open_app, prepare
 from bot.settings import Settings, load_settings
+from domain import i18n
+from domain.calendar import Calendar, Period
+from domain.roles import ClusterKind, OrgKind, Role
+from domain.text import cluster_slug, fold, slug
 from handlers.context import Deps
 from handlers.port import Incoming, Reply
-from reminders.calendar import Calendar, Period
-from store import i18n
 from store.models import (
     ChannelIdentity,
     Cluster,
-    ClusterKind,
     ClusterStep,
     District,
     Organisation,
-    OrgKind,
     Person,
     PersonCluster,
     Photo,
@@ -66,11 +66,9 @@ from store.models import (
     Report,
     ReportPhoto,
     ReportValue,
-    Role,
     Task,
 )
 from store.orgs import district_short
-from store.text import cluster_slug, fold, slug
 
 PROJECT = Path(__file__).resolve().parents[1]
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -17,7 +17,8 @@ import click
 from bot import logs
 from bot.app import App, Startup, StartupFailed, StartupStopped, open_app, prepare, serve
 from bot.settings import Settings, SettingsError, load_settings
-from store import i18n
+from domain import i18n
+from domain.roles import Role
 from store.access import InviteError, create_invitation, list_people, revoke_person
 from store.backup import BackupError
 from store.clusters import (
@@ -31,7 +32,7 @@ from store.clusters import (
     upsert_clusters,
 )
 from store.db import current_revision, unit_of_work
-from store.models import Role, utcnow
+from store.models import utcnow
 from store.seed import load_registry
 from store.tables import TableFormatError, read_table, write_table
 
@@ -559,10 +560,10 @@ def reminders_send(at: str | None) -> None:
 )
 def export(period: str, out: Path, chart_path: Path | None) -> None:
     """Build the month's consolidated workbook (the file /tonghop sends)."""
-    from reminders.calendar import Period
+    from domain.calendar import Period
+    from domain.text import parse_month
     from reports import chart, workbook
     from reports.summary import summarise
-    from store.text import parse_month
 
     try:
         month = Period.parse(parse_month(period))

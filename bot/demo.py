@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.roles import Role
 from store.access import accept_invitation, create_invitation
-from store.models import ChannelIdentity, Role
+from store.models import ChannelIdentity
 from store.models import utcnow as now
 
 

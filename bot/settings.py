@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from reminders.calendar import Calendar
+from domain.calendar import Calendar
 from reminders.policy import Policy, parse_clock
 
 _DRIVERS = {

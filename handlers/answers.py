@@ -7,9 +7,9 @@ import unicodedata
 from datetime import date
 from decimal import Decimal
 
+from domain import i18n
+from domain.text import MAX_YEAR, MIN_YEAR, decimals, fold, parse_decimal, parse_month
 from handlers.forms import Question
-from store import i18n
-from store.text import MAX_YEAR, MIN_YEAR, decimals, fold, parse_decimal, parse_month
 
 YES = {"co", "c", "yes", "y", "roi", "da", "dong y", "ok", "x", "1", "true"}
 NO = {"khong", "k", "ko", "no", "n", "chua", "0", "false"}

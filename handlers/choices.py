@@ -21,9 +21,9 @@ import string
 from collections.abc import Iterable
 from typing import Any
 
+from domain import i18n
+from domain.text import fold
 from handlers.port import Reply
-from store import i18n
-from store.text import fold
 
 OFFER_KEY = "offer"  # in the conversation state: [[key, folded label, payload], …]
 LETTERS = string.ascii_lowercase

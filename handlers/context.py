@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from domain import i18n
+from domain.calendar import Calendar
 from handlers.port import Incoming
-from reminders.calendar import Calendar
-from store import i18n
 from store.models import AuditLog, Conversation, Person
 
 

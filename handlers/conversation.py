@@ -9,10 +9,11 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from domain import i18n
+from domain.roles import Role
 from handlers import answers, choices, paper, reporting, status
 from handlers.context import Ctx, Deps
 from handlers.port import Attachment, Button, Incoming, Reply
-from store import i18n
 from store.access import (
     LINK_MINUTES,
     InviteError,
@@ -28,7 +29,7 @@ from store.access import (
 )
 from store.contacts import lock_chat, normalise_phone
 from store.db import unit_of_work
-from store.models import Conversation, Person, Photo, ProcessedUpdate, Role
+from store.models import Conversation, Person, Photo, ProcessedUpdate
 from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
 
 log = logging.getLogger(__name__)

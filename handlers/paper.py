@@ -6,14 +6,15 @@ import re
 
 from sqlalchemy import select
 
+from domain.calendar import Period
+from domain.roles import Role
+from domain.text import parse_month
 from handlers import answers, reporting
 from handlers.context import Ctx
 from handlers.port import Reply
 from handlers.subjects import subjects_of
-from reminders.calendar import Period
 from reminders.slots import slots_for
-from store.models import PaperReceipt, Role
-from store.text import parse_month
+from store.models import PaperReceipt
 
 _CLAIM_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits that fit the store's integer
 NOTE_LIMIT = 500  # characters of an admin's note on a paper copy

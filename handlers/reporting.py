@@ -10,17 +10,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from domain import i18n
+from domain.calendar import Period
+from domain.text import parse_month
 from handlers import answers
 from handlers.context import Ctx
 from handlers.forms import Form, Item, Question, expand, load_forms
 from handlers.port import Button, Reply
 from handlers.subjects import Subject, items_of, subjects_of
-from reminders.calendar import Period
-from store import i18n
 from store.clusters import step_kinds
 from store.models import Report, ReportDraft, ReportPhoto, ReportValue
 from store.photos import NotPrepared, record_photo
-from store.text import parse_month
 
 ITEMS_KEY = "_items"
 STEPS_KEY = "_steps"  # the kinds of step the cluster's plan has (conditions may depend on them)

@@ -11,12 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from domain import i18n
+from domain.calendar import Period
+from domain.roles import ClusterKind, Role
+from domain.text import bare_cluster_name, parse_month
 from handlers import answers
 from handlers.context import Ctx
 from handlers.forms import load_forms
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import cluster_subject
-from reminders.calendar import Period
 from reminders.slots import Rate
 from reports import chart, workbook
 from reports.document import summary_document
@@ -24,12 +27,10 @@ from reports.files import person_exports
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
 from reports.summary import Summary, summarise
-from store import i18n
 from store.clusters import ClusterRef, Match, cluster_refs, search
-from store.models import Cluster, ClusterKind, ClusterStep, ReportDraft, ReportPhoto, Role
+from store.models import Cluster, ClusterStep, ReportDraft, ReportPhoto
 from store.models import Photo as StoredPhoto
 from store.orgs import district_short
-from store.text import bare_cluster_name, parse_month
 
 FIGURE_TYPES = ("percent", "number", "yesno", "choice", "date")
 CODE_SHOWN = 60  # characters of an unknown cluster code repeated back

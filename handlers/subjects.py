@@ -9,16 +9,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from domain.roles import ClusterKind, Role
 from handlers.forms import Item
-from store.models import (
-    Cluster,
-    ClusterKind,
-    ClusterStep,
-    Person,
-    Role,
-    Task,
-    TaskAssignment,
-)
+from store.models import Cluster, ClusterStep, Person, Task, TaskAssignment
 
 ITEM_TITLE_MAX = 90
 # The steps of a cluster that a district or department reports on (not milestones, which the

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from reminders.calendar import Calendar, Period
+from domain.calendar import Calendar, Period
 
 _CLOCK = re.compile(r"^\s*(\d{1,2})[:h](\d{2})\s*$")
 

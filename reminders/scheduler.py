@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from reminders.calendar import Calendar
+from domain.calendar import Calendar
 from reminders.policy import Policy
 from reminders.sender import Notifier, tick
 from store.leader import Leadership

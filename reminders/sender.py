@@ -21,12 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from domain import i18n
+from domain.calendar import Calendar, Period
+from domain.roles import Role
 from handlers import choices
 from handlers.port import Button, Reply
-from reminders.calendar import Calendar, Period
 from reminders.policy import Due, Policy, due
 from reminders.slots import Slot, rate, slots_for
-from store import i18n
 from store.contacts import chat_state, update_chat_state
 from store.db import unit_of_work
 from store.models import (
@@ -36,7 +37,6 @@ from store.models import (
     PaperReceipt,
     Person,
     ReminderLedger,
-    Role,
 )
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from reminders.calendar import Calendar, Period
-from store.models import Cluster, PaperReceipt, Person, Report, Role
-from store.text import fold
+from domain.calendar import Calendar, Period
+from domain.roles import Role
+from domain.text import fold
+from store.models import Cluster, PaperReceipt, Person, Report
 
 REPORTER_ROLES = (Role.INVESTOR, Role.DISTRICT, Role.DEPARTMENT)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from domain import i18n
 from reports.summary import Summary
-from store import i18n
 
 
 def render(summary: Summary, path: Path, locale: str = "vi") -> Path:

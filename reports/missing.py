@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reminders.calendar import Period
+from domain.calendar import Period
 from reminders.slots import Slot
 from store.models import Person, ReminderLedger
 

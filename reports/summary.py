@@ -11,10 +11,11 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reminders.calendar import Calendar, Period
+from domain.calendar import Calendar, Period
+from domain.roles import ClusterKind
 from reminders.slots import Rate, Slot, rate, slots_for
 from reports.progress import Answer, latest_answers
-from store.models import Cluster, ClusterKind, Report, Target
+from store.models import Cluster, Report, Target
 
 FOUNDED = (ClusterKind.FOUNDED_2018_2020.value,)
 OPERATING = (ClusterKind.OPERATING_COMPLETE.value, ClusterKind.OPERATING_INCOMPLETE.value)

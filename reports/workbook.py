@@ -18,15 +18,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from domain import i18n
+from domain.calendar import Calendar
+from domain.i18n import N_
+from domain.roles import ClusterKind
 from handlers.answers import display
 from handlers.forms import Question, load_forms
-from reminders.calendar import Calendar
 from reports.missing import missing_rows
 from reports.progress import next_step
 from reports.summary import FOUNDED, OPERATING, Summary
-from store import i18n
-from store.i18n import N_
-from store.models import Cluster, ClusterKind, ClusterStep, Report, Task
+from store.models import Cluster, ClusterStep, Report, Task
 
 HEADER = Font(bold=True, color="FFFFFF")
 HEADER_FILL = PatternFill("solid", fgColor="1F5FA8")

@@ -2,7 +2,7 @@
 # Re-extract user-facing strings and merge them into the vi and en catalogs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=store/locales
+out=domain/locales
 .venv/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
   --project ccn-bot -o "$out/messages.pot" bot handlers reminders reports store
 for lang in vi en; do

@@ -13,6 +13,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from domain.roles import OrgKind, Role
 from store.models import (
     AuditLog,
     ChannelIdentity,
@@ -22,9 +23,7 @@ from store.models import (
     LinkAttempt,
     LinkCode,
     Organisation,
-    OrgKind,
     Person,
-    Role,
 )
 from store.orgs import Directory
 

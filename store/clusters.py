@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from store.models import AuditLog, Cluster, ClusterKind, ClusterStep, OrgKind
+from domain.roles import ClusterKind, OrgKind
+from domain.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
+from store.models import AuditLog, Cluster, ClusterStep
 from store.orgs import Directory, district_short
-from store.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
 
 COLUMNS = (
     "code",

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import ChannelIdentity, Conversation, Person, Role, ZaloToken
+from domain.roles import Role
+from store.models import ChannelIdentity, Conversation, Person, ZaloToken
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -59,28 +58,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}  # noqa: RUF012
-
-
-class OrgKind(enum.StrEnum):
-    COMPANY = "company"
-    DISTRICT_BOARD = "district_board"
-    DISTRICT_COMMITTEE = "district_committee"
-    DEPARTMENT = "department"
-    OTHER = "other"
-
-
-class ClusterKind(enum.StrEnum):
-    OPERATING_COMPLETE = "operating_complete"
-    OPERATING_INCOMPLETE = "operating_incomplete"
-    FOUNDED_2018_2020 = "founded_2018_2020"
-    FOUNDED_2021 = "founded_2021"  # new clusters founded under the plan; Sở adds them by import
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    DEPARTMENT = "department"
-    DISTRICT = "district"
-    INVESTOR = "investor"
 
 
 class District(Base):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import District, Organisation, OrgKind
-from store.text import fold, slug
+from domain.roles import OrgKind
+from domain.text import fold, slug
+from store.models import District, Organisation
 
 _DISTRICT_PREFIXES = ("huyen ", "thi xa ", "quan ")
 GENERIC_BOARD = "bql du an dau tu xay dung"

@@ -9,21 +9,12 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.roles import ClusterKind, OrgKind
+from domain.text import fold
 from store.clusters import parse_rows, upsert_clusters
-from store.models import (
-    AuditLog,
-    Base,
-    Cluster,
-    ClusterKind,
-    ClusterStep,
-    OrgKind,
-    Target,
-    Task,
-    TaskAssignment,
-)
+from store.models import AuditLog, Base, Cluster, ClusterStep, Target, Task, TaskAssignment
 from store.orgs import INVESTOR_PLACEHOLDER, Directory
 from store.tables import read_table
-from store.text import fold
 
 REGISTRY = Path(__file__).parent / "registry"
 

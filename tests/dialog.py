@@ -20,10 +20,10 @@ from typing import Protocol
 
 from PIL import Image
 
+from domain.text import fold
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Button, Incoming, Reply
-from store.text import fold
 
 _updates = itertools.count(1)
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reminders.calendar import Calendar, Period
+from domain.calendar import Calendar, Period
 from reminders.policy import Policy, due
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")

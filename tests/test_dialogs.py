@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App, open_app
+from domain.roles import Role
 from handlers.context import Deps
 from store.access import create_invitation
 from store.db import unit_of_work
-from store.models import AuditLog, Photo, Report, ReportPhoto, ReportValue, Role
+from store.models import AuditLog, Photo, Report, ReportPhoto, ReportValue
 from tests.dialog import IMAGES, Chat, Clock, finish, play
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -33,13 +33,14 @@ from hypothesis.stateful import (
 from PIL import Image
 from sqlalchemy import select
 
+from domain.calendar import Period
+from domain.roles import Role
 from handlers import reporting
 from handlers.context import Deps
 from handlers.forms import Item, Question, expand, load_forms
 from handlers.port import Attachment, Incoming, Reply
-from reminders.calendar import Period
 from store.access import person_for
-from store.models import Cluster, PaperReceipt, Report, ReportDraft, ReportValue, Role
+from store.models import Cluster, PaperReceipt, Report, ReportDraft, ReportValue
 from tests.dialog import Chat, Clock, finish, play
 from tests.test_dialogs import HANOI, investor, invite
 

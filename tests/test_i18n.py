@@ -9,7 +9,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from store import i18n
+from domain import i18n
 
 REPO = Path(__file__).parent.parent
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from store.text import cluster_slug, fold, parse_decimal
+from domain.text import cluster_slug, fold, parse_decimal
 
 REGISTRY = Path(__file__).parent.parent / "store" / "registry"
 SEED = (REGISTRY / "ke-hoach-68.txt").read_text(encoding="utf-8").splitlines()

@@ -10,14 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
+from domain.calendar import Period
+from domain.roles import Role
 from handlers.context import Deps
 from handlers.port import Reply
-from reminders.calendar import Period
 from reminders.policy import Policy
 from reminders.sender import Delivery, tick
 from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
-from store.models import ChannelIdentity, ReminderLedger, Report, Role
+from store.models import ChannelIdentity, ReminderLedger, Report
 from tests.dialog import Chat, Clock
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from bot.app import open_app, prepare
 from bot.settings import load_settings
+from domain.roles import Role
 from store.access import accept_invitation, create_invitation
 from store.clusters import all_clusters
 from store.db import unit_of_work
-from store.models import ChannelIdentity, ReminderLedger, Role
+from store.models import ChannelIdentity, ReminderLedger
 from tests.standin_telegram import StandinBotAPI
 from tests.test_telegram_e2e import environment
 

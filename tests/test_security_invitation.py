@@ -7,8 +7,9 @@ import asyncio
 from sqlalchemy import func, select
 
 from bot.app import App
+from domain.roles import Role
 from handlers.context import Deps
-from store.models import ChannelIdentity, Invitation, Person, Role
+from store.models import ChannelIdentity, Invitation, Person
 from tests.dialog import Chat
 from tests.test_dialogs import invite
 

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 from openpyxl import load_workbook
 
 from bot.app import App
-from reminders.calendar import Period
+from domain.calendar import Period
+from domain.roles import Role
 from reports.summary import summarise
 from reports.workbook import build
 from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
-from store.models import Role
 
 RISKY = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as a formula
 NOW = datetime(2021, 6, 30, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))

@@ -16,12 +16,13 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from bot.app import App
+from domain.calendar import Period
+from domain.roles import Role
 from handlers.context import Deps
-from reminders.calendar import Period
 from reports.summary import summarise
 from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
-from store.models import ChannelIdentity, Cluster, Report, ReportPhoto, Role
+from store.models import ChannelIdentity, Cluster, Report, ReportPhoto
 from store.photos import save_photo
 from tests.dialog import Chat, Clock, image
 

@@ -15,11 +15,11 @@ import pytest
 from bot.app import App, open_app, prepare
 from bot.channels import telegram
 from bot.settings import load_settings
+from domain.roles import Role
 from handlers.context import Deps
 from store.access import accept_invitation, create_invitation, revoke_person
 from store.db import unit_of_work
 from store.models import Person as PersonRow
-from store.models import Role
 from tests.standin_telegram import StandinBotAPI
 from tests.test_telegram_e2e import Person, menu_of
 

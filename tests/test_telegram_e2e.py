@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from store.text import fold
+from domain.text import fold
 from tests.dialog import image
 from tests.pg import free_port
 from tests.standin_telegram import StandinBotAPI

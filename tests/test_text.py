@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from store import i18n
-from store.text import cluster_slug, fold, parse_decimal, parse_month, parse_percent, parse_quarter
+from domain import i18n
+from domain.text import cluster_slug, fold, parse_decimal, parse_month, parse_percent, parse_quarter
 
 
 def test_fold_strips_accents_and_d() -> None:

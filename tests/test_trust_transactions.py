@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 
 from bot.app import App, open_app, prepare
 from bot.settings import load_settings
+from domain.roles import Role
 from handlers import conversation, reporting
 from handlers.context import Deps
 from handlers.port import Attachment
 from store.access import create_invitation
 from store.db import unit_of_work
-from store.models import Photo, ProcessedUpdate, Role
+from store.models import Photo, ProcessedUpdate
 from tests.dialog import IMAGES, Chat, play
 from tests.pg import free_port
 from tests.standin_zalo import StandinZalo

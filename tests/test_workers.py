@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from bot.app import open_app
 from bot.settings import load_settings
+from domain.roles import Role
 from store.access import create_invitation
 from store.db import unit_of_work
-from store.models import ReportDraft, Role
+from store.models import ReportDraft
 from tests.pg import free_port, new_database
 from tests.standin_zalo import StandinZalo
 from tests.test_telegram_e2e import run_bot, stop

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from bot.app import App, Notifiers, alert_admins
 from bot.channels.zalo import IMAGE_MAX_BYTES, ZaloNotifier, ZaloUnavailable
 from bot.web import database_check, health_routes
+from domain.roles import Role
 from handlers.context import Deps
 from reminders.policy import Policy
 from reminders.sender import tick
@@ -32,7 +33,6 @@ from store.models import (
     ProcessedUpdate,
     Report,
     ReportPhoto,
-    Role,
     ZaloToken,
 )
 from tests.dialog import IMAGES, Chat, Clock, play

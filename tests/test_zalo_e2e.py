@@ -22,10 +22,10 @@ import aiohttp
 
 from bot.app import open_app
 from bot.settings import load_settings
+from domain.roles import Role
 from handlers.port import Button
 from store.access import create_invitation
 from store.db import unit_of_work
-from store.models import Role
 from tests.dialog import IMAGES, finish, play
 from tests.pg import free_port
 from tests.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo

@@ -35,13 +35,13 @@ from telegram.ext import (
 
 from bot.app import Startup
 from bot.channels import split_text
+from domain import i18n
+from domain.roles import Role
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Incoming, Reply
 from reminders.sender import Delivery
-from store import i18n
 from store.access import chat_roles
-from store.models import Role
 from store.photos import PhotoRejected
 
 log = logging.getLogger(__name__)

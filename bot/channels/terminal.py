@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from domain.roles import Role
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Incoming, Reply
-from store.models import Role
 
 
 def render(reply: Reply, out: TextIO) -> None:

@@ -39,11 +39,11 @@ from tenacity import (
 from bot.channels import split_text
 from bot.logs import add_secret
 from bot.web import Check, FileLinks, active_people, file_routes, health_routes
+from domain import i18n
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Incoming, Reply
 from reminders.sender import Delivery
-from store import i18n
 from store.access import mark_unreachable
 from store.contacts import (
     Tokens,
