@@ -50,6 +50,7 @@ from bot.settings import Settings, load_settings
 from domain import i18n
 from domain.calendar import Calendar, Period
 from domain.roles import ClusterKind, OrgKind, Role
+from domain.subjects import Subject
 from domain.text import cluster_slug, fold, slug
 from handlers.context import Deps
 from handlers.port import Incoming, Reply
@@ -272,8 +273,8 @@ class Generator:
         self.board: dict[int, int] = {}  # district id → district board organisation id
         self.departments: dict[str, int] = {}  # folded name → organisation id
         self.clusters: list[ClusterInfo] = []
-        self.people_of: dict[str, list[int]] = defaultdict(list)  # subject → reporter ids
-        self.items_of: dict[str, list[tuple[str, str]]] = {}  # org subject → items
+        self.people_of: dict[Subject, list[int]] = defaultdict(list)  # subject → reporter ids
+        self.items_of: dict[Subject, list[tuple[str, str]]] = {}  # org subject → items
         self.district_people: dict[int, list[int]] = defaultdict(list)
         self.active: dict[int, bool] = {}
         self.rows.jpegs = jpegs()
@@ -637,7 +638,7 @@ class Generator:
         for org_id in sorted(set(self.departments.values())):
             for _i in range(2):
                 person_id = self.person(Role.DEPARTMENT, org_id, None, str(next(chats)))
-                self.people_of[f"org:{org_id}"].append(person_id)
+                self.people_of[Subject.org(org_id)].append(person_id)
         # the benchmark's district officer: a district with about the average cluster count
         per_district = Counter(c.district_id for c in self.clusters if c.district_id)
         mean = statistics.fmean(per_district.values())
@@ -656,7 +657,7 @@ class Generator:
                 )
                 if chat == DISTRICT_CHAT:
                     self.rows.district_officer_id = person_id
-                self.people_of[f"org:{org_id}"].append(person_id)
+                self.people_of[Subject.org(org_id)].append(person_id)
                 self.district_people[district_id].append(person_id)
         by_investor: dict[int | None, list[ClusterInfo]] = defaultdict(list)
         for cluster in self.clusters:
@@ -678,7 +679,7 @@ class Generator:
             for cluster in mine:
                 self.add("person_clusters", {"person_id": person_id, "cluster_id": cluster.id})
                 if active:
-                    self.people_of[f"cluster:{cluster.code}"].append(person_id)
+                    self.people_of[Subject.cluster(cluster.code)].append(person_id)
         for district_id, org_id in self.committee.items():
             items = [
                 (f"t{n}", f"NV {n}: {title[:80]}")
@@ -688,9 +689,9 @@ class Generator:
             ]
             own = [c for c in self.clusters if c.district_id == district_id][:4]
             items += [(f"s-{c.code}-1", f"{c.place}: Phê duyệt QHCT") for c in own]
-            self.items_of[f"org:{org_id}"] = items
+            self.items_of[Subject.org(org_id)] = items
         for org_id in set(self.departments.values()):
-            self.items_of[f"org:{org_id}"] = [
+            self.items_of[Subject.org(org_id)] = [
                 (f"t{n}", f"NV {n}: {title[:80]}")
                 for n, title in self.rng.sample(
                     self.existing.tasks, min(5, len(self.existing.tasks))
@@ -703,9 +704,9 @@ class Generator:
         by_code = {c.code: c for c in self.clusters}
         founded_state = {c.code: FoundedProgress(self.rng) for c in self.clusters}
         operating_state = {c.code: OperatingProgress(self.rng, c) for c in self.clusters}
-        task_state: dict[str, dict[str, TaskProgress]] = {}
+        task_state: dict[Subject, dict[str, TaskProgress]] = {}
         versions: list[dict[str, Any]] = []
-        filed: dict[tuple[str, str], datetime] = {}
+        filed: dict[tuple[Subject, str], datetime] = {}
         for subject in sorted(self.people_of):
             reporters = self.people_of[subject]
             if not reporters:
@@ -713,7 +714,7 @@ class Generator:
             reliability = self.rng.choice((0.97, 0.93, 0.9, 0.85, 0.7, 0.45))
             lateness = self.rng.choice((0.02, 0.05, 0.1, 0.2, 0.35))
             for index, period in enumerate(periods):
-                cluster = by_code.get(subject.removeprefix("cluster:"))
+                cluster = by_code.get(subject.code or "")
                 if cluster is not None:
                     founded_state[cluster.code].advance(index)
                     operating_state[cluster.code].advance()
@@ -774,7 +775,7 @@ class Generator:
 
     def report_row(
         self,
-        subject: str,
+        subject: Subject,
         cluster: ClusterInfo | None,
         period: Period,
         form: str,
@@ -789,9 +790,9 @@ class Generator:
         return {
             "id": report_id,
             "reference": f"BC-{period.year:04d}{period.month:02d}-{report_id:05d}",
-            "subject": subject,
+            "subject": str(subject),
             "cluster_id": cluster.id if cluster else None,
-            "organisation_id": None if cluster else int(subject.removeprefix("org:")),
+            "organisation_id": None if cluster else subject.org_id,
             "period": str(period),
             "form": form,
             "form_version": 1,
@@ -808,7 +809,7 @@ class Generator:
 
     def report(
         self,
-        subject: str,
+        subject: Subject,
         cluster: ClusterInfo | None,
         period: Period,
         form: str,
@@ -892,7 +893,7 @@ class Generator:
             },
         )
 
-    def ledger(self, periods: list[Period], filed: dict[tuple[str, str], datetime]) -> None:
+    def ledger(self, periods: list[Period], filed: dict[tuple[Subject, str], datetime]) -> None:
         """One row per (person, period, kind), as the sender writes them: a reminder names
         every subject of the person still missing at that moment."""
         by_code = {c.code: c for c in self.clusters}
@@ -910,7 +911,7 @@ class Generator:
                         continue
                     for person_id in reporters:
                         due[(person_id, kind)] = moment
-                cluster = by_code.get(subject.removeprefix("cluster:"))
+                cluster = by_code.get(subject.code or "")
                 late = done is None or done >= deadline
                 if late and deadline < NOW and cluster is not None and cluster.district_id:
                     overdue_districts.add(cluster.district_id)

@@ -21,8 +21,7 @@ from bot.settings import Settings
 from bot.web import FileLinks, secret_from
 from domain import i18n
 from handlers.context import Config, Deps
-from handlers.port import Reply
-from reminders.sender import Delivery, Notifier
+from handlers.port import Delivery, Notifier, Reply
 from reports.files import exports_root
 from store.contacts import admin_chats
 from store.db import make_engine, make_sessionmaker, unit_of_work, upgrade

@@ -9,9 +9,10 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from domain import i18n
+from domain import answers, i18n
 from domain.roles import Role
-from handlers import answers, choices, paper, reporting, status
+from domain.subjects import Subject
+from handlers import choices, paper, reporting, status
 from handlers.context import Ctx, Deps
 from handlers.port import Attachment, Button, Incoming, Reply
 from store.access import (
@@ -322,7 +323,7 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return [Reply(ctx._("Location kept. Send /baocao and it will be added to your report."))]
     if first_contact:
         return help_for(ctx)
-    if payload.startswith("cluster:") or (incoming.text.strip() and not payload):
+    if payload.startswith(Subject.CLUSTER) or (incoming.text.strip() and not payload):
         return await status.status(ctx, incoming.text)
     if payload:  # a button of a report that is not open, or one never offered
         return await reporting.refuse(ctx)

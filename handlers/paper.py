@@ -6,15 +6,17 @@ import re
 
 from sqlalchemy import select
 
+from domain import answers
 from domain.calendar import Period
 from domain.roles import Role
+from domain.subjects import Subject
 from domain.text import parse_month
-from handlers import answers, reporting
+from handlers import reporting
 from handlers.context import Ctx
 from handlers.port import Reply
 from handlers.subjects import subjects_of
-from reminders.slots import slots_for
 from store.models import PaperReceipt
+from store.slots import slots_for
 
 _CLAIM_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits that fit the store's integer
 NOTE_LIMIT = 500  # characters of an admin's note on a paper copy
@@ -27,7 +29,7 @@ async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
     period = reporting.button_period(ctx, period_text)
     if period is None:  # the future, before the plan, or not a month
         return await reporting.refuse(ctx)
-    mine = {s.key for s in subjects_of(ctx.person)}
+    mine = {s.subject for s in subjects_of(ctx.person)}
     slots = await slots_for(ctx.session, period, ctx.deps.calendar)
     open_subjects = [s.subject for s in slots if s.subject in mine and not s.filled]
     if not open_subjects:
@@ -45,7 +47,7 @@ async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
             existing.status = "claimed"
             existing.claimed_by_person_id = ctx.person.id
             existing.claimed_at = ctx.now
-    ctx.audit("paper.claim", "period", str(period), {"subjects": open_subjects})
+    ctx.audit("paper.claim", "period", str(period), {"subjects": [str(s) for s in open_subjects]})
     return [
         Reply(
             _(
@@ -77,7 +79,7 @@ async def decide(ctx: Ctx, payload: str) -> list[Reply]:
         f"paper.{receipt.status}",
         "paper_receipt",
         str(receipt.id),
-        {"subject": receipt.subject, "period": receipt.period},
+        {"subject": str(receipt.subject), "period": receipt.period},
     )
     if receipt.status == "confirmed":
         return [Reply(_("Confirmed: received on paper."))]
@@ -109,11 +111,12 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
                 )
             )
         ]
-    subject = (
-        f"cluster:{words[0].lower()}" if not words[0].startswith(("cluster:", "org:")) else words[0]
-    )
+    try:  # a cluster's code, or a subject as written: cluster:<code>, org:<id>
+        subject = Subject.parse(words[0]) if ":" in words[0] else Subject.cluster(words[0].lower())
+    except ValueError:
+        subject = None
     slots = {s.subject: s for s in await slots_for(ctx.session, period, ctx.deps.calendar)}
-    if subject not in slots:
+    if subject is None or subject not in slots:
         return [
             Reply(
                 _("Nobody reports on {subject} for {period}.").format(
@@ -135,7 +138,8 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
     receipt.claimed_at = receipt.claimed_at or ctx.now
     receipt.confirmed_by_person_id = ctx.person.id
     receipt.confirmed_at = ctx.now
-    ctx.audit("paper.record", "period", str(period), {"subject": subject, "note": receipt.note})
+    detail = {"subject": str(subject), "note": receipt.note}
+    ctx.audit("paper.record", "period", str(period), detail)
     return [
         Reply(
             _("Recorded: {title}, {period}, received on paper.").format(

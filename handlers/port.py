@@ -1,11 +1,13 @@
-"""The message port: what a channel hands to the handlers and what it renders back."""
+"""The message port: what a channel hands to the handlers, what it renders back, and how it
+sends a message outside a conversation (reminders, notices to an admin)."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from store.photos import Prepared
@@ -68,3 +70,18 @@ class Reply:
     # what a templated notice needs (Zalo ZNS outside the messaging window): name, subject,
     # period, deadline — each a short value the channel fits to its template's limits
     facts: tuple[tuple[str, str], ...] = ()
+
+
+class Delivery(enum.StrEnum):
+    SENT = "sent"
+    BLOCKED = "blocked"  # the person blocked the bot (Telegram 403)
+    UNREACHABLE = "unreachable"  # cannot be messaged now (Zalo: outside the window, no ZNS)
+    FAILED = "failed"
+
+
+class Notifier(Protocol):
+    """A channel that can send a message outside a conversation."""
+
+    channels: frozenset[str]
+
+    async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery: ...

@@ -10,15 +10,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from domain import i18n
+from domain import answers, i18n
 from domain.calendar import Period
+from domain.forms import Form, Item, Question, expand
+from domain.subjects import Subject
 from domain.text import parse_month
-from handlers import answers
 from handlers.context import Ctx
-from handlers.forms import Form, Item, Question, expand, load_forms
 from handlers.port import Button, Reply
-from handlers.subjects import Subject, items_of, subjects_of
+from handlers.subjects import Reportable, items_of, subjects_of
 from store.clusters import step_kinds
+from store.forms import load_forms
 from store.models import Report, ReportDraft, ReportPhoto, ReportValue
 from store.photos import NotPrepared, record_photo
 
@@ -92,7 +93,7 @@ async def current_draft(ctx: Ctx) -> ReportDraft | None:
     return draft
 
 
-async def last_report(ctx: Ctx, subject: str) -> Report | None:
+async def last_report(ctx: Ctx, subject: Subject) -> Report | None:
     return await ctx.session.scalar(
         select(Report)
         .where(Report.subject == subject)
@@ -241,8 +242,8 @@ async def start(ctx: Ctx, args: str) -> list[Reply]:
 async def start_from_reminder(ctx: Ctx, payload: str) -> list[Reply]:
     """A reminder's button `report:<subject>:<period>`: straight to that report."""
     assert ctx.person is not None
-    subject_key, _sep, period_text = payload.removeprefix("report:").rpartition(":")
-    subject = next((s for s in subjects_of(ctx.person) if s.key == subject_key), None)
+    subject_text, _sep, period_text = payload.removeprefix("report:").rpartition(":")
+    subject = next((s for s in subjects_of(ctx.person) if str(s.subject) == subject_text), None)
     period = button_period(ctx, period_text)
     if subject is None or period is None:  # someone else's, the future, before the plan
         return await refuse(ctx)
@@ -262,13 +263,13 @@ async def pick_subject(ctx: Ctx, payload: str) -> list[Reply]:
     return await open_subject(ctx, subject, period)
 
 
-async def open_subject(ctx: Ctx, subject: Subject, period: Period) -> list[Reply]:
+async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Reply]:
     _ = ctx._
     assert ctx.person is not None
     draft = await ctx.session.scalar(
         select(ReportDraft).where(
             ReportDraft.person_id == ctx.person.id,
-            ReportDraft.subject == subject.key,
+            ReportDraft.subject == subject.subject,
             ReportDraft.period == str(period),
             ReportDraft.status == "open",
         )
@@ -283,7 +284,7 @@ async def open_subject(ctx: Ctx, subject: Subject, period: Period) -> list[Reply
             initial[STEPS_KEY] = await step_kinds(ctx.session, subject.cluster_id)
         draft = ReportDraft(
             person_id=ctx.person.id,
-            subject=subject.key,
+            subject=subject.subject,
             cluster_id=subject.cluster_id,
             organisation_id=subject.organisation_id,
             period=str(period),
@@ -811,7 +812,7 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         "report",
         report.reference,
         {
-            "subject": draft.subject,
+            "subject": str(draft.subject),
             "period": draft.period,
             "version": report.version,
             "on_time": report.on_time,

@@ -11,16 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from domain import i18n
+from domain import answers, i18n
 from domain.calendar import Period
 from domain.roles import ClusterKind, Role
+from domain.slots import Rate
+from domain.subjects import Subject
 from domain.text import bare_cluster_name, parse_month
-from handlers import answers
 from handlers.context import Ctx
-from handlers.forms import load_forms
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import cluster_subject
-from reminders.slots import Rate
 from reports import chart, workbook
 from reports.document import summary_document
 from reports.files import person_exports
@@ -28,6 +27,7 @@ from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
 from reports.summary import Summary, summarise
 from store.clusters import ClusterRef, Match, cluster_refs, search
+from store.forms import load_forms
 from store.models import Cluster, ClusterStep, ReportDraft, ReportPhoto
 from store.models import Photo as StoredPhoto
 from store.orgs import district_short
@@ -72,7 +72,7 @@ def cluster_buttons(matches: list[Match[ClusterRef]], locale: str) -> list[list[
         label = m.cluster.name
         if names[bare_cluster_name(label)] > 1:
             label = f"{label} ({_(KIND_LABELS[ClusterKind(m.cluster.kind)])})"
-        rows.append([Button(label, f"cluster:{m.cluster.code}")])
+        rows.append([Button(label, str(Subject.cluster(m.cluster.code)))])
     return rows
 
 
@@ -125,8 +125,8 @@ async def status(ctx: Ctx, query: str) -> list[Reply]:
     _ = ctx._
     visible = await visible_clusters(ctx)
     query = query.strip()
-    if ctx.incoming.payload and ctx.incoming.payload.startswith("cluster:"):
-        code = ctx.incoming.payload.removeprefix("cluster:")
+    if ctx.incoming.payload and ctx.incoming.payload.startswith(Subject.CLUSTER):
+        code = ctx.incoming.payload.removeprefix(Subject.CLUSTER)
         chosen = [c for c in visible if c.code == code]
         if chosen:
             return await card(ctx, await _loaded(ctx, chosen[0]))
@@ -195,7 +195,7 @@ async def card(ctx: Ctx, cluster: Cluster) -> list[Reply]:
         )
     if plan:
         lines.append(_("In the plan: {items}.").format(items="; ".join(plan)))
-    reports = await reports_of(ctx.session, subject.key)
+    reports = await reports_of(ctx.session, subject.subject)
     period = calendar.period_at(ctx.now)
     this_period = [r for r in reports if r.period == str(period)]
     if this_period:

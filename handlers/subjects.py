@@ -9,8 +9,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from domain.forms import Item
 from domain.roles import ClusterKind, Role
-from handlers.forms import Item
+from domain.subjects import Subject
 from store.models import Cluster, ClusterStep, Person, Task, TaskAssignment
 
 ITEM_TITLE_MAX = 90
@@ -31,8 +32,10 @@ REPORTED_STEP_KINDS = {
 
 
 @dataclass(frozen=True)
-class Subject:
-    key: str  # cluster:<code> | org:<id>
+class Reportable:
+    """A subject this person reports on, with its title and form."""
+
+    subject: Subject
     title: str
     form: str  # founded | operating | tasks
     cluster_id: int | None = None
@@ -44,13 +47,12 @@ def _short(text: str, limit: int = ITEM_TITLE_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;.") + "…"
 
 
-def cluster_subject(cluster: Cluster) -> Subject:
-    founding = (ClusterKind.FOUNDED_2018_2020, ClusterKind.FOUNDED_2021)
-    form = "founded" if cluster.kind in founding else "operating"
-    return Subject(f"cluster:{cluster.code}", cluster.name, form, cluster_id=cluster.id)
+def cluster_subject(cluster: Cluster) -> Reportable:
+    form = ClusterKind(cluster.kind).form
+    return Reportable(Subject.cluster(cluster.code), cluster.name, form, cluster_id=cluster.id)
 
 
-def subjects_of(person: Person) -> list[Subject]:
+def subjects_of(person: Person) -> list[Reportable]:
     if person.role == Role.INVESTOR:
         return [cluster_subject(c) for c in sorted(person.clusters, key=lambda c: c.name)]
     if person.organisation_id is not None and person.role in (
@@ -60,8 +62,8 @@ def subjects_of(person: Person) -> list[Subject]:
     ):
         assert person.organisation is not None
         return [
-            Subject(
-                f"org:{person.organisation_id}",
+            Reportable(
+                Subject.org(person.organisation_id),
                 person.organisation.name,
                 "tasks",
                 organisation_id=person.organisation_id,

@@ -11,8 +11,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.calendar import Calendar
+from handlers.port import Notifier
 from reminders.policy import Policy
-from reminders.sender import Notifier, tick
+from reminders.sender import tick
 from store.leader import Leadership
 
 log = logging.getLogger(__name__)

@@ -8,13 +8,11 @@ message is sent: a crash between the two loses that one reminder but can never s
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,10 +22,10 @@ from sqlalchemy.orm import selectinload
 from domain import i18n
 from domain.calendar import Calendar, Period
 from domain.roles import Role
+from domain.slots import Slot, rate
 from handlers import choices
-from handlers.port import Button, Reply
+from handlers.port import Button, Delivery, Notifier, Reply
 from reminders.policy import Due, Policy, due
-from reminders.slots import Slot, rate, slots_for
 from store.contacts import chat_state, update_chat_state
 from store.db import unit_of_work
 from store.models import (
@@ -38,24 +36,10 @@ from store.models import (
     Person,
     ReminderLedger,
 )
+from store.slots import slots_for
 
 log = logging.getLogger(__name__)
 MAX_SLOT_BUTTONS = 8
-
-
-class Delivery(enum.StrEnum):
-    SENT = "sent"
-    BLOCKED = "blocked"  # the person blocked the bot (Telegram 403)
-    UNREACHABLE = "unreachable"  # cannot be messaged now (Zalo: outside the window, no ZNS)
-    FAILED = "failed"
-
-
-class Notifier(Protocol):
-    """A channel that can send a message outside a conversation."""
-
-    channels: frozenset[str]
-
-    async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery: ...
 
 
 @dataclass(frozen=True)
@@ -392,14 +376,13 @@ async def _plan_due(
 
 
 async def _claim_context(session: AsyncSession, claim: PaperReceipt) -> tuple[str, str]:
-    title = claim.subject
-    if claim.subject.startswith("cluster:"):
-        cluster = await session.scalar(
-            select(Cluster).where(Cluster.code == claim.subject.removeprefix("cluster:"))
-        )
+    subject = claim.subject
+    title = str(subject)
+    if subject.code is not None:
+        cluster = await session.scalar(select(Cluster).where(Cluster.code == subject.code))
         title = cluster.name if cluster else title
     else:
-        org = await session.get(Organisation, int(claim.subject.removeprefix("org:")))
+        org = await session.get(Organisation, subject.org_id)
         title = org.name if org else title
     claimant = ""
     if claim.claimed_by_person_id is not None:

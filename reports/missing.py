@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Period
-from reminders.slots import Slot
+from domain.slots import Slot
 from store.models import Person, ReminderLedger
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.subjects import Subject
 from store.models import Cluster, ClusterStep, Person, Report
 
 # The chain of Phụ lục 3, in order: the step kind, and when the latest answers say it is done.
@@ -96,7 +97,9 @@ def next_step(
     return None
 
 
-async def reports_of(session: AsyncSession, subject: str, up_to: str | None = None) -> list[Report]:
+async def reports_of(
+    session: AsyncSession, subject: Subject, up_to: str | None = None
+) -> list[Report]:
     query = select(Report).where(Report.subject == subject)
     if up_to is not None:
         query = query.where(Report.period <= up_to)

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Calendar, Period
 from domain.roles import ClusterKind
-from reminders.slots import Rate, Slot, rate, slots_for
+from domain.slots import Rate, Slot, rate
+from domain.subjects import Subject
 from reports.progress import Answer, latest_answers
 from store.models import Cluster, Report, Target
+from store.slots import slots_for
 
 FOUNDED = (ClusterKind.FOUNDED_2018_2020.value,)
 OPERATING = (ClusterKind.OPERATING_COMPLETE.value, ClusterKind.OPERATING_INCOMPLETE.value)
@@ -77,13 +79,13 @@ async def cluster_answers(
     reports = (
         await session.scalars(
             select(Report).where(
-                Report.period <= str(period), Report.subject.startswith("cluster:")
+                Report.period <= str(period), Report.subject.startswith(Subject.CLUSTER)
             )
         )
     ).all()
     grouped: dict[str, list[Report]] = defaultdict(list)
     for report in reports:
-        grouped[report.subject.removeprefix("cluster:")].append(report)
+        grouped[report.subject.ref].append(report)
     return {c.code: latest_answers(grouped.get(c.code, [])) for c in clusters}
 
 

@@ -19,14 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain import i18n
+from domain.answers import display
 from domain.calendar import Calendar
+from domain.forms import Question
 from domain.i18n import N_
 from domain.roles import ClusterKind
-from handlers.answers import display
-from handlers.forms import Question, load_forms
+from domain.slots import Slot
+from domain.subjects import Subject
 from reports.missing import missing_rows
 from reports.progress import next_step
 from reports.summary import FOUNDED, OPERATING, Summary
+from store.forms import load_forms
 from store.models import Cluster, ClusterStep, Report, Task
 
 HEADER = Font(bold=True, color="FFFFFF")
@@ -204,7 +207,7 @@ async def _tasks_sheet(workbook: Workbook, session: AsyncSession, summary: Summa
     reports = (
         await session.scalars(
             select(Report)
-            .where(Report.period == str(summary.period), Report.subject.startswith("org:"))
+            .where(Report.period == str(summary.period), Report.subject.startswith(Subject.ORG))
             .order_by(Report.version)
         )
     ).all()
@@ -306,7 +309,7 @@ def _operating_sheet(
     workbook: Workbook,
     clusters: list[Cluster],
     summary: Summary,
-    slots: dict[str, Any],
+    slots: dict[Subject, Slot],
     calendar: Calendar,
     _: Any,
 ) -> None:
@@ -343,7 +346,7 @@ def _operating_sheet(
                 _num(a["households"].value) if "households" in a else None,
                 _shown(q, a, "handover"),
                 _shown(q, a, "service_prices"),
-                *_filed(slots.get(f"cluster:{c.code}"), calendar, _),
+                *_filed(slots.get(Subject.cluster(c.code)), calendar, _),
             ]
         )
     _finish(sheet, {6: PERCENT, 7: PERCENT, 14: "DD/MM/YYYY HH:MM"})
@@ -353,7 +356,7 @@ def _founded_sheet(
     workbook: Workbook,
     clusters: list[Cluster],
     summary: Summary,
-    slots: dict[str, Any],
+    slots: dict[Subject, Slot],
     calendar: Calendar,
     now: datetime,
     _: Any,
@@ -411,7 +414,7 @@ def _founded_sheet(
                 _shown(q, a, "wastewater"),
                 next_text,
                 (_("Yes") if step.late else _("No")) if step is not None else None,
-                *_filed(slots.get(f"cluster:{c.code}"), calendar, _),
+                *_filed(slots.get(Subject.cluster(c.code)), calendar, _),
             ]
         )
     _finish(sheet, {10: PERCENT, 13: PERCENT, 15: DATE, 16: PERCENT, 21: "DD/MM/YYYY HH:MM"})

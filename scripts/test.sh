@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (a virtualenv in .venv) and run every check: ruff, mypy, the catalogs, pytest on
+# Set up (a virtualenv in .venv) and run every check: ruff, mypy, import-linter, pytest on
 # SQLite and on a throw-away PostgreSQL that the tests start from the machine's pg_ctl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +27,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== import-linter"
+.venv/bin/lint-imports --no-cache
 echo "== pytest"
 .venv/bin/pytest "$@"

@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from domain.subjects import Subject
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -55,9 +57,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+class SubjectText(TypeDecorator[Subject]):
+    """A report's subject, stored as its text (`cluster:<code>`, `org:<id>`). Compared with a
+    plain string (a prefix in a query), the string is bound as it is."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: Subject | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Subject | None:
+        return None if value is None else Subject.parse(value)
+
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        return String(64) if isinstance(value, str) else self
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}  # noqa: RUF012
+    type_annotation_map = {  # noqa: RUF012
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        Subject: SubjectText,
+    }
 
 
 class District(Base):
@@ -311,7 +334,7 @@ class ReportDraft(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
-    subject: Mapped[str] = mapped_column(String(64))  # cluster:<code> | org:<id>
+    subject: Mapped[Subject]
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
@@ -331,7 +354,7 @@ class Report(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
-    subject: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[Subject]
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), index=True)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     period: Mapped[str] = mapped_column(String(7), index=True)
@@ -418,7 +441,7 @@ class PaperReceipt(Base):
     __table_args__ = (UniqueConstraint("subject", "period"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subject: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[Subject]
     period: Mapped[str] = mapped_column(String(7))
     status: Mapped[str] = mapped_column(String(16))  # claimed | confirmed | rejected
     note: Mapped[str] = mapped_column(Text, default="")

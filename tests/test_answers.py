@@ -6,14 +6,15 @@ from datetime import date
 
 import pytest
 
-from handlers import answers
-from handlers.forms import Choice, Question, Text, load_forms
+from domain import answers
+from domain.forms import Choice, Question, Text
+from store.forms import load_forms, parse_question
 
 TODAY = date(2021, 6, 10)
 
 
 def q(kind: str, **extra: object) -> Question:
-    return Question(id="x", type=kind, label=Text(vi="?", en="?"), **extra)
+    return parse_question({"id": "x", "type": kind, "label": {"vi": "?", "en": "?"}, **extra})
 
 
 CHOICE = q(

@@ -34,12 +34,13 @@ from PIL import Image
 from sqlalchemy import select
 
 from domain.calendar import Period
+from domain.forms import Item, Question, expand
 from domain.roles import Role
 from handlers import reporting
 from handlers.context import Deps
-from handlers.forms import Item, Question, expand, load_forms
 from handlers.port import Attachment, Incoming, Reply
 from store.access import person_for
+from store.forms import load_forms
 from store.models import Cluster, PaperReceipt, Report, ReportDraft, ReportValue
 from tests.dialog import Chat, Clock, finish, play
 from tests.test_dialogs import HANOI, investor, invite
@@ -500,7 +501,7 @@ class Conversations(RuleBasedStateMachine):
             return
         answer = await chat.say(f"/baocao {Period.parse(draft.period).label()}")
         if "cho cụm nào" in answer:
-            await chat.tap(self.names[draft.subject.removeprefix("cluster:")])
+            await chat.tap(self.names[draft.subject.ref])
         assert "Tiếp tục bản nháp" in chat.text, chat.log()
         await finish(chat)
         answer = await chat.tap("Gửi báo cáo")

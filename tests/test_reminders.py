@@ -13,9 +13,9 @@ from bot.app import App
 from domain.calendar import Period
 from domain.roles import Role
 from handlers.context import Deps
-from handlers.port import Reply
+from handlers.port import Delivery, Reply
 from reminders.policy import Policy
-from reminders.sender import Delivery, tick
+from reminders.sender import tick
 from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
 from store.models import ChannelIdentity, ReminderLedger, Report

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from handlers import answers
+from domain import answers
+from domain.forms import Question
 from handlers.context import Deps
-from handlers.forms import Question, Text
+from store.forms import parse_question
 from store.models import Report, ReportValue
 from tests.dialog import play
 from tests.test_dialogs import investor
@@ -21,7 +22,7 @@ TODAY = date(2021, 6, 10)
 
 
 def q(kind: str, **extra: object) -> Question:
-    return Question(id="x", type=kind, label=Text(vi="?", en="?"), **extra)
+    return parse_question({"id": "x", "type": kind, "label": {"vi": "?", "en": "?"}, **extra})
 
 
 @pytest.mark.parametrize(

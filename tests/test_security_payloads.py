@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.app import App
+from domain.forms import Question, expand
 from domain.roles import Role
 from handlers import reporting
 from handlers.context import Deps
-from handlers.forms import Question, expand, load_forms
 from store.db import unit_of_work
+from store.forms import load_forms
 from store.models import Cluster, PaperReceipt, Person, Report, ReportDraft
 from tests.dialog import Chat, Clock, finish, play
 from tests.test_dialogs import HANOI, investor, invite

@@ -39,8 +39,7 @@ from domain import i18n
 from domain.roles import Role
 from handlers import conversation
 from handlers.context import Deps
-from handlers.port import Attachment, Incoming, Reply
-from reminders.sender import Delivery
+from handlers.port import Attachment, Delivery, Incoming, Reply
 from store.access import chat_roles
 from store.photos import PhotoRejected
 

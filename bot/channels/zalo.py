@@ -42,8 +42,7 @@ from bot.web import Check, FileLinks, active_people, file_routes, health_routes
 from domain import i18n
 from handlers import conversation
 from handlers.context import Deps
-from handlers.port import Attachment, Incoming, Reply
-from reminders.sender import Delivery
+from handlers.port import Attachment, Delivery, Incoming, Reply
 from store.access import mark_unreachable
 from store.contacts import (
     Tokens,

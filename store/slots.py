@@ -4,54 +4,16 @@ whether it has been filled by a report or a confirmed paper copy."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.calendar import Calendar, Period
-from domain.roles import Role
+from domain.roles import REPORTER_ROLES, Role
+from domain.slots import Slot
+from domain.subjects import Subject
 from domain.text import fold
 from store.models import Cluster, PaperReceipt, Person, Report
-
-REPORTER_ROLES = (Role.INVESTOR, Role.DISTRICT, Role.DEPARTMENT)
-
-
-@dataclass
-class Slot:
-    subject: str  # cluster:<code> | org:<id>
-    title: str
-    reporter: str  # investor | district | department
-    district: str  # the district's name, "" for city departments
-    people: list[int] = field(default_factory=list)
-    report: str | None = None  # reference of the first report filed for the period
-    submitted_at: datetime | None = None
-    on_time: bool | None = None
-    paper: bool = False
-
-    @property
-    def filled(self) -> bool:
-        return self.report is not None or self.paper
-
-
-@dataclass(frozen=True)
-class Rate:
-    expected: int
-    received: int
-    on_time: int
-    late: int
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.received / self.expected if self.expected else 0.0
-
-
-def rate(slots: list[Slot]) -> Rate:
-    received = [s for s in slots if s.filled]
-    on_time = sum(1 for s in received if s.on_time)
-    return Rate(len(slots), len(received), on_time, len(received) - on_time)
 
 
 async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -> list[Slot]:
@@ -67,14 +29,15 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             .order_by(Person.id)
         )
     ).all()
-    slots: dict[str, Slot] = {}
+    slots: dict[Subject, Slot] = {}
     for person in people:
         if person.role == Role.INVESTOR:
             for cluster in person.clusters:
+                subject = Subject.cluster(cluster.code)
                 slot = slots.setdefault(
-                    f"cluster:{cluster.code}",
+                    subject,
                     Slot(
-                        f"cluster:{cluster.code}",
+                        subject,
                         cluster.name,
                         "investor",
                         cluster.district.name if cluster.district else "",
@@ -82,10 +45,11 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
                 )
                 slot.people.append(person.id)
         elif person.organisation is not None:
+            subject = Subject.org(person.organisation.id)
             slot = slots.setdefault(
-                f"org:{person.organisation_id}",
+                subject,
                 Slot(
-                    f"org:{person.organisation_id}",
+                    subject,
                     person.organisation.name,
                     person.role or "",
                     person.district.name if person.district else "",

@@ -1,27 +1,23 @@
-"""Report forms as data: one YAML file per kind of report (see founded.yaml for the schema)."""
+"""A report form: its questions, when each applies, and what a district or department reports
+on. The forms themselves are data (store/forms/*.yaml, loaded by store.forms)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-FOLDER = Path(__file__).parent
 QuestionType = Literal[
     "percent", "number", "date", "month", "yesno", "choice", "text", "photos", "location"
 ]
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
 
-class Text(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class Text:
     vi: str
     en: str
 
@@ -29,8 +25,8 @@ class Text(BaseModel):
         return self.en if locale == "en" else self.vi
 
 
-class Choice(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class Choice:
     value: str
     vi: str
     en: str
@@ -39,16 +35,16 @@ class Choice(BaseModel):
         return self.en if locale == "en" else self.vi
 
 
-class Condition(BaseModel):
+@dataclass(frozen=True)
+class Condition:
     """`ask_if`: compare an earlier answer."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
     question: str
     equals: Any = None
     not_equals: Any = None
     at_least: Decimal | None = None
     at_most: Decimal | None = None
-    in_: list[Any] | None = Field(default=None, alias="in")
+    in_: tuple[Any, ...] | None = None  # `in:` in the form's file
     # or: the cluster's plan has a step of this kind (e.g. land handed over before clearance ends)
     or_step: str | None = None
 
@@ -75,8 +71,8 @@ def _same(a: Any, b: Any) -> bool:
         return str(a) == str(b)
 
 
-class Question(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class Question:
     id: str
     type: QuestionType
     label: Text
@@ -91,23 +87,20 @@ class Question(BaseModel):
     max_photos: int = 10
     ask_if: Condition | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Question:
+    def __post_init__(self) -> None:
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"{self.id}: a choice needs at least two options")
-        return self
 
 
-class Form(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class Form:
     form: str
     version: int
     title: Text
     questions: tuple[Question, ...] = ()
     each_item: tuple[Question, ...] = ()
 
-    @model_validator(mode="after")
-    def _check(self) -> Form:
+    def __post_init__(self) -> None:
         for group in (self.each_item, self.questions):
             seen: set[str] = set()
             for q in group:
@@ -118,7 +111,6 @@ class Form(BaseModel):
                 if q.ask_if and q.ask_if.question not in seen:
                     raise ValueError(f"{self.form}: {q.id} depends on a later or unknown question")
                 seen.add(q.id)
-        return self
 
 
 @dataclass(frozen=True)
@@ -136,30 +128,19 @@ def expand(form: Form, items: Sequence[Item] = ()) -> list[Question]:
         for q in form.each_item:
             condition = q.ask_if
             if condition is not None:
-                condition = condition.model_copy(
-                    update={"question": f"{item.key}.{condition.question}"}
+                condition = dataclasses.replace(
+                    condition, question=f"{item.key}.{condition.question}"
                 )
             out.append(
-                q.model_copy(
-                    update={
-                        "id": f"{item.key}.{q.id}",
-                        "label": Text(
-                            vi=q.label.vi.replace("{item}", item.title),
-                            en=q.label.en.replace("{item}", item.title),
-                        ),
-                        "ask_if": condition,
-                    }
+                dataclasses.replace(
+                    q,
+                    id=f"{item.key}.{q.id}",
+                    label=Text(
+                        vi=q.label.vi.replace("{item}", item.title),
+                        en=q.label.en.replace("{item}", item.title),
+                    ),
+                    ask_if=condition,
                 )
             )
     out.extend(form.questions)
     return out
-
-
-@lru_cache(maxsize=1)
-def load_forms(folder: Path = FOLDER) -> dict[str, Form]:
-    forms: dict[str, Form] = {}
-    for path in sorted(folder.glob("*.yaml")):
-        with path.open(encoding="utf-8") as fh:
-            form = Form.model_validate(yaml.safe_load(fh))
-        forms[form.form] = form
-    return forms

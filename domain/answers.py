@@ -8,8 +8,8 @@ from datetime import date
 from decimal import Decimal
 
 from domain import i18n
+from domain.forms import Question
 from domain.text import MAX_YEAR, MIN_YEAR, decimals, fold, parse_decimal, parse_month
-from handlers.forms import Question
 
 YES = {"co", "c", "yes", "y", "roi", "da", "dong y", "ok", "x", "1", "true"}
 NO = {"khong", "k", "ko", "no", "n", "chua", "0", "false"}
