@@ -10,14 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
 
 from domain import i18n
 from domain.calendar import Calendar, Period
@@ -26,15 +22,14 @@ from domain.slots import Slot, rate
 from handlers import choices
 from handlers.port import Button, Delivery, Notifier, Reply
 from reminders.policy import Due, Policy, due
+from store import reminders as ledger
+from store.access import mark_unreachable
 from store.contacts import chat_state, update_chat_state
 from store.db import unit_of_work
 from store.models import (
     ChannelIdentity,
-    Cluster,
-    Organisation,
     PaperReceipt,
     Person,
-    ReminderLedger,
 )
 from store.slots import slots_for
 
@@ -72,33 +67,6 @@ def _identity(person: Person, channels: frozenset[str]) -> ChannelIdentity | Non
     if not usable:
         return None
     return max(usable, key=lambda i: (i.last_seen_at is not None, i.last_seen_at or 0))
-
-
-async def _people(session: AsyncSession) -> list[Person]:
-    return list(
-        (
-            await session.scalars(
-                select(Person)
-                .where(Person.active.is_(True))
-                .options(
-                    selectinload(Person.identities),
-                    selectinload(Person.clusters),
-                    selectinload(Person.organisation),
-                    selectinload(Person.district),
-                )
-                .order_by(Person.id)
-            )
-        ).all()
-    )
-
-
-async def _sent_kinds(session: AsyncSession, periods: Iterable[str]) -> set[tuple[int, str, str]]:
-    rows = await session.execute(
-        select(ReminderLedger.person_id, ReminderLedger.period, ReminderLedger.kind).where(
-            ReminderLedger.period.in_(list(periods))
-        )
-    )
-    return {(p, per, k) for p, per, k in rows.all()}
 
 
 def _also(period: Period, locale: str) -> list[str]:
@@ -255,14 +223,12 @@ async def plan(
 ) -> tuple[list[Outgoing], int]:
     """Every reminder due now that the ledger has not seen; and how many it has."""
     dues = due(calendar, policy, now)
-    claims = (
-        await session.scalars(select(PaperReceipt).where(PaperReceipt.status == "claimed"))
-    ).all()
+    claims = await ledger.claimed_papers(session)
     periods = {str(d.period) for d in dues} | {c.period for c in claims}
     if not periods:
         return [], 0
-    sent = await _sent_kinds(session, periods)
-    people = await _people(session)
+    sent = await ledger.sent_kinds(session, periods)
+    people = await ledger.active_people(session)
     admins = [p for p in people if p.role == Role.ADMIN]
     out: list[Outgoing] = []
     skipped = 0
@@ -333,29 +299,14 @@ async def _plan_due(
                 reply = _reporter_message(person, period, mine, calendar, now)
                 out.append((person, item.kind, reply))
     elif item.audience == "escalation":
-        missed = set(
-            (
-                await session.scalars(
-                    select(ReminderLedger.person_id).where(
-                        ReminderLedger.period == str(period),
-                        ReminderLedger.status == Delivery.UNREACHABLE.value,
-                    )
-                )
-            ).all()
-        )
+        missed = await ledger.unreachable_people(session, str(period))
         unreachable = [
             p
             for p in people
             if p.role != Role.ADMIN
             and ((_identity(p, channels) is None and p.identities) or p.id in missed)
         ]
-        uncertain = len(
-            (
-                await session.scalars(
-                    select(ReminderLedger.id).where(ReminderLedger.status == "sending")
-                )
-            ).all()
-        )
+        uncertain = await ledger.uncertain_count(session)
         for person in people:
             if person.role == Role.DISTRICT and person.district is not None:
                 name = person.district.name
@@ -376,18 +327,8 @@ async def _plan_due(
 
 
 async def _claim_context(session: AsyncSession, claim: PaperReceipt) -> tuple[str, str]:
-    subject = claim.subject
-    title = str(subject)
-    if subject.code is not None:
-        cluster = await session.scalar(select(Cluster).where(Cluster.code == subject.code))
-        title = cluster.name if cluster else title
-    else:
-        org = await session.get(Organisation, subject.org_id)
-        title = org.name if org else title
-    claimant = ""
-    if claim.claimed_by_person_id is not None:
-        person = await session.get(Person, claim.claimed_by_person_id)
-        claimant = person.full_name if person else ""
+    title = await ledger.subject_title(session, claim.subject)
+    claimant = await ledger.person_name(session, claim.claimed_by_person_id)
     return title, claimant or "?"
 
 
@@ -416,19 +357,9 @@ async def deliver(
     now: datetime,
 ) -> Delivery | None:
     """Claim the ledger row, then send. None if another sender had already claimed it."""
-    try:
-        async with unit_of_work(sessions) as session:
-            session.add(
-                ReminderLedger(
-                    person_id=item.person_id,
-                    period=item.period,
-                    kind=item.kind,
-                    status="sending",
-                    channel=item.channel,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
+    if not await ledger.claim(
+        sessions, item.person_id, item.period, item.kind, item.channel, now
+    ):
         return None
     offered: list[list[str]] = []
     try:
@@ -438,16 +369,7 @@ async def deliver(
         log.exception("reminder %s to person %s failed", item.kind, item.person_id)
         result = Delivery.FAILED
     async with unit_of_work(sessions) as session:
-        row = await session.scalar(
-            select(ReminderLedger).where(
-                ReminderLedger.person_id == item.person_id,
-                ReminderLedger.period == item.period,
-                ReminderLedger.kind == item.kind,
-            )
-        )
-        assert row is not None
-        row.status = result.value
-        row.sent_at = now
+        await ledger.settle(session, item.person_id, item.period, item.kind, result.value, now)
         if offered and result == Delivery.SENT:  # the reminder's choices can now be typed
             await update_chat_state(
                 session,
@@ -457,14 +379,7 @@ async def deliver(
                 lambda previous: choices.merged(previous, offered),
             )
         if result == Delivery.BLOCKED:
-            identity = await session.scalar(
-                select(ChannelIdentity).where(
-                    ChannelIdentity.channel == item.channel,
-                    ChannelIdentity.external_id == item.chat_id,
-                )
-            )
-            if identity is not None:
-                identity.reachable = False
+            await mark_unreachable(session, item.channel, item.chat_id)
     return result
 
 
