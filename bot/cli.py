@@ -409,22 +409,17 @@ def people_list(include_revoked: bool) -> None:
 @click.argument("phone")
 def people_phone(person_id: int, phone: str) -> None:
     """Record a person's phone number (used for Zalo ZNS reminders), e.g. 84912345678."""
-    from store.models import Person
+    from store.access import set_phone
+    from store.contacts import normalise_phone
 
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    if digits.startswith("0"):
-        digits = "84" + digits[1:]
-    if not 10 <= len(digits) <= 13:
+    digits = normalise_phone(phone)
+    if digits is None:
         click.echo(_("Not a phone number: {text}").format(text=phone), err=True)
         sys.exit(2)
 
     async def work(app: App) -> bool:
         async with unit_of_work(app.sessions) as session:
-            person = await session.get(Person, person_id)
-            if person is None:
-                return False
-            person.phone = digits
-            return True
+            return await set_phone(session, person_id, digits)
 
     if not _with_app(work):
         click.echo(_("No active person #{number}.").format(number=person_id), err=True)

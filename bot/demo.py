@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.roles import Role
-from store.access import accept_invitation, create_invitation
-from store.models import ChannelIdentity
+from store.access import accept_invitation, create_invitation, is_member
 from store.models import utcnow as now
 
 
@@ -36,13 +34,7 @@ def demo_chat(role: Role) -> str:
 async def ensure_demo_people(session: AsyncSession) -> None:
     """Invite and register the demo people once; later runs find them there."""
     for role, spec in DEMO_PEOPLE.items():
-        exists = await session.scalar(
-            select(ChannelIdentity).where(
-                ChannelIdentity.channel == "terminal",
-                ChannelIdentity.external_id == demo_chat(role),
-            )
-        )
-        if exists is not None:
+        if await is_member(session, "terminal", demo_chat(role)):
             continue
         invitation = await create_invitation(
             session,

@@ -36,8 +36,8 @@ from aiohttp import hdrs, web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.context import Deps
+from store.access import is_active_person
 from store.health import ping
-from store.models import Person
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +308,7 @@ def active_people(sessions: async_sessionmaker[AsyncSession]) -> IsActive:
 
     async def is_active(person_id: int) -> bool:
         async with sessions() as session:
-            person = await session.get(Person, person_id)
-            return person is not None and person.active
+            return await is_active_person(session, person_id)
 
     return is_active
 

@@ -227,6 +227,21 @@ async def person_for(session: AsyncSession, channel: str, chat_id: str) -> Perso
     )
 
 
+async def is_active_person(session: AsyncSession, person_id: int) -> bool:
+    """The person exists and their access was not withdrawn."""
+    active = await session.scalar(select(Person.active).where(Person.id == person_id))
+    return bool(active)
+
+
+async def set_phone(session: AsyncSession, person_id: int, phone: str) -> bool:
+    """Record an active person's phone (ZNS reminders reach it); False if no such person."""
+    person = await session.get(Person, person_id)
+    if person is None or not person.active:
+        return False
+    person.phone = phone
+    return True
+
+
 async def list_people(session: AsyncSession, *, include_revoked: bool = False) -> list[Person]:
     query = (
         select(Person)

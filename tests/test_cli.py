@@ -125,3 +125,15 @@ def test_terminal_demo_driven_through_a_pipe(tmp_path: Path, command: list[str])
     assert out.count("/ngonngu — Tiếng Việt / English") == 3  # the help after `~50` too
     assert (tmp_path / "data" / "demo.db").exists()
     assert not (tmp_path / "data" / "ccn.db").exists()  # the demo keeps off the real database
+
+
+def test_people_phone_is_kept_as_zns_takes_it(tmp_path: Path) -> None:
+    assert ccn(tmp_path, "demo", stdin="/trogiup\n").returncode == 0  # the demo people exist
+    demo = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'demo.db'}"
+    done = ccn(tmp_path, "people", "phone", "1", "0912 345 678", DATABASE_URL=demo)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "84912345678"
+    refused = ccn(tmp_path, "people", "phone", "1", "12345", DATABASE_URL=demo)
+    assert refused.returncode == 2 and "12345" in refused.stderr
+    nobody = ccn(tmp_path, "people", "phone", "999", "0912345678", DATABASE_URL=demo)
+    assert nobody.returncode == 1 and "#999" in nobody.stderr
