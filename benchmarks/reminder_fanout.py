@@ -42,7 +42,7 @@ from bot.settings import Settings, load_settings
 from domain.roles import Role
 from store.db import unit_of_work
 from store.models import ChannelIdentity, Cluster, Person, PersonCluster, ReminderLedger
-from tests.standin_telegram import StandinBotAPI
+from testing.standin_telegram import StandinBotAPI
 
 PROJECT = Path(__file__).resolve().parents[1]
 AT = "2021-06-20T08:00+07:00"  # five days before the June deadline: one "due-5" per investor

@@ -1548,7 +1548,7 @@ async def sqlite_url(root: Path) -> AsyncIterator[str]:
 async def postgresql_url(_root: Path) -> AsyncIterator[str]:
     import asyncpg
 
-    from tests.pg import postgres_server
+    from testing.pg import postgres_server
 
     with postgres_server() as base:
         raw = base.replace("postgresql+asyncpg://", "postgresql://")
@@ -1631,7 +1631,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         except Exception as exc:
             if kind != "postgresql" or args.db == "postgresql":
                 raise
-            from tests.pg import PostgresUnavailable
+            from testing.pg import PostgresUnavailable
 
             if not isinstance(exc, PostgresUnavailable):
                 raise

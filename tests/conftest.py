@@ -15,8 +15,8 @@ import pytest
 from bot.app import App, open_app, prepare
 from bot.settings import load_settings
 from handlers.context import Deps
+from testing.pg import PostgresUnavailable, new_database, postgres_server
 from tests.dialog import Clock
-from tests.pg import PostgresUnavailable, new_database, postgres_server
 
 T = TypeVar("T")
 _pg_problem: list[str] = []

@@ -33,9 +33,9 @@ from handlers.context import Deps
 from store.backup import BackupError, Manifest, backup, pg_invocation, restore
 from store.db import make_engine
 from store.models import Base
+from testing.pg import free_port, new_database
+from testing.standin_telegram import StandinBotAPI
 from tests.dialog import finish, play
-from tests.pg import free_port, new_database
-from tests.standin_telegram import StandinBotAPI
 from tests.test_dialogs import investor
 
 REPO = Path(__file__).parent.parent

@@ -19,7 +19,7 @@ from store.access import accept_invitation, create_invitation
 from store.clusters import all_clusters
 from store.db import unit_of_work
 from store.models import ChannelIdentity, ReminderLedger
-from tests.standin_telegram import StandinBotAPI
+from testing.standin_telegram import StandinBotAPI
 from tests.test_telegram_e2e import environment
 
 PEOPLE = 40

@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.standin_telegram import (
+from testing.standin_telegram import (
     StandinBotAPI,
     running,
 )

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from testing.standin_zalo import APP_ID, APP_SECRET, OA_ID, OA_SECRET, StandinZalo
 from tests.dialog import Clock
-from tests.standin_zalo import APP_ID, APP_SECRET, OA_ID, OA_SECRET, StandinZalo
 
 NOW = datetime(2021, 6, 10, 2, 0, tzinfo=UTC)
 USER = "2468458835296197922"

@@ -20,7 +20,7 @@ from handlers.context import Deps
 from store.access import accept_invitation, create_invitation, revoke_person
 from store.db import unit_of_work
 from store.models import Person as PersonRow
-from tests.standin_telegram import StandinBotAPI
+from testing.standin_telegram import StandinBotAPI
 from tests.test_telegram_e2e import Person, menu_of
 
 MB = 1024 * 1024

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from domain.text import fold
+from testing.pg import free_port
+from testing.standin_telegram import StandinBotAPI
 from tests.dialog import image
-from tests.pg import free_port
-from tests.standin_telegram import StandinBotAPI
 
 QUIET = 0.4  # the bot has said all it will say about one message after this long
 

@@ -22,9 +22,9 @@ from handlers.port import Attachment
 from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import Photo, ProcessedUpdate
+from testing.pg import free_port
+from testing.standin_zalo import StandinZalo
 from tests.dialog import IMAGES, Chat, play
-from tests.pg import free_port
-from tests.standin_zalo import StandinZalo
 from tests.test_dialogs import investor
 from tests.test_security_photos import files_under, noisy_jpeg
 from tests.test_telegram_e2e import run_bot, stop

@@ -16,8 +16,8 @@ from domain.roles import Role
 from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import ReportDraft
-from tests.pg import free_port, new_database
-from tests.standin_zalo import StandinZalo
+from testing.pg import free_port, new_database
+from testing.standin_zalo import StandinZalo
 from tests.test_telegram_e2e import run_bot, stop
 from tests.test_zalo_e2e import START, ZaloPerson, running_from, zalo_environment
 

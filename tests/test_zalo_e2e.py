@@ -26,9 +26,9 @@ from domain.roles import Role
 from handlers.port import Button
 from store.access import create_invitation
 from store.db import unit_of_work
+from testing.pg import free_port
+from testing.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo
 from tests.dialog import IMAGES, finish, play
-from tests.pg import free_port
-from tests.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo
 from tests.test_dialogs import DISTRICT_START, FOUNDED_JUNE, OPERATING_JUNE
 from tests.test_telegram_e2e import environment, run_bot, stop
 from tests.zalo_dialog import typed_choices

@@ -15,8 +15,8 @@ from aiohttp import web
 from bot.channels.zalo import ZaloApi, ZaloChannel, ZaloConfig
 from handlers.context import Deps
 from handlers.port import Button, Incoming, Reply
+from testing.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo
 from tests.dialog import Chat
-from tests.standin_zalo import APP_ID, APP_SECRET, OA_SECRET, StandinZalo
 
 
 @dataclass
