@@ -49,11 +49,13 @@ from bot.app import App, open_app, prepare
 from bot.settings import Settings, load_settings
 from domain import i18n
 from domain.calendar import Calendar, Period
+from domain.forms import Form, Question
 from domain.roles import ClusterKind, OrgKind, Role
 from domain.subjects import Subject
 from domain.text import cluster_slug, fold, slug
 from handlers.context import Deps
 from handlers.port import Incoming, Reply
+from store.forms import load_forms
 from store.models import (
     ChannelIdentity,
     Cluster,
@@ -91,6 +93,14 @@ TARGET_P99_MS = 50.0
 TARGET_WORKBOOK_S = 5.0
 TARGET_WORKBOOK_MB = 300.0
 FOUNDED_KINDS = (ClusterKind.FOUNDED_2018_2020.value, ClusterKind.FOUNDED_2021.value)
+FORMS = load_forms()
+# The questions whose answers are numbers (report_values.value_number), each_item ones included.
+NUMERIC = {
+    q.id
+    for form in FORMS.values()
+    for q in (*form.questions, *form.each_item)
+    if q.type in ("percent", "number")
+}
 
 
 def _words(text_: str) -> tuple[str, ...]:
@@ -184,6 +194,7 @@ class ClusterInfo:
     investor_id: int | None
     board_investor: bool
     occupancy: Decimal | None
+    steps: frozenset[str] = frozenset()  # the kinds of step its plan has
 
 
 @dataclass
@@ -218,6 +229,8 @@ async def read_existing(app: App) -> Existing:
                 "appendix": c.appendix,
                 "number": c.number,
                 "occupancy_rate": c.occupancy_rate,
+                "planned_groundbreaking": c.planned_groundbreaking,
+                "planned_completion": c.planned_completion,
             }
             for c in (await session.scalars(select(Cluster).order_by(Cluster.id))).all()
         ]
@@ -229,6 +242,7 @@ async def read_existing(app: App) -> Existing:
                 "text": s.text,
                 "owner_role": s.owner_role,
                 "owner_id": s.owner_id,
+                "due": s.due,
             }
             for s in (await session.scalars(select(ClusterStep).order_by(ClusterStep.id))).all()
         ]
@@ -384,6 +398,9 @@ class Generator:
         return out
 
     def synthetic_clusters(self, total: int) -> None:
+        kinds_of: dict[int, set[str]] = defaultdict(set)
+        for step in self.existing.steps:
+            kinds_of[step["cluster_id"]].add(step["kind"])
         for c in self.existing.clusters:
             self.clusters.append(
                 ClusterInfo(
@@ -396,6 +413,7 @@ class Generator:
                     c["investor_id"],
                     c["investor_id"] in self.board.values(),
                     c["occupancy_rate"],
+                    frozenset(kinds_of[c["id"]]),
                 )
             )
         wanted = total - len(self.clusters)
@@ -462,8 +480,35 @@ class Generator:
             info = ClusterInfo(
                 cluster_id, code, name, place, kind, district_id, investor, board, occupancy
             )
+            info.steps = self.steps(info, groundbreaking, completion, tn_mt, so_ct)
             self.clusters.append(info)
-            self.steps(info, groundbreaking, completion, tn_mt, so_ct)
+
+    def founded_plan(
+        self, cluster: ClusterInfo, groundbreaking: str | None, completion: str | None
+    ) -> list[tuple[str, str, str, int | None, str | None]]:
+        """The chain of a founded cluster of the plan's registry, picked at random, with this
+        cluster's owners: its district's committee, its investor, the same department; a step
+        due at the model's planned groundbreaking or completion is due at this one's."""
+        model = self.rng.choice(
+            [c for c in self.existing.clusters if c["kind"] == ClusterKind.FOUNDED_2018_2020]
+        )
+        assert cluster.district_id is not None
+        owners = {"district": self.committee[cluster.district_id], "investor": cluster.investor_id}
+        dates = {
+            model["planned_groundbreaking"]: groundbreaking,
+            model["planned_completion"]: completion,
+        }
+        return [
+            (
+                s["kind"],
+                s["text"],
+                s["owner_role"],
+                owners.get(s["owner_role"], s["owner_id"]),
+                dates.get(s["due"], s["due"]) if s["due"] else None,
+            )
+            for s in sorted(self.existing.steps, key=lambda s: s["seq"])
+            if s["cluster_id"] == model["id"]
+        ]
 
     def steps(
         self,
@@ -472,55 +517,12 @@ class Generator:
         completion: str | None,
         tn_mt: int,
         so_ct: int,
-    ) -> None:
+    ) -> frozenset[str]:
         assert cluster.district_id is not None
         committee = self.committee[cluster.district_id]
         plan: list[tuple[str, str, str, int | None, str | None]] = []
         if cluster.kind in FOUNDED_KINDS:
-            plan.append(("qhct_approval", "Phê duyệt QHCT", "district", committee, None))
-            if self.rng.random() < 0.2:
-                plan.append(
-                    (
-                        "compensation_approval",
-                        "Phê duyệt phương án bồi thường, hỗ trợ, tái định cư",
-                        "district",
-                        committee,
-                        None,
-                    )
-                )
-            plan.append(("gpmb", "Tổ chức GPMB", "district", committee, None))
-            plan.append(
-                ("funds_transfer", "Chuyển kinh phí GPMB", "investor", cluster.investor_id, None)
-            )
-            if self.rng.random() < 0.3:
-                plan.append(
-                    (
-                        "rice_land_approval",
-                        "Trình Thủ tướng Chính phủ chấp thuận chuyển mục đích đất trồng lúa",
-                        "department",
-                        tn_mt,
-                        None,
-                    )
-                )
-            plan.append(("land_lease", "Giao đất, cho thuê đất", "department", tn_mt, None))
-            plan.append(
-                (
-                    "groundbreaking",
-                    "Khởi công xây dựng HTKT",
-                    "investor",
-                    cluster.investor_id,
-                    groundbreaking,
-                )
-            )
-            plan.append(
-                (
-                    "infrastructure_complete",
-                    "Hoàn thành xây dựng HTKT",
-                    "investor",
-                    cluster.investor_id,
-                    completion,
-                )
-            )
+            plan = self.founded_plan(cluster, groundbreaking, completion)
         else:
             plan.append(
                 (
@@ -569,6 +571,7 @@ class Generator:
                     "source_line": None,
                 },
             )
+        return frozenset(kind for kind, *_rest in plan)
 
     # people
 
@@ -702,7 +705,8 @@ class Generator:
 
     def reports(self, periods: list[Period]) -> None:
         by_code = {c.code: c for c in self.clusters}
-        founded_state = {c.code: FoundedProgress(self.rng) for c in self.clusters}
+        founded = FORMS[ClusterKind.FOUNDED_2018_2020.form]
+        founded_state = {c.code: FoundedProgress(self.rng, founded, c) for c in self.clusters}
         operating_state = {c.code: OperatingProgress(self.rng, c) for c in self.clusters}
         task_state: dict[Subject, dict[str, TaskProgress]] = {}
         versions: list[dict[str, Any]] = []
@@ -834,12 +838,11 @@ class Generator:
         self.add("reports", row)
         for index in range(photos):
             self.photo(row, index)
-        numeric = {"gpmb", "land_lease", "htkt", "occupancy", "households"}
         for qid, entry in row["answers"].items():
             if qid.startswith("_") or not isinstance(entry, dict):
                 continue
             value = entry.get("v")
-            is_number = qid in numeric or qid.endswith(".percent")
+            is_number = qid.rpartition(".")[2] in NUMERIC
             self.add(
                 "report_values",
                 {
@@ -943,60 +946,101 @@ class Generator:
 
 
 class FoundedProgress:
-    """A founded cluster moving along the plan's chain, one month at a time."""
+    """A founded cluster moving along its form's chain (the questions that complete a step of
+    the plan, in order), one filed report at a time: the first question not done moves toward
+    the answer that completes it; a question counting toward a target but completing no step
+    (the wastewater plant) moves toward the answer that counts once the chain's last question
+    is reached; a date that dates a target's count is a day of the month its answer counted."""
 
-    def __init__(self, rng: random.Random) -> None:
-        self.qhct_at = rng.randint(-8, 30)
-        self.compensation_at = self.qhct_at + rng.randint(1, 6)
-        self.speed = rng.randint(3, 15)
-        self.rice = rng.choice(("not_needed", "not_needed", "pending"))
-        self.rice_at = rng.randint(6, 30)
-        self.gpmb = 0
-        self.lease = 0
-        self.broke_ground: date | None = None
-        self.htkt = 0
+    def __init__(self, rng: random.Random, form: Form, cluster: ClusterInfo) -> None:
+        self.form = form
+        self.steps = cluster.steps
+        self.begin = rng.randint(-8, 30)  # the month the chain starts moving
         self.month = -1
-        self.wastewater = "not_built"
+        self.chain = [q for q in form.questions if q.completes]
+        self.others = [q for q in form.counters if not q.completes]
+        self.levels = {q.id: levels(q, rng) for q in (*self.chain, *self.others)}
+        self.speed = {q.id: rng.randint(3, 30) for q in (*self.chain, *self.others)}
+        self.at: dict[str, int] = defaultdict(int)  # a number, or an index into levels
+        self.dated: dict[str, date] = {}  # date question id → the day it records
 
     def advance(self, month: int) -> None:
         self.month = month
 
+    def value(self, question: Question) -> str:
+        levels_ = self.levels[question.id]
+        return levels_[self.at[question.id]] if levels_ else str(self.at[question.id])
+
+    def done(self, question: Question) -> bool:
+        return question.completes[0].done(self.value(question))
+
+    def step_up(self, question: Question, rng: random.Random, chance: float) -> None:
+        levels_ = self.levels[question.id]
+        if levels_:
+            if rng.random() < chance:
+                self.at[question.id] = min(len(levels_) - 1, self.at[question.id] + 1)
+            return
+        speed = self.speed[question.id]
+        moved = self.at[question.id] + rng.randint(speed // 3, speed)
+        self.at[question.id] = min(int(max(meaning(question))), moved)
+
     def answers(self, rng: random.Random, period: Period) -> dict[str, Any]:
-        m = self.month
-        if m >= self.compensation_at:
-            self.gpmb = min(100, self.gpmb + rng.randint(0, self.speed))
-        if self.gpmb == 100:
-            self.lease = min(100, self.lease + rng.randint(10, 50))
-        if self.broke_ground is None and self.lease >= 50 and rng.random() < 0.4:
-            self.broke_ground = date(period.year, period.month, rng.randint(1, 20))
-        if self.broke_ground is not None:
-            self.htkt = min(100, self.htkt + rng.randint(2, 9))
-            if self.wastewater == "not_built" and self.htkt > 30:
-                self.wastewater = "building"
-            if self.wastewater == "building" and self.htkt >= 90:
-                self.wastewater = rng.choice(("operating", "operating", "substandard"))
-        rice = self.rice if self.rice == "not_needed" or m < self.rice_at else "approved"
-        funds = "fully" if self.gpmb == 100 else "partly" if self.gpmb >= 30 else "not_transferred"
-        out: dict[str, Any] = {
-            "qhct": {"v": "yes" if m >= self.qhct_at else "no"},
-            "compensation": {"v": "yes" if m >= self.compensation_at else "no"},
-            "gpmb": {"v": str(self.gpmb)},
-            "gpmb_funds": {"v": funds},
-            "rice_land": {"v": rice},
-        }
-        if self.gpmb == 100:
-            out["land_lease"] = {"v": str(self.lease)}
-        out["groundbreaking"] = {"v": "yes" if self.broke_ground else "no"}
-        if self.broke_ground is not None:
-            out["groundbreaking_date"] = {"v": self.broke_ground.isoformat()}
-            out["htkt"] = {"v": str(self.htkt)}
-        out["wastewater"] = {"v": self.wastewater}
-        if rng.random() < 0.25:
-            out["difficulties"] = {"v": "Vướng mắc GPMB một số hộ dân chưa nhận tiền đền bù."}
-        if rng.random() < 0.1:
-            out["proposals"] = {"v": "Đề nghị UBND huyện đẩy nhanh tiến độ GPMB."}
-        out["photos"] = {"v": "0"}
+        if self.month >= self.begin:
+            current = next((q for q in self.chain if not self.done(q)), None)
+            if current is not None:
+                self.step_up(current, rng, 0.6)
+            if current is None or current is self.chain[-1]:
+                for question in self.others:
+                    self.step_up(question, rng, 0.15)
+        for question in self.form.counters:
+            counts = question.counts_toward
+            assert counts is not None
+            dated_by = counts.dated_by
+            if dated_by and dated_by not in self.dated and counts.counted(self.value(question)):
+                self.dated[dated_by] = date(period.year, period.month, rng.randint(1, 20))
+        out: dict[str, Any] = {}
+        for question in self.form.questions:
+            condition = question.ask_if
+            if condition is not None:
+                earlier = out.get(condition.question, {}).get("v")
+                if not condition.holds(earlier, self.steps):
+                    continue
+            if question.id in self.levels:
+                out[question.id] = {"v": self.value(question)}
+            elif question.id in self.dated:
+                out[question.id] = {"v": self.dated[question.id].isoformat()}
+            elif question.type == "photos":
+                out[question.id] = {"v": "0"}
+            elif question.type == "text" and rng.random() < 0.2:
+                out[question.id] = {"v": "Đề nghị các đơn vị đẩy nhanh tiến độ theo kế hoạch."}
         return out
+
+
+def meaning(question: Question) -> tuple[Decimal | str, ...]:
+    """The answers that complete the question's step, or else count toward its target."""
+    counts = question.counts_toward
+    when = question.completes[0].when if question.completes else counts.when if counts else ()
+    out: list[Decimal | str] = []
+    for value in when:
+        try:
+            out.append(Decimal(str(value)))
+        except ArithmeticError:
+            out.append(str(value))
+    return tuple(out)
+
+
+def levels(question: Question, rng: random.Random) -> list[str]:
+    """The answers a question goes through on its way to the one that completes its step or
+    counts: none for a number (it climbs to that number); for a choice, its choices in order up
+    to that answer, leaving out the others that would also do (rice land: either not needed
+    from the start, or pending, then approved)."""
+    if question.type in ("percent", "number"):
+        return []
+    done = [str(v) for v in meaning(question)]
+    final = rng.choice(done)
+    values = ["no", "yes"] if question.type == "yesno" else [c.value for c in question.choices]
+    upto = values[: values.index(final) + 1]
+    return [v for v in upto if v == final or v not in done]
 
 
 class OperatingProgress:
@@ -1326,20 +1370,26 @@ async def tinhhinh(deps: Deps, chat: str, typed: list[str], label: str) -> dict[
     return result
 
 
+def workbook_of(replies: list[Reply]) -> Path | None:
+    """The XLSX among /tonghop's replies (after the text, the chart with the DOCX)."""
+    return next((r.file for r in replies if r.file is not None and r.file.suffix == ".xlsx"), None)
+
+
 async def tonghop(deps: Deps) -> dict[str, Any]:
     command = f"/tonghop {SUMMARY_PERIOD.month}/{SUMMARY_PERIOD.year}"
     _elapsed, replies = await handle_timed(deps, ADMIN_CHAT, command)  # warm-up (fonts, ...)
-    if len(replies) != 2 or replies[1].file is None:
+    if workbook_of(replies) is None:
         raise RuntimeError(f"{command} did not send the workbook: {replies[:1]}")
     samples = []
     for _i in range(TONGHOP_CALLS):
         elapsed, replies = await handle_timed(deps, ADMIN_CHAT, command)
-        if len(replies) != 2 or replies[1].file is None:
+        if workbook_of(replies) is None:
             raise RuntimeError(f"{command} did not send the workbook")
         samples.append(elapsed)
     result = short_summary(samples)
-    assert replies[1].file is not None
-    result["workbook_kb"] = round(replies[1].file.stat().st_size / 1024, 1)
+    book = workbook_of(replies)
+    assert book is not None
+    result["workbook_kb"] = round(book.stat().st_size / 1024, 1)
     result["summary_text_lines"] = replies[0].text.count("\n") + 1
     progress(f"  /tonghop: p50 {result['p50']} ms, max {result['max']} ms")
     return result

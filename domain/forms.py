@@ -1,5 +1,7 @@
-"""A report form: its questions, when each applies, and what a district or department reports
-on. The forms themselves are data (store/forms/*.yaml, loaded by store.forms)."""
+"""A report form: its questions, when each applies, what each answer means for the plan (the
+step of a cluster's chain it completes, the target it counts toward, the workbook column that
+shows it), and what a district or department reports on. The forms themselves are data
+(store/forms/*.yaml, loaded by store.forms; the schema is in the header of founded.yaml)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from domain.roles import ClusterKind
 
 QuestionType = Literal[
     "percent", "number", "date", "month", "yesno", "choice", "text", "photos", "location"
 ]
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a step kind or a target code
+# The cluster's planned dates a step of its chain can be due by (Phụ lục 3's columns).
+PlanDate = Literal["planned_groundbreaking", "planned_completion"]
+MEANINGFUL: tuple[QuestionType, ...] = ("percent", "number", "yesno", "choice")
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,79 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Completes:
+    """`completes:` the step of the cluster's plan (a ClusterStep kind, e.g. gpmb) that this
+    answer shows done when it is one of `when`; `due`: the cluster's planned date after which
+    the step, still open, is late."""
+
+    step: str
+    when: tuple[Any, ...]
+    due: PlanDate | None = None
+
+    def __post_init__(self) -> None:
+        if not _KEY.match(self.step):
+            raise ValueError(f"bad step kind {self.step!r}")
+        if not self.when:
+            raise ValueError(f"step {self.step}: `when` names no answer")
+        if self.due is not None and self.due not in get_args(PlanDate):
+            raise ValueError(f"step {self.step}: due {self.due!r} is not one of {_list(PlanDate)}")
+
+    def done(self, value: Any) -> bool:
+        return value is not None and any(_same(value, v) for v in self.when)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """`counts_toward:` the target of the plan (a code of targets.csv) a cluster counts toward
+    when its answer is one of `when`; the target's quarterly parts (`<code>_q1` … `_q4`) too,
+    each counting the clusters whose `dated_by` answer falls in its quarter. `among`: the kinds
+    of cluster counted (and, for a percentage, the whole it is a percentage of); by default
+    every kind that answers the form."""
+
+    target: str
+    when: tuple[Any, ...]
+    among: tuple[str, ...] = ()
+    dated_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _KEY.match(self.target):
+            raise ValueError(f"bad target code {self.target!r}")
+        if not self.when:
+            raise ValueError(f"target {self.target}: `when` names no answer")
+        for kind in self.among:
+            if kind not in set(ClusterKind):
+                raise ValueError(
+                    f"target {self.target}: {kind!r} is not a kind of cluster "
+                    f"({', '.join(ClusterKind)})"
+                )
+
+    def counted(self, value: Any) -> bool:
+        return value is not None and any(_same(value, v) for v in self.when)
+
+
+@dataclass(frozen=True)
+class Column:
+    """`column:` the header of the workbook column that shows the answer, and its width."""
+
+    vi: str
+    en: str
+    width: int = 12
+
+    def __post_init__(self) -> None:
+        if not self.vi.strip() or not self.en.strip():
+            raise ValueError("a column needs a header in vi and en")
+        if not 4 <= self.width <= 100:
+            raise ValueError(f"column {self.vi!r}: width {self.width} is not 4–100")
+
+    def get(self, locale: str) -> str:
+        return self.en if locale == "en" else self.vi
+
+
+def _list(kind: Any) -> str:
+    return ", ".join(get_args(kind))
+
+
+@dataclass(frozen=True)
 class Question:
     id: str
     type: QuestionType
@@ -86,10 +167,60 @@ class Question:
     max_length: int = 1000
     max_photos: int = 10
     ask_if: Condition | None = None
+    completes: tuple[Completes, ...] = ()  # the plan's steps this answer completes
+    counts_toward: Counts | None = None  # the plan's target this answer counts toward
+    column: Column | None = None  # the workbook column that shows this answer
 
     def __post_init__(self) -> None:
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"{self.id}: a choice needs at least two options")
+        steps = [c.step for c in self.completes]
+        if len(set(steps)) < len(steps):
+            raise ValueError(f"{self.id}: completes a step twice")
+        for c in self.completes:
+            self._answers(c.when, f"completes {c.step} when")
+        if self.counts_toward is not None:
+            target = self.counts_toward.target
+            self._answers(self.counts_toward.when, f"counts toward {target} when")
+
+    def _answers(self, values: tuple[Any, ...], what: str) -> None:
+        """Each value of a `when` is an answer this question can take."""
+        if self.type not in MEANINGFUL:
+            raise ValueError(
+                f"{self.id}: a {self.type} question cannot complete a step or count toward a "
+                f"target, only {', '.join(MEANINGFUL)} questions"
+            )
+        for value in values:
+            if self.type in ("yesno", "choice"):
+                allowed = ["yes", "no"] if self.type == "yesno" else [c.value for c in self.choices]
+                if not isinstance(value, str) or value not in allowed:
+                    quote = " (quote it: YAML reads a bare yes or no as true or false)"
+                    raise ValueError(
+                        f"{self.id}: {what} {value!r}, which is not one of its answers "
+                        f"({', '.join(allowed)})" + (quote if isinstance(value, bool) else "")
+                    )
+            elif not self._takes(value):
+                raise ValueError(
+                    f"{self.id}: {what} {value!r}, which is not a {self.type} it takes"
+                )
+
+    def _takes(self, value: Any) -> bool:
+        """A number this percent or number question accepts (0–100 for a percent)."""
+        if isinstance(value, bool):
+            return False
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            return False
+        low, high = self.min, self.max
+        if self.type == "percent":
+            low = Decimal(0) if low is None else low
+            high = Decimal(100) if high is None else high
+        return (
+            number.is_finite()
+            and (low is None or number >= low)
+            and (high is None or number <= high)
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +242,64 @@ class Form:
                 if q.ask_if and q.ask_if.question not in seen:
                     raise ValueError(f"{self.form}: {q.id} depends on a later or unknown question")
                 seen.add(q.id)
+        self._check_meaning()
+
+    def _check_meaning(self) -> None:
+        """Steps, targets and columns belong to a cluster's own answers: a form some kind of
+        cluster answers, not its `each_item` questions; a step is completed by one question."""
+        for q in self.each_item:
+            if q.completes or q.counts_toward or q.column:
+                raise ValueError(
+                    f"{self.form}: {q.id} is asked per item: it cannot complete a step, count "
+                    "toward a target or have a workbook column"
+                )
+        kinds = [k for k in ClusterKind if k.form == self.form]
+        by_id = {q.id: q for q in self.questions}
+        completed: dict[str, str] = {}
+        for q in self.questions:
+            if not kinds and (q.completes or q.counts_toward or q.column):
+                raise ValueError(
+                    f"{self.form}: {q.id} has a step, target or column, but no kind of cluster "
+                    "answers this form (only cluster forms have them)"
+                )
+            for c in q.completes:
+                if c.step in completed:
+                    raise ValueError(
+                        f"{self.form}: step {c.step} is completed by both {completed[c.step]} "
+                        f"and {q.id}"
+                    )
+                completed[c.step] = q.id
+            counts = q.counts_toward
+            if counts is None:
+                continue
+            for kind in counts.among:
+                if kind not in kinds:
+                    raise ValueError(
+                        f"{self.form}: {q.id} counts {kind} clusters toward {counts.target}, "
+                        f"but they answer the {ClusterKind(kind).form} form"
+                    )
+            if counts.dated_by is not None:
+                dated = by_id.get(counts.dated_by)
+                if dated is None or dated.type != "date":
+                    raise ValueError(
+                        f"{self.form}: {q.id} is dated by {counts.dated_by!r}, which is not a "
+                        "date question of this form"
+                    )
+
+    @property
+    def chain(self) -> tuple[tuple[str, Completes], ...]:
+        """The steps the answers complete, in the order of the questions: (question id, step)."""
+        return tuple((q.id, c) for q in self.questions for c in q.completes)
+
+    @property
+    def columns(self) -> tuple[Question, ...]:
+        """The questions the workbook shows, in the form's order."""
+        return tuple(q for q in self.questions if q.column is not None)
+
+    @property
+    def counters(self) -> tuple[Question, ...]:
+        """The questions that count toward a target of the plan."""
+        return tuple(q for q in self.questions if q.counts_toward is not None)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The summary chart: groundbreakings by quarter, plan against actual, and the reporting rate
-by district. Rendered headless with matplotlib."""
+"""The summary chart: groundbreakings by quarter (the plan's quarterly targets), plan against
+actual, and the reporting rate by district. Rendered headless with matplotlib."""
 
 from __future__ import annotations
 
@@ -17,14 +17,11 @@ def render(summary: Summary, path: Path, locale: str = "vi") -> Path:
     import matplotlib.pyplot as plt
 
     _ = i18n.gettext_for(locale)
-    quarters = [t for t in summary.targets if t.code.startswith("groundbreakings_q")]
+    quarters = [t for t in summary.targets if t.quarterly]
     districts = [(d or _("City departments"), r) for d, r in summary.by_district]
     height = max(4.0, 1.5 + 0.32 * len(districts))
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, height), dpi=110)
-    labels = [
-        i18n.quarter(t.code.replace("groundbreakings_q", f"{summary.period.year}-Q"), locale)
-        for t in quarters
-    ]
+    labels = [i18n.quarter(t.period, locale) for t in quarters]
     x = range(len(quarters))
     plan = [float(t.plan_min or 0) for t in quarters]
     actual = [float(t.actual or 0) for t in quarters]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Period
 from domain.slots import Slot
-from store.models import Person, ReminderLedger
+from store.progress import person_names
+from store.summaries import last_reminded
 
 
 @dataclass(frozen=True)
@@ -25,23 +25,8 @@ async def missing_rows(
 ) -> list[MissingRow]:
     open_slots = [s for s in slots if not s.filled]
     ids = {pid for s in open_slots for pid in s.people}
-    names: dict[int, str] = {}
-    reminded: dict[int, datetime] = {}
-    if ids:
-        people = await session.execute(
-            select(Person.id, Person.full_name).where(Person.id.in_(ids))
-        )
-        names = {pid: name for pid, name in people.all()}
-        ledger = await session.execute(
-            select(ReminderLedger.person_id, func.max(ReminderLedger.sent_at))
-            .where(
-                ReminderLedger.person_id.in_(ids),
-                ReminderLedger.period == str(period),
-                ReminderLedger.status == "sent",
-            )
-            .group_by(ReminderLedger.person_id)
-        )
-        reminded = {pid: at for pid, at in ledger.all() if at is not None}
+    names = await person_names(session, ids)
+    reminded = await last_reminded(session, ids, str(period))
     out = []
     for slot in open_slots:
         times = [reminded[p] for p in slot.people if p in reminded]

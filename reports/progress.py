@@ -1,32 +1,29 @@
-"""Where a cluster stands: its latest figures and the next step of the plan's chain."""
+"""Where a cluster stands: its latest figures and the next step of the plan's chain, the chain
+being the steps its form's answers complete (`completes:` in store/forms/*.yaml)."""
 
 from __future__ import annotations
 
 import calendar as months
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from domain.forms import Form, PlanDate
+from domain.roles import ClusterKind
+from store.forms import load_forms
+from store.models import Cluster, ClusterStep, Report
+from store.progress import reports_of, sender_names
 
-from domain.subjects import Subject
-from store.models import Cluster, ClusterStep, Person, Report
-
-# The chain of Phụ lục 3, in order: the step kind, and when the latest answers say it is done.
-CHAIN: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("qhct_approval", "qhct", ("yes",)),
-    ("compensation_approval", "compensation", ("yes",)),
-    ("gpmb", "gpmb", ("100",)),
-    ("funds_transfer", "gpmb_funds", ("fully",)),
-    ("rice_land_approval", "rice_land", ("approved", "not_needed")),
-    ("land_allocation", "land_lease", ("100",)),
-    ("land_lease", "land_lease", ("100",)),
-    ("groundbreaking", "groundbreaking", ("yes",)),
-    ("infrastructure_complete", "htkt", ("100",)),
-)
-BEFORE_GROUNDBREAKING = {k for k, _q, _d in CHAIN[:7]} | {"groundbreaking"}
+__all__ = [
+    "Answer",
+    "NextStep",
+    "latest_answers",
+    "month_end",
+    "next_step",
+    "quarter_end",
+    "reports_of",
+    "sender_names",
+]
 
 
 @dataclass(frozen=True)
@@ -54,15 +51,6 @@ def latest_answers(reports: list[Report]) -> dict[str, Answer]:
     return out
 
 
-def _done(value: str | None, done: tuple[str, ...]) -> bool:
-    if value is None:
-        return False
-    try:
-        return any(Decimal(value) == Decimal(d) for d in done)
-    except ArithmeticError:
-        return value in done
-
-
 def month_end(iso_month: str, zone: Any) -> datetime:
     year, month = (int(x) for x in iso_month.split("-"))
     last = months.monthrange(year, month)[1]
@@ -74,41 +62,35 @@ def quarter_end(iso_quarter: str, zone: Any) -> datetime:
     return month_end(f"{year}-{int(quarter) * 3:02d}", zone)
 
 
+def _late(cluster: Cluster, due: PlanDate | None, now: datetime) -> bool:
+    """Whether `now` is past the cluster's planned date the step is due by: the end of the
+    planned groundbreaking month, or of the planned completion quarter."""
+    if due == "planned_groundbreaking" and cluster.planned_groundbreaking:
+        return now > month_end(cluster.planned_groundbreaking, now.tzinfo)
+    if due == "planned_completion" and cluster.planned_completion:
+        return now > quarter_end(cluster.planned_completion, now.tzinfo)
+    return False
+
+
 def next_step(
-    cluster: Cluster, steps: list[ClusterStep], answers: dict[str, Answer], now: datetime
+    cluster: Cluster,
+    steps: list[ClusterStep],
+    answers: dict[str, Answer],
+    now: datetime,
+    form: Form | None = None,
 ) -> NextStep | None:
-    """The first step of the plan's chain for this cluster that the answers do not show done;
-    late when the plan's groundbreaking month (or completion quarter) has passed."""
+    """The first step of the chain (the steps the cluster's form completes, in its order) that
+    the cluster's plan has and its answers do not show done; late when the planned date the
+    form says it is due by has passed. `form`: the cluster's own form unless given."""
+    if form is None:
+        form = load_forms()[ClusterKind(cluster.kind).form]
     by_kind = {s.kind: s for s in steps}
-    zone = now.tzinfo
-    for kind, qid, done in CHAIN:
-        step = by_kind.get(kind)
+    for qid, completes in form.chain:
+        step = by_kind.get(completes.step)
         if step is None:
             continue
         answer = answers.get(qid)
-        if _done(answer.value if answer else None, done):
+        if completes.done(answer.value if answer else None):
             continue
-        late = False
-        if kind in BEFORE_GROUNDBREAKING and cluster.planned_groundbreaking:
-            late = now > month_end(cluster.planned_groundbreaking, zone)
-        elif kind == "infrastructure_complete" and cluster.planned_completion:
-            late = now > quarter_end(cluster.planned_completion, zone)
-        return NextStep(step, late)
+        return NextStep(step, _late(cluster, completes.due, now))
     return None
-
-
-async def reports_of(
-    session: AsyncSession, subject: Subject, up_to: str | None = None
-) -> list[Report]:
-    query = select(Report).where(Report.subject == subject)
-    if up_to is not None:
-        query = query.where(Report.period <= up_to)
-    return list((await session.scalars(query.order_by(Report.period, Report.version))).all())
-
-
-async def sender_names(session: AsyncSession, reports: list[Report]) -> dict[int, str]:
-    ids = {r.submitted_by_person_id for r in reports}
-    if not ids:
-        return {}
-    rows = await session.execute(select(Person.id, Person.full_name).where(Person.id.in_(ids)))
-    return {pid: name for pid, name in rows.all()}

@@ -1,26 +1,32 @@
 """The numbers Sở Công Thương sends upward for a period: the reporting rate, and plan versus
-actual for the plan's targets, from the latest report of each cluster up to that period."""
+actual for the plan's targets, from the latest report of each cluster up to that period. Which
+answer counts toward which target is the forms' data (`counts_toward:` in store/forms/*.yaml)."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Calendar, Period
+from domain.forms import Form, Question
 from domain.roles import ClusterKind
 from domain.slots import Rate, Slot, rate
-from domain.subjects import Subject
 from reports.progress import Answer, latest_answers
+from store import summaries
+from store.forms import load_forms
 from store.models import Cluster, Report, Target
 from store.slots import slots_for
 
-FOUNDED = (ClusterKind.FOUNDED_2018_2020.value,)
-OPERATING = (ClusterKind.OPERATING_COMPLETE.value, ClusterKind.OPERATING_INCOMPLETE.value)
+# The one target not counted from answers: clusters newly founded under the plan, from the
+# registry (Sở Công Thương adds them by import).
+NEW_CLUSTERS = "new_clusters"
+_QUARTER = re.compile(r"^\d{4}-Q[1-4]$")
 
 
 @dataclass(frozen=True)
@@ -33,12 +39,17 @@ class TargetRow:
     actual: Decimal | None  # None: the bot has no figure for it
     count: int | None = None  # for percentages: how many clusters meet it
     of: int | None = None  # ... out of how many
+    period: str = ""  # the target's period: a year, a quarter (2021-Q2), or none
 
     @property
     def met(self) -> bool | None:
         if self.actual is None or self.plan_min is None:
             return None
         return self.actual >= self.plan_min
+
+    @property
+    def quarterly(self) -> bool:
+        return bool(_QUARTER.match(self.period))
 
 
 @dataclass
@@ -50,87 +61,88 @@ class Summary:
     by_reporter: list[tuple[str, Rate]]
     targets: list[TargetRow]
     answers: dict[str, dict[str, Answer]] = field(default_factory=dict)  # cluster code → answers
+    forms: Mapping[str, Form] = field(default_factory=load_forms)  # the forms it was counted by
 
     @property
     def missing(self) -> list[Slot]:
         return [s for s in self.slots if not s.filled]
 
 
-def _yes(answers: dict[str, Answer], qid: str, *values: str) -> bool:
-    answer = answers.get(qid)
-    return answer is not None and answer.value in values
-
-
-def _number(answers: dict[str, Answer], qid: str) -> Decimal | None:
-    answer = answers.get(qid)
-    if answer is None or answer.value is None:
-        return None
-    return Decimal(answer.value)
-
-
 def _quarter(day: date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def _feeds(target: str, code: str) -> bool:
+    """A question counting toward `target` counts toward it and its quarterly parts."""
+    return code == target or bool(re.fullmatch(rf"{re.escape(target)}_q[1-4]", code))
 
 
 async def cluster_answers(
     session: AsyncSession, period: Period, clusters: list[Cluster]
 ) -> dict[str, dict[str, Answer]]:
     """The latest answers of every cluster, from its reports up to and including `period`."""
-    reports = (
-        await session.scalars(
-            select(Report).where(
-                Report.period <= str(period), Report.subject.startswith(Subject.CLUSTER)
-            )
-        )
-    ).all()
-    grouped: dict[str, list[Report]] = defaultdict(list)
-    for report in reports:
+    grouped: defaultdict[str, list[Report]] = defaultdict(list)
+    for report in await summaries.cluster_reports(session, str(period)):
         grouped[report.subject.ref].append(report)
     return {c.code: latest_answers(grouped.get(c.code, [])) for c in clusters}
 
 
+def _counted(question: Question, answers: dict[str, Answer], target: Target) -> bool:
+    """Whether a cluster with these answers counts toward the target through the question."""
+    counts = question.counts_toward
+    assert counts is not None
+    answer = answers.get(question.id)
+    if answer is None or not counts.counted(answer.value):
+        return False
+    if counts.dated_by is None:
+        return True
+    dated = answers.get(counts.dated_by)
+    if dated is None or not dated.value:
+        return False
+    return not _QUARTER.match(target.period) or (
+        _quarter(date.fromisoformat(dated.value)) == target.period
+    )
+
+
+def _percent(count: int, total: int) -> Decimal:
+    return (Decimal(100) * count / total).quantize(Decimal("0.1")) if total else Decimal(0)
+
+
 def _targets(
-    targets: list[Target], clusters: list[Cluster], answers: dict[str, dict[str, Answer]]
+    targets: list[Target],
+    clusters: list[Cluster],
+    answers: dict[str, dict[str, Answer]],
+    forms: Mapping[str, Form],
 ) -> list[TargetRow]:
-    founded = [c for c in clusters if c.kind in FOUNDED]
-    operating = [c for c in clusters if c.kind in OPERATING]
-    new = [c for c in clusters if c.kind == ClusterKind.FOUNDED_2021]
-    broke_ground: dict[str, int] = defaultdict(int)
-    for cluster in founded:
-        a = answers.get(cluster.code, {})
-        if _yes(a, "groundbreaking", "yes") and a.get("groundbreaking_date") is not None:
-            value = a["groundbreaking_date"].value
-            if value:
-                broke_ground[_quarter(date.fromisoformat(value))] += 1
-    finished = sum(1 for c in founded if _number(answers.get(c.code, {}), "htkt") == 100)
-    ww_new = sum(
-        1 for c in founded + new if _yes(answers.get(c.code, {}), "wastewater", "operating")
-    )
-    ww_operating = sum(
-        1 for c in operating if _yes(answers.get(c.code, {}), "wastewater", "operating")
-    )
-
-    def percent(count: int, total: int) -> Decimal:
-        return (Decimal(100) * count / total).quantize(Decimal("0.1")) if total else Decimal(0)
-
+    counters = [(form, q) for form in forms.values() for q in form.counters]
     rows: list[TargetRow] = []
     for target in targets:
         actual: Decimal | None = None
         count = of = None
-        if target.code.startswith("groundbreakings_q"):
-            actual = Decimal(broke_ground.get(target.period, 0))
-        elif target.code == "groundbreakings":
-            actual = Decimal(sum(broke_ground.values()))
-        elif target.code == "infrastructure_completed":
-            actual = Decimal(finished)
-        elif target.code == "new_clusters":
-            actual = Decimal(len(new))
-        elif target.code == "wastewater_new":
-            count, of = ww_new, len(founded) + len(new)
-            actual = percent(count, of)
-        elif target.code == "wastewater_operating":
-            count, of = ww_operating, len(operating)
-            actual = percent(count, of)
+        feeding = [
+            (form, q)
+            for form, q in counters
+            if q.counts_toward is not None and _feeds(q.counts_toward.target, target.code)
+        ]
+        if feeding:
+            counted = whole = 0
+            for form, question in feeding:
+                assert question.counts_toward is not None
+                kinds = set(question.counts_toward.among) or {
+                    k.value for k in ClusterKind if k.form == form.form
+                }
+                among = [c for c in clusters if c.kind in kinds]
+                whole += len(among)
+                counted += sum(
+                    1 for c in among if _counted(question, answers.get(c.code, {}), target)
+                )
+            if target.unit == "percent":
+                count, of = counted, whole
+                actual = _percent(counted, whole)
+            else:
+                actual = Decimal(counted)
+        elif target.code == NEW_CLUSTERS:
+            actual = Decimal(sum(1 for c in clusters if c.kind == ClusterKind.FOUNDED_2021))
         rows.append(
             TargetRow(
                 target.code,
@@ -141,15 +153,23 @@ def _targets(
                 actual,
                 count,
                 of,
+                target.period or "",
             )
         )
     return rows
 
 
 async def summarise(
-    session: AsyncSession, period: Period, calendar: Calendar, *, district: str | None = None
+    session: AsyncSession,
+    period: Period,
+    calendar: Calendar,
+    *,
+    district: str | None = None,
+    forms: Mapping[str, Form] | None = None,
 ) -> Summary:
-    """The period's summary; `district` narrows the reporting rate to one district."""
+    """The period's summary; `district` narrows the reporting rate to one district; `forms`:
+    the forms whose answers count (those of store/forms unless given)."""
+    forms = load_forms() if forms is None else forms
     slots = await slots_for(session, period, calendar)
     if district is not None:
         slots = [s for s in slots if s.district == district]
@@ -158,15 +178,16 @@ async def summarise(
     for slot in slots:
         by_district[slot.district].append(slot)
         by_reporter[slot.reporter].append(slot)
-    clusters = list((await session.scalars(select(Cluster).order_by(Cluster.id))).all())
+    clusters = await summaries.clusters(session)
     answers = await cluster_answers(session, period, clusters)
-    targets = list((await session.scalars(select(Target).order_by(Target.id))).all())
+    targets = await summaries.targets(session)
     return Summary(
         period=period,
         slots=slots,
         total=rate(slots),
         by_district=[(d, rate(s)) for d, s in sorted(by_district.items())],
         by_reporter=[(r, rate(s)) for r, s in sorted(by_reporter.items())],
-        targets=_targets(targets, clusters, answers),
+        targets=_targets(targets, clusters, answers, forms),
         answers=answers,
+        forms=forms,
     )

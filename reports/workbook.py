@@ -1,5 +1,6 @@
 """The month's consolidated workbook: a summary sheet with the targets, one sheet per appendix
-of the plan with this period's values beside the plan's columns, and the missing reports."""
+of the plan with this period's values beside the plan's columns, and the missing reports. The
+answers shown, their order and headers are the forms' data (`column:` in store/forms/*.yaml)."""
 
 from __future__ import annotations
 
@@ -14,29 +15,29 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from domain import i18n
 from domain.answers import display
 from domain.calendar import Calendar
-from domain.forms import Question
+from domain.forms import Form, Question
 from domain.i18n import N_
 from domain.roles import ClusterKind
 from domain.slots import Slot
 from domain.subjects import Subject
 from reports.missing import missing_rows
-from reports.progress import next_step
-from reports.summary import FOUNDED, OPERATING, Summary
-from store.forms import load_forms
-from store.models import Cluster, ClusterStep, Report, Task
+from reports.progress import Answer, next_step
+from reports.summary import Summary
+from store import summaries
+from store.models import Cluster, Report, Task
 
 HEADER = Font(bold=True, color="FFFFFF")
 HEADER_FILL = PatternFill("solid", fgColor="1F5FA8")
 TITLE = Font(bold=True, size=13)
 PERCENT = '0.0#" %"'
 DATE = "DD/MM/YYYY"
+LOCALE = "vi"  # the language of the workbook sent upward
+FORMATS = {"percent": PERCENT, "date": DATE}  # an answer column's number format, by type
 WRAP = Alignment(wrap_text=True, vertical="top")
 REPORTER_NAMES = {
     "investor": N_("Cluster investors"),
@@ -100,27 +101,17 @@ def _local(moment: datetime | None, calendar: Calendar) -> datetime | None:
 async def build(
     session: AsyncSession, summary: Summary, calendar: Calendar, path: Path, now: datetime
 ) -> Path:
-    _ = i18n.gettext_for("vi")
+    _ = i18n.gettext_for(LOCALE)
     workbook = Workbook()
     default = workbook.active
     assert default is not None
     workbook.remove(default)
     label = summary.period.label()
     _summary_sheet(workbook, summary, _)
-    await _tasks_sheet(workbook, session, summary, _)
-    clusters = list(
-        (
-            await session.scalars(
-                select(Cluster)
-                .options(
-                    selectinload(Cluster.district),
-                    selectinload(Cluster.investor),
-                    selectinload(Cluster.steps).selectinload(ClusterStep.owner),
-                )
-                .order_by(Cluster.appendix, Cluster.section, Cluster.number)
-            )
-        ).all()
-    )
+    tasks = await summaries.tasks(session)
+    reports = await summaries.organisation_reports(session, str(summary.period))
+    _tasks_sheet(workbook, tasks, reports, summary, _)
+    clusters = await summaries.clusters_with_plan(session)
     slots = {s.subject: s for s in summary.slots}
     _operating_sheet(workbook, clusters, summary, slots, calendar, _)
     _founded_sheet(workbook, clusters, summary, slots, calendar, now, _)
@@ -202,15 +193,9 @@ def _table(
             sheet.cell(row=sheet.max_row, column=column).number_format = fmt
 
 
-async def _tasks_sheet(workbook: Workbook, session: AsyncSession, summary: Summary, _: Any) -> None:
-    tasks = (await session.scalars(select(Task).order_by(Task.number))).all()
-    reports = (
-        await session.scalars(
-            select(Report)
-            .where(Report.period == str(summary.period), Report.subject.startswith(Subject.ORG))
-            .order_by(Report.version)
-        )
-    ).all()
+def _tasks_sheet(
+    workbook: Workbook, tasks: list[Task], reports: list[Report], summary: Summary, _: Any
+) -> None:
     latest = {r.subject: r for r in reports}  # the last version of each organisation's report
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     percents: dict[str, list[float]] = defaultdict(list)
@@ -260,15 +245,34 @@ async def _tasks_sheet(workbook: Workbook, session: AsyncSession, summary: Summa
     _finish(sheet, {9: PERCENT})
 
 
-def _form_questions(form: str) -> dict[str, Question]:
-    return {q.id: q for q in load_forms()[form].questions}
+def _answer_columns(form: Form) -> list[tuple[str, int]]:
+    """The headers and widths of the form's answer columns, in its order."""
+    return [(q.column.get(LOCALE), q.column.width) for q in form.columns if q.column]
 
 
-def _shown(questions: dict[str, Question], answers: dict[str, Any], qid: str) -> str | None:
-    answer = answers.get(qid)
-    if answer is None or answer.value is None:
+def _answer_cells(form: Form, answers: dict[str, Answer]) -> list[Any]:
+    """The cluster's latest answers in the form's columns: percentages and numbers as numbers,
+    dates as dates, anything else as the person reads it."""
+    return [_cell(q, answers.get(q.id)) for q in form.columns]
+
+
+def _cell(question: Question, answer: Answer | None) -> Any:
+    if answer is None:
         return None
-    return display(questions[qid], answer.value, "vi")
+    if question.type in ("percent", "number"):
+        return _num(answer.value)
+    if question.type == "date":
+        return _day(answer.value)
+    return display(question, answer.value, LOCALE) if answer.value is not None else None
+
+
+def _answer_formats(form: Form, first: int) -> dict[int, str]:
+    """The number formats of the answer columns, the first at column index `first`."""
+    return {first + i: FORMATS[q.type] for i, q in enumerate(form.columns) if q.type in FORMATS}
+
+
+def _of_form(clusters: list[Cluster], form: Form) -> list[Cluster]:
+    return [c for c in clusters if ClusterKind(c.kind).form == form.form]
 
 
 def _filed(slot: Any, calendar: Calendar, _: Any) -> list[Any]:
@@ -313,43 +317,29 @@ def _operating_sheet(
     calendar: Calendar,
     _: Any,
 ) -> None:
-    q = _form_questions("operating")
+    form = summary.forms["operating"]
+    plan = [*_cluster_columns(_), (_("Occupancy in the plan"), 12)]
+    answers = _answer_columns(form)
     sheet = _sheet(
         workbook,
         _("PL2 Operating"),
         _("Appendix 2: operating clusters — values reported up to {period}").format(
             period=summary.period.label()
         ),
-        [
-            *_cluster_columns(_),
-            (_("Occupancy in the plan"), 12),
-            (_("Occupancy reported"), 12),
-            (_("Wastewater plant"), 20),
-            (_("Illegal construction"), 12),
-            (_("Households to relocate"), 12),
-            (_("Management hand-over"), 20),
-            (_("Service prices approved"), 12),
-            *_filed_columns(_),
-        ],
+        [*plan, *answers, *_filed_columns(_)],
     )
-    for c in clusters:
-        if c.kind not in OPERATING:
-            continue
-        a = summary.answers.get(c.code, {})
+    for c in _of_form(clusters, form):
         sheet.append(
             [
                 *_cluster_cells(c),
                 float(c.occupancy_rate) if c.occupancy_rate is not None else None,
-                _num(a["occupancy"].value) if "occupancy" in a else None,
-                _shown(q, a, "wastewater"),
-                _shown(q, a, "illegal_build"),
-                _num(a["households"].value) if "households" in a else None,
-                _shown(q, a, "handover"),
-                _shown(q, a, "service_prices"),
+                *_answer_cells(form, summary.answers.get(c.code, {})),
                 *_filed(slots.get(Subject.cluster(c.code)), calendar, _),
             ]
         )
-    _finish(sheet, {6: PERCENT, 7: PERCENT, 14: "DD/MM/YYYY HH:MM"})
+    submitted = len(plan) + len(answers) + 2
+    formats = {len(plan): PERCENT, **_answer_formats(form, len(plan) + 1)}
+    _finish(sheet, {**formats, submitted: "DD/MM/YYYY HH:MM"})
 
 
 def _founded_sheet(
@@ -361,7 +351,13 @@ def _founded_sheet(
     now: datetime,
     _: Any,
 ) -> None:
-    q = _form_questions("founded")
+    form = summary.forms["founded"]
+    plan = [
+        *_cluster_columns(_),
+        (_("Planned groundbreaking"), 12),
+        (_("Planned completion"), 12),
+    ]
+    answers = _answer_columns(form)
     sheet = _sheet(
         workbook,
         _("PL3 Founded 2018-2020"),
@@ -369,30 +365,17 @@ def _founded_sheet(
             period=summary.period.label()
         ),
         [
-            *_cluster_columns(_),
-            (_("Planned groundbreaking"), 12),
-            (_("Planned completion"), 12),
-            (_("QHCT 1/500 approved"), 10),
-            (_("Compensation plan approved"), 10),
-            (_("Site clearance (%)"), 10),
-            (_("Clearance funds"), 16),
-            (_("Rice land > 10 ha"), 16),
-            (_("Land leased (%)"), 10),
-            (_("Groundbreaking"), 10),
-            (_("Groundbreaking date"), 12),
-            (_("Infrastructure (%)"), 10),
-            (_("Wastewater plant"), 18),
+            *plan,
+            *answers,
             (_("Next step"), 40),
             (_("Late against the plan"), 10),
             *_filed_columns(_),
         ],
     )
     local_now = now.astimezone(calendar.zone)
-    for c in clusters:
-        if c.kind not in (*FOUNDED, ClusterKind.FOUNDED_2021.value):
-            continue
+    for c in _of_form(clusters, form):
         a = summary.answers.get(c.code, {})
-        step = next_step(c, list(c.steps), a, local_now)
+        step = next_step(c, list(c.steps), a, local_now, form)
         next_text = None
         if step is not None:
             owner = step.step.owner.name if step.step.owner else ""
@@ -402,19 +385,11 @@ def _founded_sheet(
                 *_cluster_cells(c),
                 i18n.month(c.planned_groundbreaking) if c.planned_groundbreaking else None,
                 i18n.quarter(c.planned_completion) if c.planned_completion else None,
-                _shown(q, a, "qhct"),
-                _shown(q, a, "compensation"),
-                _num(a["gpmb"].value) if "gpmb" in a else None,
-                _shown(q, a, "gpmb_funds"),
-                _shown(q, a, "rice_land"),
-                _num(a["land_lease"].value) if "land_lease" in a else None,
-                _shown(q, a, "groundbreaking"),
-                _day(a["groundbreaking_date"].value) if "groundbreaking_date" in a else None,
-                _num(a["htkt"].value) if "htkt" in a else None,
-                _shown(q, a, "wastewater"),
+                *_answer_cells(form, a),
                 next_text,
                 (_("Yes") if step.late else _("No")) if step is not None else None,
                 *_filed(slots.get(Subject.cluster(c.code)), calendar, _),
             ]
         )
-    _finish(sheet, {10: PERCENT, 13: PERCENT, 15: DATE, 16: PERCENT, 21: "DD/MM/YYYY HH:MM"})
+    submitted = len(plan) + len(answers) + 4
+    _finish(sheet, {**_answer_formats(form, len(plan) + 1), submitted: "DD/MM/YYYY HH:MM"})

@@ -1,5 +1,6 @@
 """The report forms as data: one YAML file per kind of report (see founded.yaml for the
-schema), checked against domain.forms when loaded."""
+schema), checked against domain.forms when loaded: the questions, and what each answer means
+for the plan (the step it completes, the target it counts toward, its workbook column)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from domain.forms import Form, Question
 
 FOLDER = Path(__file__).parent
+
+
+class FormError(ValueError):
+    """A form file the bot refuses, with the file's name and what is wrong in it."""
 _FORM = TypeAdapter(Form)
 _QUESTION = TypeAdapter(Question)
 
@@ -50,6 +55,10 @@ def load_forms(folder: Path = FOLDER) -> dict[str, Form]:
     forms: dict[str, Form] = {}
     for path in sorted(folder.glob("*.yaml")):
         with path.open(encoding="utf-8") as fh:
-            form = parse_form(yaml.safe_load(fh))
+            data = yaml.safe_load(fh)
+        try:
+            form = parse_form(data)
+        except ValidationError as exc:
+            raise FormError(f"{path.name}: {exc}") from exc
         forms[form.form] = form
     return forms

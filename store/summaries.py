@@ -1,0 +1,79 @@
+"""The reads behind a period's summary and its workbook: the clusters and their reports, the
+plan's targets and tasks, the organisations' reports and the reminders sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from domain.subjects import Subject
+from store.models import Cluster, ClusterStep, ReminderLedger, Report, Target, Task
+
+
+async def clusters(session: AsyncSession) -> list[Cluster]:
+    """Every cluster, in the order of the registry's rows."""
+    return list((await session.scalars(select(Cluster).order_by(Cluster.id))).all())
+
+
+async def clusters_with_plan(session: AsyncSession) -> list[Cluster]:
+    """Every cluster by appendix, section and number, with its district, investor, and steps
+    with their owners."""
+    query = (
+        select(Cluster)
+        .options(
+            selectinload(Cluster.district),
+            selectinload(Cluster.investor),
+            selectinload(Cluster.steps).selectinload(ClusterStep.owner),
+        )
+        .order_by(Cluster.appendix, Cluster.section, Cluster.number)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def cluster_reports(session: AsyncSession, up_to: str) -> list[Report]:
+    """Every report of every cluster up to and including period `up_to` (YYYY-MM)."""
+    query = select(Report).where(Report.period <= up_to, Report.subject.startswith(Subject.CLUSTER))
+    return list((await session.scalars(query)).all())
+
+
+async def organisation_reports(session: AsyncSession, period: str) -> list[Report]:
+    """The organisations' reports of one period, every version, oldest version first."""
+    query = (
+        select(Report)
+        .where(Report.period == period, Report.subject.startswith(Subject.ORG))
+        .order_by(Report.version)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def targets(session: AsyncSession) -> list[Target]:
+    """The plan's targets, in the registry's order."""
+    return list((await session.scalars(select(Target).order_by(Target.id))).all())
+
+
+async def tasks(session: AsyncSession) -> list[Task]:
+    """The plan's city-level tasks (Phụ lục 1), by number."""
+    return list((await session.scalars(select(Task).order_by(Task.number))).all())
+
+
+async def last_reminded(
+    session: AsyncSession, ids: Iterable[int], period: str
+) -> dict[int, datetime]:
+    """Person id → when they were last sent a reminder for the period."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(ReminderLedger.person_id, func.max(ReminderLedger.sent_at))
+        .where(
+            ReminderLedger.person_id.in_(wanted),
+            ReminderLedger.period == period,
+            ReminderLedger.status == "sent",
+        )
+        .group_by(ReminderLedger.person_id)
+    )
+    return {pid: at for pid, at in rows.all() if at is not None}
