@@ -22,10 +22,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from domain import i18n
+from domain.state import Offered
 from domain.text import fold
 from handlers.port import Reply
 
-OFFER_KEY = "offer"  # in the conversation state: [[key, folded label, payload], …]
+# in the conversation state's JSON (domain.state): [[key, folded label, payload], …]; the
+# reminders add to it there
+OFFER_KEY = "offer"
 LETTERS = string.ascii_lowercase
 ONE_LINE = 40  # options this short in total go on one line
 
@@ -75,7 +78,8 @@ def _words(label: str) -> str:
 
 
 def read(text: str, offered: Any) -> str | None:
-    """The payload of the choice `text` names, if it names exactly one offered choice."""
+    """The payload of the choice `text` names, if it names exactly one offered choice
+    (`offered`: the state's offer, or an offer as stored)."""
     if not text.strip():
         return None
     typed = fold(text).strip().strip("[]().#").strip()
@@ -90,6 +94,8 @@ def read(text: str, offered: Any) -> str | None:
 
 def _entries(offered: Any) -> list[list[str]]:
     """The well-formed [key, words, payload] entries of a stored offer (state is input too)."""
+    if isinstance(offered, tuple):
+        return [[o.key, o.words, o.payload] for o in offered if isinstance(o, Offered)]
     if not isinstance(offered, list):
         return []
     return [
@@ -129,7 +135,7 @@ def render(reply: Reply, locale: str) -> Reply:
     return dataclasses.replace(reply, text=text, buttons=[])
 
 
-def for_text_channel(replies: list[Reply], locale: str) -> tuple[list[Reply], list[list[str]]]:
+def for_text_channel(replies: list[Reply], locale: str) -> tuple[list[Reply], tuple[Offered, ...]]:
     """A turn's replies for a channel without buttons, and the offer to remember."""
     keyed = assign(replies)
-    return [render(r, locale) for r in keyed], offer(keyed)
+    return [render(r, locale) for r in keyed], tuple(Offered(*e) for e in offer(keyed))

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain import i18n
 from domain.calendar import Calendar
+from domain.state import ConversationState
+from handlers import payloads
 from handlers.port import Incoming
 from store.models import AuditLog, Conversation, Person
 
@@ -56,13 +58,18 @@ class Ctx:
     incoming: Incoming
     conversation: Conversation
     person: Person | None
-    state: dict[str, Any]
+    state: ConversationState
 
     @property
     def locale(self) -> str:
         if self.person is not None:
             return self.person.locale
-        return self.state.get("locale") or self.deps.config.default_locale
+        return self.state.locale or self.deps.config.default_locale
+
+    @property
+    def pressed(self) -> payloads.Pressed | None:
+        """The button this update tapped (or the choice typed for one), read; None if none."""
+        return payloads.read(self.incoming.payload)
 
     def _(self, message: str) -> str:
         return i18n.gettext_for(self.locale)(message)

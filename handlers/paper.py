@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import re
-
-from sqlalchemy import select
-
 from domain import answers
 from domain.calendar import Period
 from domain.roles import Role
 from domain.subjects import Subject
 from domain.text import parse_month
-from handlers import reporting
+from handlers import payloads, reporting
 from handlers.context import Ctx
 from handlers.port import Reply
 from handlers.subjects import subjects_of
-from store.models import PaperReceipt
+from store import papers
 from store.slots import slots_for
 
-_CLAIM_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits that fit the store's integer
 NOTE_LIMIT = 500  # characters of an admin's note on a paper copy
 
 
-async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
-    """ "Đã gửi bằng văn bản": every open slot of this person for the period is claimed."""
+async def claim(ctx: Ctx, value: payloads.Payload | None) -> list[Reply]:
+    """ "Đã gửi bằng văn bản" (`paper:<period>`): every open slot of this person for the period
+    is claimed."""
     _ = ctx._
     assert ctx.person is not None
-    period = reporting.button_period(ctx, period_text)
+    asked = value.period if isinstance(value, payloads.PaperClaim) else None
+    period = reporting.button_period(ctx, asked)
     if period is None:  # the future, before the plan, or not a month
         return await reporting.refuse(ctx)
     mine = {s.subject for s in subjects_of(ctx.person)}
@@ -34,19 +31,7 @@ async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
     open_subjects = [s.subject for s in slots if s.subject in mine and not s.filled]
     if not open_subjects:
         return [Reply(_("Your reports for {period} are already in.").format(period=period.label()))]
-    for subject in open_subjects:
-        existing = await ctx.session.scalar(
-            select(PaperReceipt).where(
-                PaperReceipt.subject == subject, PaperReceipt.period == str(period)
-            )
-        )
-        if existing is None:
-            existing = PaperReceipt(subject=subject, period=str(period), status="claimed")
-            ctx.session.add(existing)
-        if existing.status != "confirmed":
-            existing.status = "claimed"
-            existing.claimed_by_person_id = ctx.person.id
-            existing.claimed_at = ctx.now
+    await papers.claim(ctx.session, open_subjects, str(period), ctx.person.id, ctx.now)
     ctx.audit("paper.claim", "period", str(period), {"subjects": [str(s) for s in open_subjects]})
     return [
         Reply(
@@ -58,30 +43,27 @@ async def claim(ctx: Ctx, period_text: str) -> list[Reply]:
     ]
 
 
-async def decide(ctx: Ctx, payload: str) -> list[Reply]:
+async def decide(ctx: Ctx, value: payloads.Payload | None) -> list[Reply]:
     """An admin's answer to a claim: `paperok:<id>` or `paperno:<id>`."""
     _ = ctx._
     assert ctx.person is not None
     if ctx.person.role != Role.ADMIN:
         return [Reply(_("Only Sở Công Thương can do that."))]
-    action, _sep, number = payload.partition(":")
-    receipt = (
-        await ctx.session.get(PaperReceipt, int(number)) if _CLAIM_ID.fullmatch(number) else None
-    )
+    if not isinstance(value, payloads.PaperDecision):  # not a number of ours
+        return [Reply(_("That request no longer exists."))]
+    receipt = await papers.receipt(ctx.session, value.receipt)
     if receipt is None:
         return [Reply(_("That request no longer exists."))]
-    if receipt.status != "claimed":
+    if receipt.status != papers.CLAIMED:
         return [Reply(_("Already decided."))]
-    receipt.status = "confirmed" if action == "paperok" else "rejected"
-    receipt.confirmed_by_person_id = ctx.person.id
-    receipt.confirmed_at = ctx.now
+    papers.decide(receipt, value.received, ctx.person.id, ctx.now)
     ctx.audit(
         f"paper.{receipt.status}",
         "paper_receipt",
         str(receipt.id),
         {"subject": str(receipt.subject), "period": receipt.period},
     )
-    if receipt.status == "confirmed":
+    if receipt.status == papers.CONFIRMED:
         return [Reply(_("Confirmed: received on paper."))]
     return [Reply(_("Marked as not received; the report is still missing."))]
 
@@ -124,20 +106,9 @@ async def record(ctx: Ctx, args: str) -> list[Reply]:
                 )
             )
         ]
-    receipt = await ctx.session.scalar(
-        select(PaperReceipt).where(
-            PaperReceipt.subject == subject, PaperReceipt.period == str(period)
-        )
-    )
-    if receipt is None:
-        receipt = PaperReceipt(subject=subject, period=str(period), status="confirmed")
-        ctx.session.add(receipt)
-    receipt.status = "confirmed"
     # typed text: no NUL (PostgreSQL refuses it) nor other control characters, and not a book
-    receipt.note = answers.clean_text(" ".join(words[2:]))[:NOTE_LIMIT]
-    receipt.claimed_at = receipt.claimed_at or ctx.now
-    receipt.confirmed_by_person_id = ctx.person.id
-    receipt.confirmed_at = ctx.now
+    note = answers.clean_text(" ".join(words[2:]))[:NOTE_LIMIT]
+    receipt = await papers.record(ctx.session, subject, str(period), note, ctx.person.id, ctx.now)
     detail = {"subject": str(subject), "note": receipt.note}
     ctx.audit("paper.record", "period", str(period), detail)
     return [

@@ -1,164 +1,91 @@
 """The report conversation: pick the cluster, answer the form one question at a time, send
-photos, review, submit, get a receipt. Everything it remembers is in the store."""
+photos, review, submit, get a receipt. Everything it remembers is in the store: the draft's
+answers in its row, where the chat is in the conversation's state (domain.state, with the
+diagram of the steps). What a draft's answers mean — which questions apply, the next one, a
+figure that went down, what a submitted report keeps — is decided by domain.draft; this module
+reads and writes the rows and talks to the person."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import func, select
 
 from domain import answers, i18n
 from domain.calendar import Period
-from domain.forms import Form, Item, Question, expand
-from domain.subjects import Subject
+from domain.draft import ITEMS_KEY as ITEMS_KEY
+from domain.draft import LOCATION_KEY as LOCATION_KEY
+from domain.draft import REASON_LIMIT, Draft, carried, goes_down, initial_answers
+from domain.draft import STEPS_KEY as STEPS_KEY
+from domain.draft import valid_answer as valid_answer
+from domain.draft import valid_where as valid_where
+from domain.draft import where as where
+from domain.forms import Form, Question
+from domain.state import Step
 from domain.text import parse_month
+from handlers import attachments, payloads
 from handlers.context import Ctx
+from handlers.payloads import Back, Choose, Done, Edit, Keep, Kind, Payload, Skip, Submit, YesNo
 from handlers.port import Button, Reply
 from handlers.subjects import Reportable, items_of, subjects_of
+from store import drafts, submissions
 from store.clusters import step_kinds
 from store.forms import load_forms
-from store.models import Report, ReportDraft, ReportPhoto, ReportValue
-from store.photos import NotPrepared, record_photo
+from store.models import ReportDraft
 
-ITEMS_KEY = "_items"
-STEPS_KEY = "_steps"  # the kinds of step the cluster's plan has (conditions may depend on them)
-LOCATION_KEY = "_location"  # a location shared at any point of the report
 EDIT_BUTTONS_PER_ROW = 4
-REASON_LIMIT = 500  # characters of the reason a figure went down
 TYPED = frozenset({"percent", "number", "text", "date"})  # answered by typing, not choosing
 FIRST_PERIOD = Period(2021, 1)  # the plan's first month: no report speaks of an earlier one
-_PERIOD_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}")
-_INDEX = re.compile(r"[0-9]{1,3}")  # a button's number in ASCII (int() also takes ' +1', '٣')
-_WHERE = re.compile(r"(-?[0-9]{1,3}\.[0-9]{6}),(-?[0-9]{1,3}\.[0-9]{6})")
+SUBMIT_WORDS = ("gui", "gui bao cao", "submit")  # typed on the summary, accents ignored
 
 
 # --- the draft and its questions ------------------------------------------------------------
-
-
-def _items(draft: ReportDraft) -> list[Item]:
-    return [Item(k, t) for k, t in draft.answers.get(ITEMS_KEY, [])]
 
 
 def form_of(draft: ReportDraft) -> Form:
     return load_forms()[draft.form]
 
 
-def questions_of(draft: ReportDraft) -> list[Question]:
-    return expand(form_of(draft), _items(draft))
-
-
-def _value(draft: ReportDraft, qid: str) -> str | None:
-    entry = draft.answers.get(qid)
-    return entry.get("v") if isinstance(entry, dict) else None
+def draft_of(row: ReportDraft) -> Draft:
+    """The draft's rules over its row's answers."""
+    return Draft(form_of(row), row.answers)
 
 
 def applicable(draft: ReportDraft) -> list[Question]:
     """The questions that apply given the answers so far (`ask_if`)."""
-    steps = frozenset(draft.answers.get(STEPS_KEY) or [])
-    out = []
-    for q in questions_of(draft):
-        if q.ask_if is None or q.ask_if.holds(_value(draft, q.ask_if.question), steps):
-            out.append(q)
-    return out
+    return draft_of(draft).applicable()
 
 
 def next_question(draft: ReportDraft) -> Question | None:
-    for q in applicable(draft):
-        if q.id not in draft.answers:
-            return q
-    return None
+    return draft_of(draft).next_question()
 
 
-def _set(draft: ReportDraft, qid: str, value: str | None, reason: str | None = None) -> None:
-    entry: dict[str, Any] = {"v": value}
-    if reason:
-        entry["reason"] = reason
-    draft.answers = {**draft.answers, qid: entry}  # a new dict, so the JSON column is saved
+def _save(row: ReportDraft, draft: Draft) -> None:
+    row.answers = dict(draft.answers)  # a new dict, so the JSON column is saved
 
 
-def _unset(draft: ReportDraft, qid: str) -> None:
-    draft.answers = {k: v for k, v in draft.answers.items() if k != qid}
+def _set(row: ReportDraft, qid: str, value: str | None, reason: str | None = None) -> None:
+    _save(row, draft_of(row).record(qid, value, reason))
 
 
 async def current_draft(ctx: Ctx) -> ReportDraft | None:
-    draft_id = ctx.state.get("draft")
-    if draft_id is None:
-        return None
-    draft = await ctx.session.get(ReportDraft, draft_id)
-    if draft is None or draft.status != "open":
-        return None
-    return draft
-
-
-async def last_report(ctx: Ctx, subject: Subject) -> Report | None:
-    return await ctx.session.scalar(
-        select(Report)
-        .where(Report.subject == subject)
-        .order_by(Report.period.desc(), Report.version.desc())
-        .limit(1)
-    )
-
-
-def _previous(report: Report | None, qid: str) -> str | None:
-    if report is None:
-        return None
-    entry = report.answers.get(qid)
-    return entry.get("v") if isinstance(entry, dict) else None
-
-
-# --- what an answer and a button may be -----------------------------------------------------
+    return await drafts.open_draft(ctx.session, ctx.state.draft)
 
 
 def _today(ctx: Ctx) -> date:
     return ctx.now.astimezone(ctx.deps.config.zone).date()
 
 
-def valid_answer(question: Question, value: object, today: date) -> bool:
-    """Whether `value` is an answer `question` takes, in its stored form: what parsing the same
-    text would store (yes/no only `yes`|`no`, a choice's value, a plain number in range …)."""
-    if value is None:
-        return not question.required
-    if not isinstance(value, str):
-        return False
-    if question.type == "photos":
-        return _INDEX.fullmatch(value) is not None
-    if question.type == "location":
-        return valid_where(value)
-    try:
-        return answers.parse(question, value, today) == value
-    except answers.Unreadable:
-        return False
-
-
-def valid_where(value: object) -> bool:
-    """A location as `where` writes it, on the globe."""
-    m = _WHERE.fullmatch(value) if isinstance(value, str) else None
-    return m is not None and abs(float(m[1])) <= 90 and abs(float(m[2])) <= 180
-
-
 async def _kept(ctx: Ctx, draft: ReportDraft, question: Question) -> str | None:
     """The last report's answer to `question`, if the question still takes it."""
     if question.type == "photos":
         return None
-    previous = _previous(await last_report(ctx, draft.subject), question.id)
-    if previous is None or not valid_answer(question, previous, _today(ctx)):
-        return None
-    return previous
+    last = await submissions.last_report(ctx.session, draft.subject)
+    return carried(question, last.answers if last is not None else None, _today(ctx))
 
 
-def button_period(ctx: Ctx, text: str) -> Period | None:
-    """The period a button names (`2021-06`): well-formed, not before the plan, not one whose
-    reporting has not opened yet."""
-    if not _PERIOD_TEXT.fullmatch(text):
-        return None
-    try:
-        period = Period.parse(text)
-    except ValueError:
-        return None
-    if not FIRST_PERIOD <= period <= ctx.deps.calendar.period_at(ctx.now):
+def button_period(ctx: Ctx, period: Period | None) -> Period | None:
+    """The period a button names, if it is not before the plan nor one whose reporting has not
+    opened yet."""
+    if period is None or not FIRST_PERIOD <= period <= ctx.deps.calendar.period_at(ctx.now):
         return None
     return period
 
@@ -173,28 +100,34 @@ async def refuse(ctx: Ctx) -> list[Reply]:
     return [refusal(ctx), *await again(ctx)]
 
 
+def _subject_buttons(subjects: list[Reportable]) -> list[list[Button]]:
+    return [
+        [Button(s.title, payloads.encode(payloads.PickSubject(i)))] for i, s in enumerate(subjects)
+    ]
+
+
 async def again(ctx: Ctx) -> list[Reply]:
     """The conversation's current step, shown again as it was; outside a report, the way to
     help."""
     assert ctx.person is not None
-    mode = ctx.state.get("mode")
-    if mode == "pick_subject":
-        buttons = [[Button(s.title, f"subject:{i}")] for i, s in enumerate(subjects_of(ctx.person))]
-        return [Reply(ctx._("Which cluster are you reporting on?"), buttons)]
-    draft = await current_draft(ctx) if mode else None
+    state = ctx.state
+    if state.step is Step.PICK_SUBJECT:
+        subjects = subjects_of(ctx.person)
+        return [Reply(ctx._("Which cluster are you reporting on?"), _subject_buttons(subjects))]
+    draft = await current_draft(ctx) if state.step is not Step.IDLE else None
     if draft is None:
         return [Reply(ctx._("Please send /trogiup for help."))]
-    if mode == "summary":
+    if state.step is Step.SUMMARY:
         return await summary(ctx, draft)
-    question = {q.id: q for q in applicable(draft)}.get(ctx.state.get("q", ""))
+    question = draft_of(draft).question(state.question)
     if question is None:
         return await ask_next(ctx, draft)
-    if mode == "reason_back":
+    if state.step is Step.REASON_BACK:
         return [Reply(ctx._("Please write the reason in a few words."))]
-    pending = ctx.state.get("pending")
-    if mode == "confirm_back" and valid_answer(question, pending, _today(ctx)):
+    pending = state.pending
+    if state.step is Step.CONFIRM_BACK and valid_answer(question, pending, _today(ctx)):
         previous = await _kept(ctx, draft, question)
-        if previous is not None and isinstance(pending, str):
+        if previous is not None and pending is not None:
             return [_going_down(ctx, question, previous, pending)]
     return await ask(ctx, draft, question)
 
@@ -234,65 +167,55 @@ async def start(ctx: Ctx, args: str) -> list[Reply]:
         return [Reply(_("You have nothing to report on. Please contact Sở Công Thương."))]
     if len(subjects) == 1:
         return await open_subject(ctx, subjects[0], period)
-    ctx.state.update(mode="pick_subject", period=str(period))
-    buttons = [[Button(s.title, f"subject:{i}")] for i, s in enumerate(subjects)]
-    return [Reply(_("Which cluster are you reporting on?"), buttons)]
+    ctx.state.step = Step.PICK_SUBJECT
+    ctx.state.period = period
+    return [Reply(_("Which cluster are you reporting on?"), _subject_buttons(subjects))]
 
 
-async def start_from_reminder(ctx: Ctx, payload: str) -> list[Reply]:
+async def start_from_reminder(ctx: Ctx, value: Payload | None) -> list[Reply]:
     """A reminder's button `report:<subject>:<period>`: straight to that report."""
     assert ctx.person is not None
-    subject_text, _sep, period_text = payload.removeprefix("report:").rpartition(":")
-    subject = next((s for s in subjects_of(ctx.person) if str(s.subject) == subject_text), None)
-    period = button_period(ctx, period_text)
+    if not isinstance(value, payloads.OpenReport):
+        return await refuse(ctx)
+    subject = next((s for s in subjects_of(ctx.person) if s.subject == value.subject), None)
+    period = button_period(ctx, value.period)
     if subject is None or period is None:  # someone else's, the future, before the plan
         return await refuse(ctx)
     return await open_subject(ctx, subject, period)
 
 
-async def pick_subject(ctx: Ctx, payload: str) -> list[Reply]:
+async def pick_subject(ctx: Ctx, value: Payload | None) -> list[Reply]:
+    """A button while picking the subject: only one of the subjects offered is taken."""
     assert ctx.person is not None
     subjects = subjects_of(ctx.person)
-    index = payload.removeprefix("subject:")
-    if not payload.startswith("subject:") or not _INDEX.fullmatch(index):
+    if not isinstance(value, payloads.PickSubject) or value.index >= len(subjects):
         return await refuse(ctx)
-    if int(index) >= len(subjects):
-        return await refuse(ctx)
-    subject = subjects[int(index)]
-    period = Period.parse(ctx.state.get("period") or str(ctx.deps.calendar.period_at(ctx.now)))
-    return await open_subject(ctx, subject, period)
+    period = ctx.state.period or ctx.deps.calendar.period_at(ctx.now)
+    return await open_subject(ctx, subjects[value.index], period)
 
 
 async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Reply]:
     _ = ctx._
     assert ctx.person is not None
-    draft = await ctx.session.scalar(
-        select(ReportDraft).where(
-            ReportDraft.person_id == ctx.person.id,
-            ReportDraft.subject == subject.subject,
-            ReportDraft.period == str(period),
-            ReportDraft.status == "open",
-        )
-    )
+    draft = await drafts.open_draft_for(ctx.session, ctx.person.id, subject.subject, str(period))
     replies: list[Reply] = []
     if draft is None:
-        initial: dict[str, Any] = {}
-        if subject.form == "tasks":
-            items = await items_of(ctx.session, ctx.person)
-            initial[ITEMS_KEY] = [[i.key, i.title] for i in items]
-        if subject.cluster_id is not None:
-            initial[STEPS_KEY] = await step_kinds(ctx.session, subject.cluster_id)
-        draft = ReportDraft(
+        items = await items_of(ctx.session, ctx.person) if subject.form == "tasks" else None
+        steps = (
+            await step_kinds(ctx.session, subject.cluster_id)
+            if subject.cluster_id is not None
+            else None
+        )
+        draft = await drafts.new_draft(
+            ctx.session,
             person_id=ctx.person.id,
             subject=subject.subject,
             cluster_id=subject.cluster_id,
             organisation_id=subject.organisation_id,
             period=str(period),
             form=subject.form,
-            answers=initial,
+            answers=initial_answers(items, steps),
         )
-        ctx.session.add(draft)
-        await ctx.session.flush()
         deadline = ctx.deps.calendar.deadline(period)
         replies.append(
             Reply(
@@ -311,8 +234,9 @@ async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Re
                 )
             )
         )
-    ctx.state.update(draft=draft.id, period=str(period))
-    replies.extend(await _attach_pending_photos(ctx, draft))
+    ctx.state.draft = draft.id
+    ctx.state.period = period
+    replies.extend(await _attach_pending(ctx, draft))
     return replies + await ask_next(ctx, draft)
 
 
@@ -329,30 +253,34 @@ async def ask_next(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
 async def ask(ctx: Ctx, draft: ReportDraft, question: Question) -> list[Reply]:
     _ = ctx._
     locale = ctx.locale
-    ctx.state.update(mode="ask", q=question.id)
-    total = len(applicable(draft))
-    position = [q.id for q in applicable(draft)].index(question.id) + 1
+    ctx.state.step = Step.ASK
+    ctx.state.question = question.id
+    position, total = draft_of(draft).position(question)
     lines = [f"({position}/{total}) {question.label.get(locale)}"]
     buttons: list[list[Button]] = []
+    encode = payloads.encode
     if question.type == "yesno":
         buttons.append(
-            [Button(_("Yes"), f"a:{question.id}:yes"), Button(_("No"), f"a:{question.id}:no")]
+            [
+                Button(_("Yes"), encode(YesNo(question.id, True))),
+                Button(_("No"), encode(YesNo(question.id, False))),
+            ]
         )
     elif question.type == "choice":
         buttons.extend(
-            [Button(c.label(locale), f"a:{question.id}:{i}")]
+            [Button(c.label(locale), encode(Choose(question.id, i)))]
             for i, c in enumerate(question.choices)
         )
     elif question.type == "photos":
-        count = await _photo_count(ctx, draft)
+        count = await drafts.photo_count(ctx.session, draft.id)
         lines.append(
             _("Send site photos (up to {cap}), then tap Done.").format(
-                cap=_photo_cap(ctx, question)
+                cap=attachments.photo_cap(ctx, question)
             )
         )
         if count:
             lines.append(_("Photos received so far: {count}.").format(count=count))
-        buttons.append([Button(_("Done"), f"done:{question.id}")])
+        buttons.append([Button(_("Done"), encode(Done(question.id)))])
     elif question.type == "location":
         lines.append(_("Share the site's location from the attachment menu, or skip."))
     previous = await _kept(ctx, draft, question)
@@ -360,24 +288,10 @@ async def ask(ctx: Ctx, draft: ReportDraft, question: Question) -> list[Reply]:
         lines.append(
             _("Last report: {value}").format(value=answers.display(question, previous, locale))
         )
-        buttons.append([Button(_("Unchanged"), f"keep:{question.id}")])
+        buttons.append([Button(_("Unchanged"), encode(Keep(question.id)))])
     if not question.required and question.type != "photos":
-        buttons.append([Button(_("Skip"), f"skip:{question.id}")])
+        buttons.append([Button(_("Skip"), encode(Skip(question.id)))])
     return [Reply("\n".join(lines), buttons, free_input=question.type in TYPED)]
-
-
-def _photo_cap(ctx: Ctx, question: Question | None) -> int:
-    cap = ctx.deps.config.max_photos
-    return min(cap, question.max_photos) if question is not None else cap
-
-
-async def _photo_count(ctx: Ctx, draft: ReportDraft) -> int:
-    return int(
-        await ctx.session.scalar(
-            select(func.count()).select_from(ReportPhoto).where(ReportPhoto.draft_id == draft.id)
-        )
-        or 0
-    )
 
 
 # --- answering ------------------------------------------------------------------------------
@@ -388,84 +302,79 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
     _ = ctx._
     draft = await current_draft(ctx)
     if draft is None:
-        ctx.state.clear()
+        ctx.state.reset()
         return [Reply(_("That report is closed. Send /baocao to start again."))]
     incoming = ctx.incoming
-    mode = ctx.state.get("mode")
+    step = ctx.state.step
     if incoming.attachments:
         return await on_photos(ctx, draft)
-    questions = {q.id: q for q in applicable(draft)}
-    question = questions.get(ctx.state.get("q", ""))
+    question = draft_of(draft).question(ctx.state.question)
     if incoming.location is not None and (question is None or question.type != "location"):
-        _set(draft, LOCATION_KEY, where(incoming.location))
+        _save(draft, draft_of(draft).located(where(incoming.location)))
         saved = [Reply(_("Site location saved."))]
-        if mode == "summary" or question is None:
+        if step is Step.SUMMARY or question is None:
             return saved + await summary(ctx, draft)
         return saved + await ask(ctx, draft, question)
-    if mode == "summary":
+    if step is Step.SUMMARY:
         return await on_summary(ctx, draft)
     if question is None:
         return await ask_next(ctx, draft)
-    payload = incoming.payload or ""
-    if mode == "confirm_back":
-        return await on_confirm_back(ctx, draft, question, payload)
-    if mode == "reason_back":
-        if payload:
+    pressed = ctx.pressed
+    if step is Step.CONFIRM_BACK:
+        return await on_confirm_back(ctx, draft, question, pressed)
+    if step is Step.REASON_BACK:
+        if pressed is not None:
             return await refuse(ctx)
         reason = answers.clean_text(incoming.text).strip()[:REASON_LIMIT]
         if not reason:
             return [Reply(_("Please write the reason in a few words."))]
-        _set(draft, question.id, ctx.state.pop("pending"), reason)
+        pending, ctx.state.pending = ctx.state.pending, None
+        if pending is None:  # no figure waits for its reason: ask for it again
+            return await ask(ctx, draft, question)
+        _set(draft, question.id, pending, reason)
         return await after_answer(ctx, draft)
-    if payload:
-        return await on_button(ctx, draft, question, payload)
+    if pressed is not None:
+        return await on_button(ctx, draft, question, pressed.value)
     if question.type == "location":
         if incoming.location is None:
             return [Reply(answers.hint(question, ctx.locale))]
         return await accept(ctx, draft, question, where(incoming.location))
     if question.type == "photos":
         if answers.fold_word(incoming.text) in ("xong", "done", "ok"):
-            _set(draft, question.id, str(await _photo_count(ctx, draft)))
+            _set(draft, question.id, str(await drafts.photo_count(ctx.session, draft.id)))
             return await after_answer(ctx, draft)
         return [Reply(answers.hint(question, ctx.locale))]
     try:
-        value = answers.parse(
-            question, incoming.text, ctx.now.astimezone(ctx.deps.config.zone).date()
-        )
+        value = answers.parse(question, incoming.text, _today(ctx))
     except answers.Unreadable:
         return [Reply(answers.hint(question, ctx.locale))] + await ask(ctx, draft, question)
     return await accept(ctx, draft, question, value)
 
 
-def where(location: tuple[float, float]) -> str:
-    return f"{location[0]:.6f},{location[1]:.6f}"
-
-
-async def on_button(ctx: Ctx, draft: ReportDraft, question: Question, payload: str) -> list[Reply]:
+async def on_button(
+    ctx: Ctx, draft: ReportDraft, question: Question, value: Payload | None
+) -> list[Reply]:
     """A payload while `question` is open, read like typed text: only what its buttons offer
-    (`a:<q>:<yes|no|choice number>`, `keep:<q>`, `skip:<q>`, `done:<q>`) is taken; anything
-    else, an earlier question's button included, is refused and the question asked again."""
-    action, _sep, rest = payload.partition(":")
-    qid, sep, value = rest.partition(":")
-    if qid != question.id:
-        return await refuse(ctx)
-    if action == "keep" and not sep:
-        previous = await _kept(ctx, draft, question)
-        if previous is not None:
-            _set(draft, question.id, previous)
+    (yes/no or a choice, unchanged, skip, done) is taken; anything else, an earlier question's
+    button included, is refused and the question asked again."""
+    qid = question.id
+    match value:
+        case Keep(question=q) if q == qid:
+            previous = await _kept(ctx, draft, question)
+            if previous is not None:
+                _set(draft, qid, previous)
+                return await after_answer(ctx, draft)
+        case Skip(question=q) if q == qid and not question.required and question.type != "photos":
+            _set(draft, qid, None)
             return await after_answer(ctx, draft)
-    elif action == "skip" and not sep and not question.required and question.type != "photos":
-        _set(draft, question.id, None)
-        return await after_answer(ctx, draft)
-    elif action == "done" and not sep and question.type == "photos":
-        _set(draft, question.id, str(await _photo_count(ctx, draft)))
-        return await after_answer(ctx, draft)
-    elif action == "a" and question.type == "yesno" and value in ("yes", "no"):
-        return await accept(ctx, draft, question, value)
-    elif action == "a" and question.type == "choice" and _INDEX.fullmatch(value):
-        index = int(value)
-        if index < len(question.choices):
-            return await accept(ctx, draft, question, question.choices[index].value)
+        case Done(question=q) if q == qid and question.type == "photos":
+            _set(draft, qid, str(await drafts.photo_count(ctx.session, draft.id)))
+            return await after_answer(ctx, draft)
+        case YesNo(question=q, yes=yes) if q == qid and question.type == "yesno":
+            return await accept(ctx, draft, question, "yes" if yes else "no")
+        case Choose(question=q, index=i) if q == qid and question.type == "choice":
+            if i < len(question.choices):
+                return await accept(ctx, draft, question, question.choices[i].value)
     return await refuse(ctx)
 
 
@@ -476,8 +385,9 @@ async def accept(ctx: Ctx, draft: ReportDraft, question: Question, value: str) -
         return await refuse(ctx)
     if question.monotonic and question.type in ("percent", "number"):
         previous = await _kept(ctx, draft, question)
-        if previous is not None and Decimal(value) < Decimal(previous):
-            ctx.state.update(mode="confirm_back", pending=value)
+        if previous is not None and goes_down(question, previous, value):
+            ctx.state.step = Step.CONFIRM_BACK
+            ctx.state.pending = value
             return [_going_down(ctx, question, previous, value)]
     _set(draft, question.id, value)
     return await after_answer(ctx, draft)
@@ -493,8 +403,8 @@ def _going_down(ctx: Ctx, question: Question, previous: str, value: str) -> Repl
         ),
         [
             [
-                Button(_("Yes, it went down"), f"back:{question.id}:yes"),
-                Button(_("Re-enter"), f"back:{question.id}:no"),
+                Button(_("Yes, it went down"), payloads.encode(Back(question.id, True))),
+                Button(_("Re-enter"), payloads.encode(Back(question.id, False))),
             ]
         ],
         free_input=True,  # a new figure may be typed instead
@@ -502,28 +412,31 @@ def _going_down(ctx: Ctx, question: Question, previous: str, value: str) -> Repl
 
 
 async def on_confirm_back(
-    ctx: Ctx, draft: ReportDraft, question: Question, payload: str
+    ctx: Ctx, draft: ReportDraft, question: Question, pressed: payloads.Pressed | None
 ) -> list[Reply]:
     _ = ctx._
-    if payload == f"back:{question.id}:yes":
-        ctx.state["mode"] = "reason_back"
+    value = pressed.value if pressed is not None else None
+    if isinstance(value, Back) and value.question == question.id and value.confirmed:
+        ctx.state.step = Step.REASON_BACK
         return [Reply(_("Please write the reason in a few words."))]
-    if payload.startswith("back:") and payload != f"back:{question.id}:no":
+    if pressed is not None and pressed.kind is Kind.BACK and not isinstance(value, Back):
         return await refuse(ctx)  # the confirmation is asked again
-    ctx.state.pop("pending", None)
-    if payload == f"back:{question.id}:no":
+    if isinstance(value, Back) and value.question != question.id:
+        return await refuse(ctx)
+    ctx.state.pending = None
+    if isinstance(value, Back):  # "Re-enter"
         return await ask(ctx, draft, question)
-    # typed a new figure instead of tapping: treat it as the answer
-    ctx.state["mode"] = "ask"
+    # typed a new figure instead of tapping (or sent another button): read it as an answer
+    ctx.state.step = Step.ASK
     return await on_answer(ctx)
 
 
 async def after_answer(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
-    ctx.state.pop("pending", None)
-    if ctx.state.get("editing"):
+    ctx.state.pending = None
+    if ctx.state.editing:
         nxt = next_question(draft)
         if nxt is None:
-            ctx.state.pop("editing", None)
+            ctx.state.editing = False
             return await summary(ctx, draft)
         return await ask(ctx, draft, nxt)
     return await ask_next(ctx, draft)
@@ -532,86 +445,29 @@ async def after_answer(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
 # --- photos ---------------------------------------------------------------------------------
 
 
-async def store_photos(ctx: Ctx) -> tuple[list[int], list[str]]:
-    """Record the incoming photos, already checked and written to disk before the transaction
-    (conversation.handle); the ids stored and the reasons of those refused."""
-    assert ctx.person is not None
-    stored: list[int] = []
-    refused: list[str] = []
-    for attachment in ctx.incoming.attachments:
-        if attachment.refused:
-            refused.append(attachment.refused)
-            continue
-        if attachment.prepared is None:
-            raise NotPrepared()  # handle() prepares the photos and tries again
-        photo, _new = await record_photo(ctx.session, attachment.prepared)
-        stored.append(photo.id)
-    return stored, refused
-
-
-def _refusals(ctx: Ctx, refused: list[str]) -> list[Reply]:
-    _ = ctx._
-    out = []
-    if "not_image" in refused:
-        out.append(Reply(_("That file is not a photo (JPEG, PNG or WebP); it was not saved.")))
-    if "too_many_pixels" in refused:
-        out.append(
-            Reply(_("That picture has too many pixels to be a site photo; it was not saved."))
-        )
-    if "too_large" in refused:
-        out.append(
-            Reply(
-                _("That photo is larger than {mb} MB; please send a smaller one.").format(
-                    mb=ctx.deps.config.max_photo_bytes // (1024 * 1024)
-                )
-            )
-        )
-    return out
-
-
 async def link_photos(ctx: Ctx, draft: ReportDraft, photo_ids: list[int]) -> tuple[int, int]:
     """Link photos to the draft up to the cap; (linked, over the cap)."""
     assert ctx.person is not None
-    cap = _photo_cap(ctx, None)
-    count = await _photo_count(ctx, draft)
-    already = set(
-        (
-            await ctx.session.scalars(
-                select(ReportPhoto.photo_id).where(ReportPhoto.draft_id == draft.id)
-            )
-        ).all()
+    incoming = ctx.incoming
+    return await drafts.link_photos(
+        ctx.session,
+        draft,
+        photo_ids,
+        attachments.photo_cap(ctx, None),
+        person_id=ctx.person.id,
+        caption=incoming.attachments[0].caption if incoming.attachments else "",
+        channel=incoming.channel,
+        received_at=ctx.now,
     )
-    linked = over = 0
-    for photo_id in photo_ids:
-        if photo_id in already:
-            continue
-        if count >= cap:
-            over += 1
-            continue
-        ctx.session.add(
-            ReportPhoto(
-                photo_id=photo_id,
-                draft_id=draft.id,
-                cluster_id=draft.cluster_id,
-                person_id=ctx.person.id,
-                caption=ctx.incoming.attachments[0].caption if ctx.incoming.attachments else "",
-                channel=ctx.incoming.channel,
-                received_at=ctx.now,
-            )
-        )
-        already.add(photo_id)
-        count += 1
-        linked += 1
-    await ctx.session.flush()
-    return linked, over
 
 
 async def on_photos(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
+    """Photos while a report is open: linked to its draft, up to the cap."""
     _ = ctx._
-    stored, refused = await store_photos(ctx)
-    replies = _refusals(ctx, refused)
+    stored, refused = await attachments.store_photos(ctx)
+    replies = attachments.refusals(ctx, refused)
     _linked, over = await link_photos(ctx, draft, stored)
-    count = await _photo_count(ctx, draft)
+    count = await drafts.photo_count(ctx.session, draft.id)
     if over:
         replies.append(
             Reply(
@@ -621,42 +477,25 @@ async def on_photos(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
             )
         )
     question = next_question(draft)
-    asking_photos = (
-        question is not None and question.type == "photos" and ctx.state.get("q") == question.id
-    )
-    if asking_photos and question is not None:
+    if question is not None and question.type == "photos" and ctx.state.question == question.id:
         text = (
             _("Photos received: {count}.").format(count=count) + " " + _("Send more or tap Done.")
         )
-        replies.append(Reply(text, [[Button(_("Done"), f"done:{question.id}")]]))
+        done = payloads.encode(Done(question.id))
+        replies.append(Reply(text, [[Button(_("Done"), done)]]))
     elif stored and not over:
         replies.append(Reply(_("Photos received: {count}.").format(count=count)))
     return replies
 
 
-async def photos_while_idle(ctx: Ctx) -> list[Reply]:
-    """Photos sent with no report open: keep them, and attach them to the next report opened."""
-    _ = ctx._
-    stored, refused = await store_photos(ctx)
-    replies = _refusals(ctx, refused)
-    if stored:
-        pending = list(dict.fromkeys([*ctx.state.get("pending_photos", []), *stored]))
-        ctx.state["pending_photos"] = pending
-        replies.append(
-            Reply(
-                _(
-                    "Photos kept ({count}). Send /baocao and they will be added to your report."
-                ).format(count=len(pending))
-            )
-        )
-    return replies
-
-
-async def _attach_pending_photos(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
-    location = ctx.state.pop("pending_location", None)
+async def _attach_pending(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
+    """What was sent while no report was open, added to the draft just opened: the location,
+    the photos."""
+    location, ctx.state.pending_location = ctx.state.pending_location, None
     if location:
-        _set(draft, LOCATION_KEY, location)
-    pending = ctx.state.pop("pending_photos", [])
+        _save(draft, draft_of(draft).located(location))
+    pending = list(ctx.state.pending_photos)
+    ctx.state.pending_photos = ()
     if not pending:
         return []
     linked, _over = await link_photos(ctx, draft, pending)
@@ -668,28 +507,29 @@ async def _attach_pending_photos(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
 
 async def summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     _ = ctx._
-    ctx.state.update(mode="summary")
-    ctx.state.pop("q", None)
-    questions = applicable(draft)
+    ctx.state.step = Step.SUMMARY
+    ctx.state.question = None
+    rules = draft_of(draft)
     lines = [
         _("Please check your report for {period}:").format(
             period=Period.parse(draft.period).label()
         )
     ]
     edit: list[Button] = []
-    for index, q in enumerate(questions, start=1):
-        value = _value(draft, q.id)
-        shown = answers.display(q, value, ctx.locale)
+    for index, q in enumerate(rules.applicable(), start=1):
+        value = rules.value(q.id)
         if q.type == "photos":
-            shown = answers.display(q, str(await _photo_count(ctx, draft)), ctx.locale)
-        reason = draft.answers.get(q.id, {}).get("reason")
+            value = str(await drafts.photo_count(ctx.session, draft.id))
+        shown = answers.display(q, value, ctx.locale)
+        reason = rules.reason(q.id)
         suffix = " (" + _("reason: {reason}").format(reason=reason) + ")" if reason else ""
         lines.append(f"{index}. {q.label.get(ctx.locale)} — {shown}{suffix}")
-        edit.append(Button(f"✏️ {index}", f"edit:{index}", key=str(index), listed=False))
-    if LOCATION_KEY in draft.answers:
-        lines.append(_("Site location: {where}").format(where=draft.answers[LOCATION_KEY]["v"]))
+        payload = payloads.encode(Edit(index))
+        edit.append(Button(f"✏️ {index}", payload, key=str(index), listed=False))
+    if rules.location is not None:
+        lines.append(_("Site location: {where}").format(where=rules.location))
     rows = [edit[i : i + EDIT_BUTTONS_PER_ROW] for i in range(0, len(edit), EDIT_BUTTONS_PER_ROW)]
-    rows.append([Button(_("Submit report"), "submit")])
+    rows.append([Button(_("Submit report"), payloads.encode(Submit()))])
     if ctx.incoming.typed_choices:
         lines.append(_("To change an answer, type its number."))
     else:
@@ -699,43 +539,41 @@ async def summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
 
 async def on_summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     _ = ctx._
-    payload = ctx.incoming.payload or ""
-    text = "" if payload else answers.fold_word(ctx.incoming.text)
-    if payload == "submit" or text in ("gui", "gui bao cao", "submit"):
+    pressed = ctx.pressed
+    value = pressed.value if pressed is not None else None
+    text = "" if pressed is not None else answers.fold_word(ctx.incoming.text)
+    if isinstance(value, Submit) or text in SUBMIT_WORDS:
         return await checked_submit(ctx, draft)
     questions = applicable(draft)
-    number = payload.removeprefix("edit:") if payload.startswith("edit:") else text
-    if _INDEX.fullmatch(number) and 1 <= int(number) <= len(questions):
-        question = questions[int(number) - 1]
-        _unset(draft, question.id)
-        ctx.state["editing"] = True
+    number = value.number if isinstance(value, Edit) else _number(text)
+    if number is not None and 1 <= number <= len(questions):
+        question = questions[number - 1]
+        _save(draft, draft_of(draft).forget(question.id))
+        ctx.state.editing = True
         return await ask(ctx, draft, question)
-    if payload:
+    if pressed is not None:
         return await refuse(ctx)
     return [Reply(_("Tap Submit report to send it, or ✏️ to change an answer."))] + await summary(
         ctx, draft
     )
 
 
+def _number(text: str) -> int | None:
+    """An answer's number typed on the summary, in ASCII digits."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else None
+
+
 async def checked_submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     """Submit, unless an answer stored earlier (a forged button before this was checked, a form
     changed since) is not one its question takes: those are asked again."""
-    today = _today(ctx)
-    spoiled = [
-        q
-        for q in applicable(draft)
-        if q.id in draft.answers
-        and q.type != "photos"  # the count is taken at submission
-        and (
-            not isinstance(draft.answers[q.id], dict)
-            or not valid_answer(q, _value(draft, q.id), today)
-        )
-    ]
+    rules = draft_of(draft)
+    spoiled = rules.spoiled(_today(ctx))
     if not spoiled:
         return await submit(ctx, draft)
     for q in spoiled:
-        _unset(draft, q.id)
-    ctx.state.pop("editing", None)
+        rules = rules.forget(q.id)
+    _save(draft, rules)
+    ctx.state.editing = False
     reply = Reply(ctx._("Some answers are not valid; please answer them again."))
     return [reply, *await ask_next(ctx, draft)]
 
@@ -743,70 +581,23 @@ async def checked_submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
 async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     _ = ctx._
     assert ctx.person is not None
-    if next_question(draft) is not None:
+    rules = draft_of(draft)
+    if rules.next_question() is not None:
         return await ask_next(ctx, draft)
     period = Period.parse(draft.period)
-    calendar = ctx.deps.calendar
-    deadline = calendar.deadline(period)
-    now = ctx.now
-    previous = await ctx.session.scalar(
-        select(Report)
-        .where(Report.subject == draft.subject, Report.period == draft.period)
-        .order_by(Report.version.desc())
-        .limit(1)
-    )
-    questions = applicable(draft)
-    kept = {q.id: draft.answers[q.id] for q in questions}
-    photo_count = await _photo_count(ctx, draft)
-    for q in questions:
-        if q.type == "photos":
-            kept[q.id] = {"v": str(photo_count)}
-    if LOCATION_KEY in draft.answers:
-        kept[LOCATION_KEY] = draft.answers[LOCATION_KEY]
-    report = Report(
-        reference="",
-        subject=draft.subject,
-        cluster_id=draft.cluster_id,
-        organisation_id=draft.organisation_id,
-        period=draft.period,
-        form=draft.form,
-        form_version=form_of(draft).version,
-        version=(previous.version + 1) if previous else 1,
-        answers={
-            **kept,
-            **({ITEMS_KEY: draft.answers[ITEMS_KEY]} if ITEMS_KEY in draft.answers else {}),
-        },
-        submitted_at=now,
-        submitted_by_person_id=ctx.person.id,
+    deadline = ctx.deps.calendar.deadline(period)
+    kept = rules.submitted(await drafts.photo_count(ctx.session, draft.id))
+    report, photos = await submissions.file_report(
+        ctx.session,
+        draft,
+        kept,
+        types={q.id: q.type for q in rules.applicable()},
+        form_version=rules.form.version,
+        person_id=ctx.person.id,
         channel=ctx.incoming.channel,
-        deadline_at=deadline,
-        on_time=now < deadline,
-        supersedes_id=previous.id if previous else None,
-        draft_id=draft.id,
+        now=ctx.now,
+        deadline=deadline,
     )
-    ctx.session.add(report)
-    await ctx.session.flush()
-    report.reference = f"BC-{period.year:04d}{period.month:02d}-{report.id:05d}"
-    kinds = {q.id: q.type for q in questions}
-    for qid, entry in kept.items():
-        value = entry.get("v")
-        numeric = kinds.get(qid) in ("percent", "number")
-        number = Decimal(value) if value is not None and numeric else None
-        ctx.session.add(
-            ReportValue(
-                report_id=report.id,
-                question_id=qid,
-                value_text=value,
-                value_number=number,
-                reason=entry.get("reason"),
-            )
-        )
-    photos = (
-        await ctx.session.scalars(select(ReportPhoto).where(ReportPhoto.draft_id == draft.id))
-    ).all()
-    for link in photos:
-        link.report_id = report.id
-    draft.status = "submitted"
     ctx.audit(
         "report.submit",
         "report",
@@ -816,10 +607,10 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
             "period": draft.period,
             "version": report.version,
             "on_time": report.on_time,
-            "photos": len(photos),
+            "photos": photos,
         },
     )
-    ctx.state.clear()
+    ctx.state.reset()
     lines = [
         _("Report received. Reference: {reference}.").format(reference=report.reference),
         _("Period: {period}.").format(period=period.label()),
@@ -836,6 +627,20 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
             )
         )
     if photos:
-        lines.append(_("Photos: {count}.").format(count=len(photos)))
+        lines.append(_("Photos: {count}.").format(count=photos))
     lines.append(_("Thank you!"))
     return [Reply("\n".join(lines))]
+
+
+# --- pausing --------------------------------------------------------------------------------
+
+
+async def cancel(ctx: Ctx, _args: str = "") -> list[Reply]:
+    """/huy: pause. The draft stays in the store (/baocao resumes it); photos kept for the next
+    report stay kept."""
+    _ = ctx._
+    had_draft = ctx.state.draft is not None
+    ctx.state.reset(keep_photos=True)
+    if had_draft:
+        return [Reply(_("Paused. Your answers are kept; send /baocao to continue."))]
+    return [Reply(_("Nothing to cancel."))]

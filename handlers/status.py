@@ -7,16 +7,12 @@ import asyncio
 from collections import Counter
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
-
 from domain import answers, i18n
 from domain.calendar import Period
 from domain.roles import ClusterKind, Role
 from domain.slots import Rate
-from domain.subjects import Subject
 from domain.text import bare_cluster_name, parse_month
+from handlers import payloads
 from handlers.context import Ctx
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import cluster_subject
@@ -26,11 +22,13 @@ from reports.files import person_exports
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
 from reports.summary import Summary, summarise
+from store.cards import cluster_for_card, cluster_steps, latest_photos
 from store.clusters import ClusterRef, Match, cluster_refs, search
+from store.drafts import has_open_draft
 from store.forms import load_forms
-from store.models import Cluster, ClusterStep, ReportDraft, ReportPhoto
-from store.models import Photo as StoredPhoto
+from store.models import Cluster
 from store.orgs import district_short
+from store.people import clusters_with_steps_of
 
 FIGURE_TYPES = ("percent", "number", "yesno", "choice", "date")
 CODE_SHOWN = 60  # characters of an unknown cluster code repeated back
@@ -54,15 +52,6 @@ KIND_LABELS = {
 }
 
 
-async def has_open_draft(session: AsyncSession, person_id: int) -> bool:
-    found = await session.scalar(
-        select(ReportDraft.id)
-        .where(ReportDraft.person_id == person_id, ReportDraft.status == "open")
-        .limit(1)
-    )
-    return found is not None
-
-
 def cluster_buttons(matches: list[Match[ClusterRef]], locale: str) -> list[list[Button]]:
     """One button per cluster; two clusters of the same name are told apart by their kind."""
     _ = i18n.gettext_for(locale)
@@ -72,7 +61,7 @@ def cluster_buttons(matches: list[Match[ClusterRef]], locale: str) -> list[list[
         label = m.cluster.name
         if names[bare_cluster_name(label)] > 1:
             label = f"{label} ({_(KIND_LABELS[ClusterKind(m.cluster.kind)])})"
-        rows.append([Button(label, str(Subject.cluster(m.cluster.code)))])
+        rows.append([Button(label, payloads.encode(payloads.ClusterCard(m.cluster.code)))])
     return rows
 
 
@@ -94,26 +83,14 @@ async def visible_clusters(ctx: Ctx) -> list[ClusterRef]:
         mine = {c.id for c in person.clusters}
         return [c for c in clusters if c.id in mine]
     if person.role == Role.DEPARTMENT and person.organisation_id is not None:
-        owned = set(
-            (
-                await ctx.session.scalars(
-                    select(ClusterStep.cluster_id).where(
-                        ClusterStep.owner_id == person.organisation_id
-                    )
-                )
-            ).all()
-        )
+        owned = await clusters_with_steps_of(ctx.session, person.organisation_id)
         return [c for c in clusters if c.id in owned]
     return []
 
 
 async def _loaded(ctx: Ctx, found: ClusterRef) -> Cluster:
     """The cluster to show, with the district and investor its card names."""
-    cluster = await ctx.session.scalar(
-        select(Cluster)
-        .where(Cluster.id == found.id)
-        .options(selectinload(Cluster.district), selectinload(Cluster.investor))
-    )
+    cluster = await cluster_for_card(ctx.session, found.id)
     assert cluster is not None  # clusters are never deleted
     return cluster
 
@@ -125,12 +102,15 @@ async def status(ctx: Ctx, query: str) -> list[Reply]:
     _ = ctx._
     visible = await visible_clusters(ctx)
     query = query.strip()
-    if ctx.incoming.payload and ctx.incoming.payload.startswith(Subject.CLUSTER):
-        code = ctx.incoming.payload.removeprefix(Subject.CLUSTER)
+    pressed = ctx.pressed
+    if pressed is not None and pressed.kind is payloads.Kind.CLUSTER:  # a button of a card
+        value = pressed.value
+        code = value.code if isinstance(value, payloads.ClusterCard) else None
         chosen = [c for c in visible if c.code == code]
         if chosen:
             return await card(ctx, await _loaded(ctx, chosen[0]))
-        shown = answers.clean_text(code)[:CODE_SHOWN]  # a forged code is not echoed in full
+        # a forged code is not echoed in full
+        shown = answers.clean_text(pressed.rest)[:CODE_SHOWN]
         return [
             Reply(_("No cluster matches “{query}”. Please check the name.").format(query=shown))
         ]
@@ -237,16 +217,7 @@ async def card(ctx: Ctx, cluster: Cluster) -> list[Reply]:
             lines.append(line)
     else:
         lines.append(_("No report yet."))
-    steps = list(
-        (
-            await ctx.session.scalars(
-                select(ClusterStep)
-                .where(ClusterStep.cluster_id == cluster.id)
-                .options(selectinload(ClusterStep.owner))
-                .order_by(ClusterStep.seq)
-            )
-        ).all()
-    )
+    steps = await cluster_steps(ctx.session, cluster.id)
     step = next_step(cluster, steps, latest, ctx.now.astimezone(calendar.zone))
     if step is not None:
         owner = step.step.owner.name if step.step.owner else "?"
@@ -259,15 +230,7 @@ async def card(ctx: Ctx, cluster: Cluster) -> list[Reply]:
 
 
 async def _latest_photos(ctx: Ctx, cluster: Cluster, limit: int = 3) -> tuple[Photo, ...]:
-    rows = (
-        await ctx.session.execute(
-            select(StoredPhoto, ReportPhoto.received_at)
-            .join(ReportPhoto, ReportPhoto.photo_id == StoredPhoto.id)
-            .where(ReportPhoto.cluster_id == cluster.id, ReportPhoto.report_id.is_not(None))
-            .order_by(ReportPhoto.received_at.desc())
-            .limit(limit)
-        )
-    ).all()
+    rows = await latest_photos(ctx.session, cluster.id, limit)
     zone = ctx.deps.calendar.zone
     return tuple(
         Photo(

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from domain.forms import Item
 from domain.roles import ClusterKind, Role
 from domain.subjects import Subject
-from store.models import Cluster, ClusterStep, Person, Task, TaskAssignment
+from store.models import Cluster, Person
+from store.people import steps_reported, tasks_led
 
 ITEM_TITLE_MAX = 90
 # The steps of a cluster that a district or department reports on (not milestones, which the
@@ -76,35 +75,13 @@ async def items_of(session: AsyncSession, person: Person) -> list[Item]:
     """The city tasks (Phụ lục 1) and cluster steps (Phụ lục 2, 3) this person's organisation
     leads. A district's People's Committee also answers for the steps the plan gives to
     'UBND huyện' of each of its clusters."""
-    org_id = person.organisation_id
     group = "all_districts" if person.role == Role.DISTRICT else "all_departments"
-    tasks = (
-        await session.scalars(
-            select(Task)
-            .join(TaskAssignment, TaskAssignment.task_id == Task.id)
-            .where(
-                TaskAssignment.role == "lead",
-                or_(TaskAssignment.organisation_id == org_id, TaskAssignment.group_code == group),
-            )
-            .distinct()
-            .order_by(Task.number)
-        )
-    ).all()
+    tasks = await tasks_led(session, person.organisation_id, group)
     items = [Item(f"t{t.number}", f"NV {t.number}: {_short(t.title)}") for t in tasks]
-    step_filter = [ClusterStep.owner_id == org_id]
-    if person.role == Role.DISTRICT and person.district_id is not None:
-        step_filter.append(
-            (ClusterStep.owner_role == "district") & (Cluster.district_id == person.district_id)
-        )
-    steps = (
-        await session.scalars(
-            select(ClusterStep)
-            .join(Cluster, Cluster.id == ClusterStep.cluster_id)
-            .where(or_(*step_filter), ClusterStep.kind.in_(REPORTED_STEP_KINDS))
-            .options(selectinload(ClusterStep.cluster))
-            .order_by(Cluster.appendix, Cluster.number, ClusterStep.seq)
-        )
-    ).all()
+    district_id = person.district_id if person.role == Role.DISTRICT else None
+    steps = await steps_reported(
+        session, person.organisation_id, REPORTED_STEP_KINDS, district_id=district_id
+    )
     for step in steps:
         name = _short(
             step.cluster.name.replace("Cụm công nghiệp", "CCN").replace("Cụm CN", "CCN"), 40

@@ -19,7 +19,7 @@ from domain import i18n
 from domain.calendar import Calendar, Period
 from domain.roles import Role
 from domain.slots import Slot, rate
-from handlers import choices
+from handlers import choices, payloads
 from handlers.port import Button, Delivery, Notifier, Reply
 from reminders.policy import Due, Policy, due
 from store import reminders as ledger
@@ -103,10 +103,15 @@ def _reporter_message(
         *_slot_lines(slots),
     ]
     buttons = [
-        [Button(_("Report: {title}").format(title=s.title)[:60], f"report:{s.subject}:{period}")]
+        [
+            Button(
+                _("Report: {title}").format(title=s.title)[:60],
+                payloads.encode(payloads.OpenReport(s.subject, period)),
+            )
+        ]
         for s in slots[:MAX_SLOT_BUTTONS]
     ]
-    buttons.append([Button(_("Sent on paper"), f"paper:{period}")])
+    buttons.append([Button(_("Sent on paper"), payloads.encode(payloads.PaperClaim(period)))])
     subject = slots[0].title
     if len(slots) > 1:
         subject = _("{title} and {count} more").format(title=subject, count=len(slots) - 1)
@@ -195,7 +200,8 @@ def _office_message(
             late=r.late,
         ),
     ]
-    return Reply("\n".join(lines), [[Button(_("Who has not reported"), f"missing:{period}")]])
+    missing = payloads.encode(payloads.Missing(period))
+    return Reply("\n".join(lines), [[Button(_("Who has not reported"), missing)]])
 
 
 def _claim_message(admin: Person, claim: PaperReceipt, title: str, claimant: str) -> Reply:
@@ -203,12 +209,14 @@ def _claim_message(admin: Person, claim: PaperReceipt, title: str, claimant: str
     text = _("{who} says the report of {period} for {title} was sent on paper. Received?").format(
         who=claimant, period=Period.parse(claim.period).label(), title=title
     )
+    received = payloads.encode(payloads.PaperDecision(claim.id, True))
+    not_received = payloads.encode(payloads.PaperDecision(claim.id, False))
     return Reply(
         text,
         [
             [
-                Button(_("Received on paper"), f"paperok:{claim.id}"),
-                Button(_("Not received"), f"paperno:{claim.id}"),
+                Button(_("Received on paper"), received),
+                Button(_("Not received"), not_received),
             ]
         ],
     )

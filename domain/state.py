@@ -1,0 +1,208 @@
+"""Where a chat is in its conversation: a typed value, stored by the store as JSON in the
+conversation's row (`to_json`/`from_json`), so a restart, a week of silence or a second worker
+continues where the person left off.
+
+The JSON keeps the shape the untyped dict always had (`mode`, `q`, `pending`, `editing`,
+`draft`, `period`, `offer`, `pending_photos`, `pending_location`, `locale`, `phone`): a chat in
+the middle of a report when this type came in resumes as it was, and the reminders, which add
+the choices they offer under `offer`, write the same key. A stored state is input like anything
+else: what cannot be read is dropped, field by field, and a state that is no object at all is a
+fresh one. Nothing here raises on what the store holds.
+
+The report conversation (handlers/reporting.py); a reminder's buttons and the commands work at
+any step, /huy (cancel) returns to IDLE from every step and keeps the draft:
+
+```mermaid
+stateDiagram-v2
+    [*] --> IDLE
+    IDLE --> PICK_SUBJECT: /baocao, several clusters
+    IDLE --> ASK: /baocao, one cluster / a reminder's button
+    PICK_SUBJECT --> ASK: a cluster's button (the draft opened or resumed)
+    ASK --> ASK: an answer, the next question
+    ASK --> CONFIRM_BACK: a figure went down since the last report
+    CONFIRM_BACK --> REASON_BACK: "Yes, it went down"
+    CONFIRM_BACK --> ASK: "Re-enter", or a new figure typed
+    REASON_BACK --> ASK: the reason, the next question
+    ASK --> SUMMARY: no question left
+    REASON_BACK --> SUMMARY: the reason, no question left
+    SUMMARY --> ASK: ✏️ n (editing), or an answer no longer valid
+    SUMMARY --> IDLE: "Submit report" (the receipt)
+    ASK --> IDLE: /huy
+    SUMMARY --> IDLE: /huy
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from domain import i18n
+from domain.calendar import Period
+from domain.draft import valid_where
+
+MAX_ID = 2**31 - 1  # a row id the store's integer columns hold
+MAX_PHOTOS_KEPT = 1000  # photo ids kept for the next report, at most (a report takes ten)
+_QUESTION_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,95}")  # as the forms make them
+_PHONE = re.compile(r"\+?\d{6,20}")  # as store.contacts.normalise_phone writes it
+
+
+class Step(enum.StrEnum):
+    """The step of the conversation; stored as `mode` (IDLE as no `mode` at all)."""
+
+    IDLE = "idle"
+    PICK_SUBJECT = "pick_subject"  # which cluster to report on (buttons `subject:<i>`)
+    ASK = "ask"  # a question of the draft's form is open (`question`)
+    CONFIRM_BACK = "confirm_back"  # a figure went down (`pending`): is that right?
+    REASON_BACK = "reason_back"  # it is: why?
+    SUMMARY = "summary"  # the answers shown with ✏️ buttons and "Submit report"
+
+    @property
+    def in_report(self) -> bool:
+        """A draft is open and what the person sends answers it."""
+        return self in _REPORT_STEPS
+
+
+_REPORT_STEPS = frozenset({Step.ASK, Step.CONFIRM_BACK, Step.REASON_BACK, Step.SUMMARY})
+
+
+@dataclass(frozen=True)
+class Offered:
+    """A choice shown on a channel without buttons: the key to type, its words as typed
+    (folded), and the button's payload it stands for (handlers.choices)."""
+
+    key: str
+    words: str
+    payload: str
+
+
+@dataclass
+class ConversationState:
+    step: Step = Step.IDLE
+    question: str | None = None  # the question asked (ASK, CONFIRM_BACK, REASON_BACK)
+    pending: str | None = None  # the figure that went down, until confirmed
+    editing: bool = False  # changing one answer from the summary: back to it afterwards
+    draft: int | None = None  # the open draft's id
+    period: Period | None = None  # the period being reported (kept while picking the subject)
+    offer: tuple[Offered, ...] = ()  # choices shown as keys to type (Zalo, terminal)
+    pending_photos: tuple[int, ...] = ()  # photos sent with no report open, for the next one
+    pending_location: str | None = None  # a location shared with no report open (`lat,lon`)
+    locale: str | None = None  # a stranger's messenger language (a person has their own)
+    phone: str | None = None  # a phone a stranger shared, kept for when they are invited
+
+    def reset(self, *, keep_photos: bool = False) -> None:
+        """Back to a fresh state; `keep_photos`: the photos (not the location) kept for the next
+        report stay."""
+        photos = self.pending_photos if keep_photos else ()
+        fresh = ConversationState()
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(fresh, f.name))
+        self.pending_photos = photos
+
+    @property
+    def place(self) -> tuple[Step, str | None]:
+        """The step and the question: what the choices shown belong to."""
+        return self.step, self.question
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object the store keeps: only what is set, under the keys always used."""
+        out: dict[str, Any] = {}
+        if self.step is not Step.IDLE:
+            out["mode"] = self.step.value
+        if self.question is not None:
+            out["q"] = self.question
+        if self.pending is not None:
+            out["pending"] = self.pending
+        if self.editing:
+            out["editing"] = True
+        if self.draft is not None:
+            out["draft"] = self.draft
+        if self.period is not None:
+            out["period"] = str(self.period)
+        if self.offer:
+            out["offer"] = [[o.key, o.words, o.payload] for o in self.offer]
+        if self.pending_photos:
+            out["pending_photos"] = list(self.pending_photos)
+        if self.pending_location is not None:
+            out["pending_location"] = self.pending_location
+        if self.locale is not None:
+            out["locale"] = self.locale
+        if self.phone is not None:
+            out["phone"] = self.phone
+        return out
+
+    @classmethod
+    def from_json(cls, data: object) -> ConversationState:
+        """The state a stored object describes; never raises (see the module's docstring)."""
+        if not isinstance(data, dict):
+            return cls()
+        return cls(
+            step=_step(data.get("mode")),
+            question=_text(data.get("q"), _QUESTION_ID),
+            pending=_text(data.get("pending")),
+            editing=data.get("editing") is True,
+            draft=_id(data.get("draft")),
+            period=_period(data.get("period")),
+            offer=_offer(data.get("offer")),
+            pending_photos=_ids(data.get("pending_photos")),
+            pending_location=_location(data.get("pending_location")),
+            locale=data.get("locale") if data.get("locale") in i18n.SUPPORTED else None,
+            phone=_text(data.get("phone"), _PHONE),
+        )
+
+
+def _step(value: object) -> Step:
+    if isinstance(value, str):
+        try:
+            return Step(value)
+        except ValueError:
+            pass
+    return Step.IDLE  # no mode, or one this version does not know
+
+
+def _text(value: object, shape: re.Pattern[str] | None = None, limit: int = 1000) -> str | None:
+    if not isinstance(value, str) or len(value) > limit:
+        return None
+    if shape is not None and not shape.fullmatch(value):
+        return None
+    return value
+
+
+def _id(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        return None
+    return value
+
+
+def _ids(value: object) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        return ()
+    found = (_id(v) for v in value[:MAX_PHOTOS_KEPT])
+    return tuple(dict.fromkeys(v for v in found if v is not None))
+
+
+def _period(value: object) -> Period | None:
+    if not isinstance(value, str) or len(value) != 7:
+        return None
+    try:
+        return Period.parse(value)
+    except ValueError:
+        return None
+
+
+def _location(value: object) -> str | None:
+    return value if isinstance(value, str) and valid_where(value) else None
+
+
+def _offer(value: object) -> tuple[Offered, ...]:
+    """The well-formed [key, words, payload] entries of a stored offer."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        Offered(*entry)
+        for entry in value
+        if isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, str) for x in entry)
+    )

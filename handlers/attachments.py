@@ -1,0 +1,77 @@
+"""Photos and locations a person sends: recorded (already checked and on disk), and kept for
+the next report when none is open; the report flow links them to its draft."""
+
+from __future__ import annotations
+
+from domain.draft import where
+from domain.forms import Question
+from handlers.context import Ctx
+from handlers.port import Reply
+from store.photos import NotPrepared, record_photo
+
+
+async def store_photos(ctx: Ctx) -> tuple[list[int], list[str]]:
+    """Record the incoming photos, already checked and written to disk before the transaction
+    (conversation.handle); the ids stored and the reasons of those refused."""
+    assert ctx.person is not None
+    stored: list[int] = []
+    refused: list[str] = []
+    for attachment in ctx.incoming.attachments:
+        if attachment.refused:
+            refused.append(attachment.refused)
+            continue
+        if attachment.prepared is None:
+            raise NotPrepared()  # handle() prepares the photos and tries again
+        photo, _new = await record_photo(ctx.session, attachment.prepared)
+        stored.append(photo.id)
+    return stored, refused
+
+
+def refusals(ctx: Ctx, refused: list[str]) -> list[Reply]:
+    _ = ctx._
+    out = []
+    if "not_image" in refused:
+        out.append(Reply(_("That file is not a photo (JPEG, PNG or WebP); it was not saved.")))
+    if "too_many_pixels" in refused:
+        out.append(
+            Reply(_("That picture has too many pixels to be a site photo; it was not saved."))
+        )
+    if "too_large" in refused:
+        out.append(
+            Reply(
+                _("That photo is larger than {mb} MB; please send a smaller one.").format(
+                    mb=ctx.deps.config.max_photo_bytes // (1024 * 1024)
+                )
+            )
+        )
+    return out
+
+
+def photo_cap(ctx: Ctx, question: Question | None) -> int:
+    cap = ctx.deps.config.max_photos
+    return min(cap, question.max_photos) if question is not None else cap
+
+
+async def photos_while_idle(ctx: Ctx) -> list[Reply]:
+    """Photos sent with no report open: keep them, and attach them to the next report opened."""
+    _ = ctx._
+    stored, refused = await store_photos(ctx)
+    replies = refusals(ctx, refused)
+    if stored:
+        pending = tuple(dict.fromkeys([*ctx.state.pending_photos, *stored]))
+        ctx.state.pending_photos = pending
+        replies.append(
+            Reply(
+                _(
+                    "Photos kept ({count}). Send /baocao and they will be added to your report."
+                ).format(count=len(pending))
+            )
+        )
+    return replies
+
+
+def location_while_idle(ctx: Ctx) -> list[Reply]:
+    """A location shared with no report open: kept for the next report."""
+    assert ctx.incoming.location is not None
+    ctx.state.pending_location = where(ctx.incoming.location)
+    return [Reply(ctx._("Location kept. Send /baocao and it will be added to your report."))]

@@ -1,0 +1,153 @@
+"""Where each update goes, declared: the commands (Vietnamese first, the English alias after),
+who may use each and the handler; the buttons of reminders, by payload kind; then the step of
+the conversation. `route` reads the tables in this order, which is the order of precedence:
+
+1. a phone shared (Zalo's user-info form), whoever sends it;
+2. `/start <token>`: an invitation, whoever sends it;
+3. a chat the bot does not know: a link code, a token pasted, else the polite stranger's answer;
+4. the language: /ngonngu or a `lang:` button;
+5. a command (COMMANDS); one the person's role may not use is refused; an unknown one too;
+6. a reminder's button (REMINDER_BUTTONS), whatever the conversation is doing;
+7. the conversation's step: a button while picking the subject; anything during a report;
+8. otherwise (IDLE): photos and a location are kept for the next report, a first message gets
+   the help, typed text or a card's cluster button asks how a cluster is doing, another
+   button is refused, and anything else gets the help."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from domain import i18n
+from domain.roles import Role
+from domain.state import Step
+from handlers import admin, attachments, onboarding, paper, reporting, status
+from handlers.context import Ctx
+from handlers.payloads import Kind, Missing, Payload
+from handlers.port import Reply
+
+CommandHandler = Callable[[Ctx, str], Awaitable[list[Reply]]]
+ButtonHandler = Callable[[Ctx, Payload | None], Awaitable[list[Reply]]]
+
+ADMINS = frozenset({Role.ADMIN})
+OFFICE = frozenset({Role.ADMIN, Role.DISTRICT})  # who sees reporting rates
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    words: tuple[str, ...]  # as typed: the Vietnamese command first, then the English alias
+    run: CommandHandler  # with the words after the command
+    roles: frozenset[Role] | None = None  # who may use it; None: everyone invited
+    refused: str = i18n.N_("Only Sở Công Thương can do that.")  # what the others are told
+
+    def allows(self, role: str | None) -> bool:
+        return self.roles is None or role in self.roles
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("report", ("/baocao", "/report"), reporting.start),
+    Command("cancel", ("/huy", "/cancel"), reporting.cancel),
+    Command("help", ("/trogiup", "/help"), onboarding.help_command),
+    Command("language", ("/ngonngu", "/language"), onboarding.language),
+    Command("invite", ("/moi", "/invite"), admin.invite, ADMINS),
+    Command("people", ("/nguoidung", "/people"), admin.people, ADMINS),
+    Command("revoke", ("/thuhoi", "/revoke"), admin.revoke, ADMINS),
+    Command("paper", ("/vanban", "/paper"), paper.record, ADMINS),
+    Command("status", ("/tinhhinh", "/status"), status.status),
+    Command(
+        "missing",
+        ("/chuabaocao", "/missing"),
+        status.missing,
+        OFFICE,
+        i18n.N_("Only Sở Công Thương and district People's Committees can see this."),
+    ),
+    Command(
+        "summary",
+        ("/tonghop", "/summary"),
+        status.summary,
+        OFFICE,
+        i18n.N_("Only Sở Công Thương and district People's Committees can see this."),
+    ),
+    Command("link", ("/lienket", "/link"), onboarding.link_code),
+    # with a token it is an invitation, taken before anything else (route, step 2)
+    Command("start", ("/start",), onboarding.help_command),
+)
+BY_WORD: dict[str, Command] = {word: c for c in COMMANDS for word in c.words}
+BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
+UNKNOWN = "unknown"
+
+
+async def _missing(ctx: Ctx, value: Payload | None) -> list[Reply]:
+    """The digest's button: who has not reported for a period already open."""
+    period = reporting.button_period(ctx, value.period if isinstance(value, Missing) else None)
+    if period is None:  # the future, before the plan, or not a month
+        return await reporting.refuse(ctx)
+    return await status.missing(ctx, str(period))
+
+
+# The buttons of reminders and digests: they work whatever the conversation is doing. Each
+# handler gets the payload's value, or None when it is malformed (and refuses it).
+REMINDER_BUTTONS: dict[Kind, ButtonHandler] = {
+    Kind.REPORT: reporting.start_from_reminder,
+    Kind.PAPER: paper.claim,
+    Kind.PAPER_OK: paper.decide,
+    Kind.PAPER_NO: paper.decide,
+    Kind.MISSING: _missing,
+}
+
+
+def command_of(text: str) -> tuple[str | None, str]:
+    """(the command's name, or "unknown", or None for text that is no command; its words)."""
+    if not text.startswith("/"):
+        return None, text
+    word, _sep, args = text.partition(" ")
+    command = BY_WORD.get(word.split("@")[0].lower())
+    return (command.name if command else UNKNOWN), args.strip()
+
+
+async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
+    incoming = ctx.incoming
+    if incoming.phone is not None:
+        return onboarding.phone_shared(ctx)
+    name, args = command_of(incoming.text.strip())
+    if name == "start" and args:
+        return await onboarding.accept(ctx, args)
+    if ctx.person is None:
+        return await onboarding.stranger_says(ctx, name, args, first_contact)
+    pressed = ctx.pressed
+    if name == "language" or (pressed is not None and pressed.kind is Kind.LANGUAGE):
+        return await onboarding.language(ctx)
+    if name == UNKNOWN:
+        return [Reply(ctx._("I do not know that command. Send /trogiup for help."))]
+    if name is not None:
+        command = BY_NAME[name]
+        if not command.allows(ctx.person.role):
+            return [Reply(ctx._(command.refused))]
+        return await command.run(ctx, args)
+    if pressed is not None and pressed.kind in REMINDER_BUTTONS:
+        return await REMINDER_BUTTONS[pressed.kind](ctx, pressed.value)
+    step = ctx.state.step
+    if step is Step.PICK_SUBJECT and pressed is not None:
+        return await reporting.pick_subject(ctx, pressed.value)
+    if step.in_report:
+        return await reporting.on_answer(ctx)
+    return await idle(ctx, first_contact)
+
+
+async def idle(ctx: Ctx, first_contact: bool) -> list[Reply]:
+    """No report open (or picking the subject, and something else than a button came)."""
+    incoming, pressed = ctx.incoming, ctx.pressed
+    if incoming.attachments:
+        return await attachments.photos_while_idle(ctx)
+    if incoming.location is not None:
+        return attachments.location_while_idle(ctx)
+    if first_contact:
+        return onboarding.help_for(ctx)
+    if pressed is not None and pressed.kind is Kind.CLUSTER:
+        return await status.status(ctx, incoming.text)
+    if pressed is None and incoming.text.strip():
+        return await status.status(ctx, incoming.text)
+    if pressed is not None:  # a button of a report that is not open, or one never offered
+        return await reporting.refuse(ctx)
+    return onboarding.help_for(ctx)

@@ -1,0 +1,64 @@
+"""Where each chat is: its conversation row (the state, as JSON), and the updates already
+handled, so that one delivered twice is handled once."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.state import ConversationState
+from store.models import Conversation, Photo, ProcessedUpdate
+
+
+async def seen(session: AsyncSession, channel: str, update_id: str) -> bool:
+    """Whether this update has been handled already (a read; the mark decides)."""
+    found = await session.scalar(
+        select(ProcessedUpdate.id).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id
+        )
+    )
+    return found is not None
+
+
+async def mark_processed(session: AsyncSession, channel: str, update_id: str) -> bool:
+    """Mark the update handled, as the transaction's first write, sharing its fate; False if
+    it was marked already (the transaction is then spoiled: roll it back). No SAVEPOINT, which
+    on pysqlite runs outside a transaction, so its RELEASE committed the mark alone."""
+    session.add(ProcessedUpdate(channel=channel, update_id=update_id))
+    try:
+        await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def conversation_of(session: AsyncSession, channel: str, chat_id: str) -> Conversation | None:
+    return await session.scalar(
+        select(Conversation).where(Conversation.channel == channel, Conversation.chat_id == chat_id)
+    )
+
+
+def new_conversation(session: AsyncSession, channel: str, chat_id: str) -> Conversation:
+    conversation = Conversation(channel=channel, chat_id=chat_id, state={})
+    session.add(conversation)
+    return conversation
+
+
+def state_of(conversation: Conversation) -> ConversationState:
+    """The chat's state as stored; whatever the column holds, a state (a fresh one at worst)."""
+    return ConversationState.from_json(conversation.state)
+
+
+def save_state(conversation: Conversation, state: ConversationState) -> None:
+    conversation.state = state.to_json()  # a new object, so the JSON column is written
+
+
+async def photos_on_record(session: AsyncSession, sha256s: Collection[str]) -> set[str]:
+    """Which of these photo files a Photo row refers to."""
+    if not sha256s:
+        return set()
+    found = await session.scalars(select(Photo.sha256).where(Photo.sha256.in_(list(sha256s))))
+    return set(found)

@@ -1,0 +1,126 @@
+"""Reports being filled in: the drafts and the photos linked to them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.subjects import Subject
+from store.models import ReportDraft, ReportPhoto
+
+OPEN = "open"
+
+
+async def open_draft(session: AsyncSession, draft_id: int | None) -> ReportDraft | None:
+    """The draft of that id if it is still open (not submitted)."""
+    if draft_id is None:
+        return None
+    draft = await session.get(ReportDraft, draft_id)
+    return draft if draft is not None and draft.status == OPEN else None
+
+
+async def open_draft_for(
+    session: AsyncSession, person_id: int, subject: Subject, period: str
+) -> ReportDraft | None:
+    """This person's open draft on `subject` for `period`."""
+    return await session.scalar(
+        select(ReportDraft).where(
+            ReportDraft.person_id == person_id,
+            ReportDraft.subject == subject,
+            ReportDraft.period == period,
+            ReportDraft.status == OPEN,
+        )
+    )
+
+
+async def new_draft(
+    session: AsyncSession,
+    *,
+    person_id: int,
+    subject: Subject,
+    cluster_id: int | None,
+    organisation_id: int | None,
+    period: str,
+    form: str,
+    answers: dict[str, Any],
+) -> ReportDraft:
+    draft = ReportDraft(
+        person_id=person_id,
+        subject=subject,
+        cluster_id=cluster_id,
+        organisation_id=organisation_id,
+        period=period,
+        form=form,
+        answers=answers,
+    )
+    session.add(draft)
+    await session.flush()
+    return draft
+
+
+async def has_open_draft(session: AsyncSession, person_id: int) -> bool:
+    found = await session.scalar(
+        select(ReportDraft.id)
+        .where(ReportDraft.person_id == person_id, ReportDraft.status == OPEN)
+        .limit(1)
+    )
+    return found is not None
+
+
+async def photo_count(session: AsyncSession, draft_id: int) -> int:
+    """How many photos are linked to the draft."""
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(ReportPhoto).where(ReportPhoto.draft_id == draft_id)
+        )
+        or 0
+    )
+
+
+async def link_photos(
+    session: AsyncSession,
+    draft: ReportDraft,
+    photo_ids: Iterable[int],
+    cap: int,
+    *,
+    person_id: int,
+    caption: str,
+    channel: str,
+    received_at: datetime,
+) -> tuple[int, int]:
+    """Link photos to the draft, each once, up to `cap` in all; (linked, over the cap)."""
+    count = await photo_count(session, draft.id)
+    already = set(
+        (
+            await session.scalars(
+                select(ReportPhoto.photo_id).where(ReportPhoto.draft_id == draft.id)
+            )
+        ).all()
+    )
+    linked = over = 0
+    for photo_id in photo_ids:
+        if photo_id in already:
+            continue
+        if count >= cap:
+            over += 1
+            continue
+        session.add(
+            ReportPhoto(
+                photo_id=photo_id,
+                draft_id=draft.id,
+                cluster_id=draft.cluster_id,
+                person_id=person_id,
+                caption=caption,
+                channel=channel,
+                received_at=received_at,
+            )
+        )
+        already.add(photo_id)
+        count += 1
+        linked += 1
+    await session.flush()
+    return linked, over
