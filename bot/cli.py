@@ -41,7 +41,9 @@ T = TypeVar("T")
 PROBLEMS = {
     "missing_column": i18n.N_("the column is missing from the header"),
     "required": i18n.N_("a value is required"),
-    "bad_code": i18n.N_("a code uses only a-z, 0-9 and '-' (e.g. dai-thang)"),
+    "bad_code": i18n.N_(
+        "a code uses only a-z, 0-9 and '-' (e.g. dai-thang), at most 40 characters"
+    ),
     "duplicate_code": i18n.N_("this code appears earlier in the file"),
     "not_integer": i18n.N_("not a whole number"),
     "bad_appendix": i18n.N_("the appendix is 2 or 3"),

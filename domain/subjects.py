@@ -11,6 +11,9 @@ from domain.text import SLUG_RE
 
 Kind = Literal["cluster", "org"]
 _ORG_ID = re.compile(r"^[1-9][0-9]{0,8}$")
+# The longest cluster code a button can carry: `report:cluster:<code>:2026-12` must fit in
+# Telegram's 64 bytes of callback data (handlers.payloads checks every payload).
+MAX_CODE = 40
 
 
 @dataclass(frozen=True, order=True)

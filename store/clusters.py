@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.roles import ClusterKind, OrgKind
+from domain.subjects import MAX_CODE
 from domain.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
 from store.models import AuditLog, Cluster, ClusterStep
 from store.orgs import Directory, district_short
@@ -122,7 +123,7 @@ def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
             if not row.get(column):
                 row.fail(column, "required")
         code = row.get("code")
-        if code and not SLUG_RE.match(code):
+        if code and (not SLUG_RE.match(code) or len(code) > MAX_CODE):
             row.fail("code", "bad_code", code)
         elif code in seen:
             row.fail("code", "duplicate_code", code)

@@ -179,3 +179,19 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
             assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     assert (tmp_path / "data" / "ccn.db").exists()
+
+
+def test_a_cluster_code_longer_than_a_button_can_carry_is_refused() -> None:
+    """A code that would not fit in a reminder's button would break every reminder run."""
+    from domain.calendar import Period
+    from domain.subjects import MAX_CODE, Subject
+    from handlers.payloads import OpenReport, encode
+
+    header = list(registry_rows("clusters.csv")[0])
+    longest = registry_rows("clusters.csv")[0] | {"code": "a" * MAX_CODE}
+    too_long = registry_rows("clusters.csv")[1] | {"code": "b" * (MAX_CODE + 1)}
+    with pytest.raises(ImportRejected) as caught:
+        parse_rows(header, [(2, longest), (3, too_long)])
+    assert {(e.line, e.problem) for e in caught.value.errors} == {(3, "bad_code")}
+    button = encode(OpenReport(Subject.cluster("a" * MAX_CODE), Period(2026, 12)))
+    assert len(button.encode()) <= 64
