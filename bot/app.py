@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -135,13 +136,18 @@ class App:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
 
-    def deps(self, bot_username: str = "") -> Deps:
+    def deps(self) -> Deps:
         s = self.settings
+        invite_link = Config.invite_link
+        if s.telegram_bot_username:  # the Telegram adapter renders it (and sets it once running)
+            from bot.channels.telegram import deep_link
+
+            invite_link = functools.partial(deep_link, s.telegram_bot_username)
         config = Config(
             calendar=s.calendar(),
             data_dir=s.data_dir,
             default_locale=s.default_locale,
-            bot_username=bot_username or s.telegram_bot_username,
+            invite_link=invite_link,
             max_photos=s.max_photos,
             max_photo_bytes=s.max_photo_mb * 1024 * 1024,
             invite_days=s.invite_days,

@@ -356,8 +356,10 @@ def invite(
     organisation: str | None,
     expires_days: int | None,
 ) -> None:
-    """Create a single-use invitation; prints its token and Telegram link."""
-    from handlers.conversation import deep_link, invite_problem
+    """Create a single-use invitation; prints its token (and its Telegram link if
+    TELEGRAM_BOT_USERNAME is set)."""
+    from bot.channels.telegram import deep_link
+    from handlers.conversation import invite_problem
 
     async def work(app: App) -> tuple[str, str]:
         async with unit_of_work(app.sessions) as session:
@@ -383,7 +385,8 @@ def invite(
         )
         sys.exit(1)
     click.echo(token)
-    click.echo(deep_link(username, token))
+    if username:  # Telegram's link; on Zalo the person types the code
+        click.echo(deep_link(username, token))
 
 
 @main.group()

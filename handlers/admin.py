@@ -40,20 +40,19 @@ async def invite(ctx: Ctx, args: str) -> list[Reply]:
         )
     except InviteError as exc:
         return [Reply(_("Cannot invite: {problem}").format(problem=_(invite_problem(exc))))]
-    link = deep_link(ctx.deps.config.bot_username, invitation.token)
-    return [
-        Reply(
-            _(
-                "Invitation for {role}, valid {days} days. Send this link to the person:\n"
-                "{link}\nor the code: {token}"
-            ).format(
-                role=_(ROLE_NAMES[role]),
-                days=ctx.deps.config.invite_days,
-                link=link,
-                token=invitation.token,
-            )
+    link = ctx.deps.config.invite_link(invitation.token)
+    role_name, days = _(ROLE_NAMES[role]), ctx.deps.config.invite_days
+    if link is None:
+        text = _(
+            "Invitation for {role}, valid {days} days. Send the person this code to type in "
+            "a chat with the bot: {token}"
         )
-    ]
+    else:
+        text = _(
+            "Invitation for {role}, valid {days} days. Send this link to the person:\n"
+            "{link}\nor the code: {token}"
+        )
+    return [Reply(text.format(role=role_name, days=days, link=link, token=invitation.token))]
 
 
 def invite_problem(exc: InviteError) -> str:
@@ -64,10 +63,6 @@ def invite_problem(exc: InviteError) -> str:
         "unknown_district": i18n.N_("unknown district"),
         "no_org": i18n.N_("name the organisation"),
     }[exc.problem]
-
-
-def deep_link(bot_username: str, token: str) -> str:
-    return f"https://t.me/{bot_username or '<bot>'}?start={token}"
 
 
 async def people(ctx: Ctx, _args: str = "") -> list[Reply]:

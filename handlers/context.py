@@ -19,6 +19,10 @@ from handlers.port import Incoming
 from store.models import AuditLog, Conversation, Person
 
 
+def _no_link(token: str) -> str | None:
+    return None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -28,7 +32,9 @@ class Config:
     calendar: Calendar = field(default_factory=lambda: Calendar(ZoneInfo("Asia/Ho_Chi_Minh")))
     data_dir: Path = Path("data")
     default_locale: str = "vi"
-    bot_username: str = ""
+    # the link that opens an invitation on the channel (Telegram: t.me/<bot>?start=<token>);
+    # None: the person types the code (Zalo has no such link)
+    invite_link: Callable[[str], str | None] = _no_link
     max_photos: int = 10
     max_photo_bytes: int = 10 * 1024 * 1024
     invite_days: int = 14

@@ -12,7 +12,7 @@ from domain import answers, i18n
 from domain.draft import valid_where, where
 from domain.state import ConversationState
 from handlers import choices, routes
-from handlers.admin import deep_link, describe_person, invite_problem
+from handlers.admin import describe_person, invite_problem
 from handlers.context import Ctx, Deps
 from handlers.port import Attachment, Incoming, Reply
 from store import conversations
@@ -23,7 +23,7 @@ from store.models import Person
 from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
 
 # bot/cli.py prints invitations and people as the chat does
-__all__ = ["deep_link", "describe_person", "handle", "invite_problem", "route"]
+__all__ = ["describe_person", "handle", "invite_problem", "route"]
 
 log = logging.getLogger(__name__)
 route = routes.route  # looked up at each update (a test replaces it)

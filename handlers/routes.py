@@ -102,7 +102,7 @@ def command_of(text: str) -> tuple[str | None, str]:
     if not text.startswith("/"):
         return None, text
     word, _sep, args = text.partition(" ")
-    command = BY_WORD.get(word.split("@")[0].lower())
+    command = BY_WORD.get(word.lower())
     return (command.name if command else UNKNOWN), args.strip()
 
 

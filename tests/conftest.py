@@ -105,7 +105,9 @@ async def prepared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 async def app(prepared_url: str, tmp_path: Path) -> AsyncIterator[App]:
     """The bot's store, migrated and loaded with the plan's registry."""
-    settings = load_settings(DATA_DIR=tmp_path / "data", DATABASE_URL=prepared_url)
+    settings = load_settings(
+        DATA_DIR=tmp_path / "data", DATABASE_URL=prepared_url, TELEGRAM_BOT_USERNAME="ccn_test_bot"
+    )
     async with open_app(settings) as opened:
         await prepare(opened)  # already done in the template: a quick check
         yield opened

@@ -7,7 +7,7 @@ import re
 
 from domain.roles import Role
 from handlers import routes
-from handlers.context import Deps
+from handlers.context import Config, Deps
 from handlers.payloads import Kind
 from tests.dialog import Chat, play
 from tests.test_dialogs import investor, invite
@@ -46,7 +46,9 @@ def test_who_may_use_what() -> None:
 
 def test_reading_a_command() -> None:
     assert routes.command_of("/baocao 5/2021") == ("report", "5/2021")
-    assert routes.command_of("/BaoCao@ccn_bot  5/2021 ") == ("report", "5/2021")
+    assert routes.command_of("/BaoCao  5/2021 ") == ("report", "5/2021")
+    # `/baocao@<bot>` is Telegram's: its adapter takes the bot's name off (test_telegram_adapter)
+    assert routes.command_of("/baocao@ccn_bot") == (routes.UNKNOWN, "")
     assert routes.command_of("/report") == ("report", "")
     assert routes.command_of("/khongco x") == (routes.UNKNOWN, "x")
     assert routes.command_of("dai thang") == (None, "dai thang")
@@ -145,3 +147,16 @@ async def test_idle_chats(deps: Deps) -> None:
     assert "lựa chọn này không dùng được" in answer and "/trogiup" in answer, chat.log()
     answer = await chat.send(chat.incoming(payload=""))  # a callback with no data
     assert "/baocao" in answer, chat.log()
+
+
+async def test_an_invitation_without_a_telegram_link_is_a_code_to_type(deps: Deps) -> None:
+    """Zalo has no link that opens a chat with a token: with no Telegram bot configured, /moi
+    gives only the code, which the invited person types in the chat."""
+    zalo_only = Deps(deps.sessions, Config(calendar=deps.calendar), deps.clock)
+    admin = Chat(zalo_only, chat_id="admin")
+    await admin.say(f"/start {await invite(zalo_only, Role.ADMIN)}")
+    reply = await admin.say("/moi investor phu-tuc")
+    assert "gõ vào cuộc trò chuyện với bot" in reply and "t.me" not in reply
+    token = reply.rsplit(": ", 1)[1]
+    newcomer = Chat(zalo_only, chat_id="new")
+    await play(newcomer, [(token, "Chào mừng | Phú Túc")])

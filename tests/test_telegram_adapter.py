@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,3 +179,14 @@ async def test_each_chat_shows_the_commands_of_its_role(api: StandinBotAPI, app:
 
 def deleted(api: StandinBotAPI) -> list[dict[str, object]]:
     return api.called("deleteMyCommands")
+
+
+def test_the_bots_name_after_a_command_is_telegrams_own() -> None:
+    """Telegram's menu and groups send `/baocao@<bot>`; the adapter reads it as `/baocao`. A
+    command naming another bot is left alone (it was not for us)."""
+    read = functools.partial(telegram.without_mention, bot_username="ccn_hanoi_bot")
+    assert read("/baocao@ccn_hanoi_bot 5/2021") == "/baocao 5/2021"
+    assert read("/BaoCao@CCN_Hanoi_Bot") == "/BaoCao"
+    assert read("/baocao@other_bot") == "/baocao@other_bot"
+    assert read("email@ccn_hanoi_bot") == "email@ccn_hanoi_bot"
+    assert telegram.deep_link("ccn_hanoi_bot", "tok") == "https://t.me/ccn_hanoi_bot?start=tok"

@@ -146,7 +146,7 @@ def invite(tmp_path: Path) -> tuple[str, str]:
         [sys.executable, "-m", "bot", "invite", "--role", "investor", "--cluster", "dai-thang"],
         capture_output=True,
         text=True,
-        env=environment(tmp_path),
+        env=environment(tmp_path, TELEGRAM_BOT_USERNAME="ccn_hanoi_bot"),
         cwd=tmp_path,
         timeout=120,
         check=True,
@@ -176,7 +176,7 @@ def confirmed_after(api: StandinBotAPI, update_id: int, answer: str) -> bool:
 
 async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: Path) -> None:
     token, link = invite(tmp_path)
-    assert link.endswith(f"?start={token}")
+    assert link == f"https://t.me/ccn_hanoi_bot?start={token}"
     bot = await start_bot(tmp_path, api)
     person = Person(api, 5551234)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hmac
 import json
 import logging
@@ -134,6 +135,20 @@ def _downloader(
     return fetch
 
 
+def deep_link(bot_username: str, token: str) -> str:
+    """The link that opens a chat with the bot and sends `/start <token>`."""
+    return f"https://t.me/{bot_username or '<bot>'}?start={token}"
+
+
+def without_mention(text: str, bot_username: str | None) -> str:
+    """`/baocao@ccn_bot 5/2021` as `/baocao 5/2021`: Telegram's menu may name the bot."""
+    word, sep, rest = text.partition(" ")
+    command, at, name = word.partition("@")
+    if not text.startswith("/") or not at or name.lower() != (bot_username or "").lower():
+        return text
+    return command + sep + rest
+
+
 def to_incoming(
     update: Update,
     application: Application,  # type: ignore[type-arg]
@@ -179,6 +194,7 @@ def to_incoming(
         )
     location = (message.location.latitude, message.location.longitude) if message.location else None
     text = message.text or ("" if attachments else message.caption or "")
+    text = without_mention(text, application.bot.username)
     return dataclasses.replace(
         base,
         text=text,
@@ -529,7 +545,10 @@ async def running(
     await call(application.initialize)  # getMe
     notifier = TelegramNotifier(application)
     async with application, contextlib.AsyncExitStack() as stack:
-        deps.config = dataclasses.replace(deps.config, bot_username=application.bot.username or "")
+        username = application.bot.username or ""
+        deps.config = dataclasses.replace(
+            deps.config, invite_link=functools.partial(deep_link, username)
+        )
         channel.deps = for_telegram(deps)
         await call(lambda: register_commands(application))
         await application.start()
