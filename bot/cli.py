@@ -551,7 +551,13 @@ def reminders_send(at: str | None) -> None:
 
 @main.command("export")
 @click.option("--period", required=True, help="The month, e.g. 2021-06 or 6/2021.")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The workbook (.xlsx); the report to sign is written beside it (.docx).",
+)
 @click.option(
     "--chart",
     "chart_path",
@@ -559,10 +565,10 @@ def reminders_send(at: str | None) -> None:
     help="Also draw the summary chart to this PNG file.",
 )
 def export(period: str, out: Path, chart_path: Path | None) -> None:
-    """Build the month's consolidated workbook (the file /tonghop sends)."""
+    """Build the month's report to sign and its workbook (the files /tonghop sends)."""
     from domain.calendar import Period
     from domain.text import parse_month
-    from reports import chart, workbook
+    from reports import chart, upward
     from reports.summary import summarise
 
     try:
@@ -575,7 +581,9 @@ def export(period: str, out: Path, chart_path: Path | None) -> None:
         calendar = app.settings.calendar()
         async with app.sessions() as session:
             summary = await summarise(session, month, calendar)
-            await workbook.build(session, summary, calendar, out, datetime.now(UTC))
+            read = await upward.read(session, summary, calendar, datetime.now(UTC))
+        files = upward.write(read, out.parent, app.settings.default_locale, stem=out.stem)
+        click.echo(_("Report written: {file}").format(file=files.document))
         if chart_path is not None:
             chart.render(summary, chart_path, app.settings.default_locale)
 

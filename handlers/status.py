@@ -16,8 +16,7 @@ from handlers import payloads
 from handlers.context import Ctx
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import cluster_subject
-from reports import chart, workbook
-from reports.document import summary_document
+from reports import chart, upward, workbook
 from reports.files import person_exports
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
@@ -366,21 +365,15 @@ async def summary(ctx: Ctx, args: str) -> list[Reply]:
     if ctx.person.role != Role.ADMIN:
         return [Reply(text)]
     exports = person_exports(ctx.deps.config.data_dir, ctx.person.id)
-    book = await workbook.build(
-        ctx.session, result, ctx.deps.calendar, exports / f"tong-hop-{period}.xlsx", ctx.now
+    # the report to sign (DOCX, a type Zalo takes) and its appendices, built off the loop
+    files = await upward.build(
+        ctx.session, result, ctx.deps.calendar, exports, ctx.now, ctx.locale
     )
     picture = await asyncio.to_thread(
         chart.render, result, exports / f"tong-hop-{period}.png", ctx.locale
     )
-    document = await asyncio.to_thread(
-        summary_document,
-        _("Summary for {period}").format(period=period.label()),
-        text,
-        picture,
-        exports / f"tong-hop-{period}.docx",
-    )
     return [
         Reply(text),
-        Reply("", photos=(Photo(picture, _("Chart")),), file=document),
-        Reply("", file=book),
+        Reply("", photos=(Photo(picture, _("Chart")),), file=files.document),
+        Reply("", file=files.workbook),
     ]

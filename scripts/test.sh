@@ -16,12 +16,15 @@ if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl 
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   fi
 fi
-# LibreOffice lets a test open the month's workbook as Sở Công Thương would; best effort: the
-# test says loudly that it was skipped where LibreOffice cannot be had.
-if ! command -v soffice >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "soffice not found: installing libreoffice-calc-nogui from Debian's packages" >&2
+# LibreOffice lets the tests open and print the month's workbook and report as Sở Công Thương
+# would (Calc and Writer, with metric-compatible Times New Roman); best effort: the tests say
+# loudly that they were skipped where LibreOffice cannot be had.
+lo_packages="libreoffice-calc-nogui libreoffice-writer-nogui fonts-liberation2"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1 \
+    && ! dpkg-query -W $lo_packages >/dev/null 2>&1; then
+  echo "installing $lo_packages from Debian's packages" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libreoffice-calc-nogui >/dev/null; } || echo "!!! LibreOffice could not be installed" >&2
+      $lo_packages >/dev/null; } || echo "!!! LibreOffice could not be installed" >&2
 fi
 echo "== ruff"
 .venv/bin/ruff check .

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.subjects import Subject
-from store.models import Cluster, ClusterStep, ReminderLedger, Report, Target, Task
+from store.models import (
+    Cluster,
+    ClusterStep,
+    Organisation,
+    ReminderLedger,
+    Report,
+    Target,
+    Task,
+)
 
 
 async def clusters(session: AsyncSession) -> list[Cluster]:
@@ -77,3 +86,34 @@ async def last_reminded(
         .group_by(ReminderLedger.person_id)
     )
     return {pid: at for pid, at in rows.all() if at is not None}
+
+
+async def organisation_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    """Organisation id → name, for the ids given."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(wanted))
+    )
+    return {oid: name for oid, name in rows.all()}
+
+
+async def cluster_answer_rows(
+    session: AsyncSession, up_to: str
+) -> list[tuple[Subject, str, int, dict[str, Any], int]]:
+    """Every cluster report up to and including period `up_to` as plain rows, newest first
+    (period, then version): subject, period, version, answers and who sent it. Lighter than
+    loading the reports themselves, for reading a month's history."""
+    query = (
+        select(
+            Report.subject,
+            Report.period,
+            Report.version,
+            Report.answers,
+            Report.submitted_by_person_id,
+        )
+        .where(Report.period <= up_to, Report.subject.startswith(Subject.CLUSTER))
+        .order_by(Report.period.desc(), Report.version.desc())
+    )
+    return [tuple(row) for row in (await session.execute(query)).all()]

@@ -137,3 +137,18 @@ def test_people_phone_is_kept_as_zns_takes_it(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "12345" in refused.stderr
     nobody = ccn(tmp_path, "people", "phone", "999", "0912345678", DATABASE_URL=demo)
     assert nobody.returncode == 1 and "#999" in nobody.stderr
+
+
+def test_export_writes_the_report_to_sign_beside_the_workbook(tmp_path: Path) -> None:
+    from docx import Document
+    from openpyxl import load_workbook
+
+    out = tmp_path / "thang-6" / "tong-hop.xlsx"
+    out.parent.mkdir()
+    done = ccn(tmp_path, "export", "--period", "6/2021", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = out.with_suffix(".docx")
+    assert str(report) in done.stdout and str(out) in done.stdout
+    text = "\n".join(p.text for p in Document(str(report)).paragraphs)
+    assert "Kế hoạch số 68/KH-UBND" in text and "BÁO CÁO" in text
+    assert "Tổng hợp" in load_workbook(out).sheetnames

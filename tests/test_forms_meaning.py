@@ -15,6 +15,7 @@ import pytest
 import yaml
 from openpyxl import load_workbook
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from bot.app import App
 from domain.calendar import Period
@@ -87,21 +88,26 @@ async def test_a_question_added_in_yaml_is_a_workbook_column(app: App, tmp_path:
     values = {**FOUNDED_DONE, "workers": "250"}
     await report(app, INVESTOR, "dai-thang", "2021-06", values, "2021-06-18T10:00")
 
-    before = [c.value for c in (await founded_sheet(app, tmp_path / "a.xlsx", None))[2]]
+    # the sheet's header is on row 8, under the title block; its rows name the clusters (no
+    # code column); percentages are fractions under a % format
+    before = [c.value for c in (await founded_sheet(app, tmp_path / "a.xlsx", None))[8]]
     sheet = await founded_sheet(app, tmp_path / "b.xlsx", forms)
-    header = [c.value for c in sheet[2]]
+    header = [c.value for c in sheet[8]]
     after = before.index("Trạm XLNT") + 1  # the new column follows the form's order
     assert "Số lao động" not in before
     assert header == [*before[:after], "Số lao động", *before[after:]]
     rows = {
         r[1]: dict(zip(header, r, strict=True))
-        for r in sheet.iter_rows(min_row=3, values_only=True)
+        for r in sheet.iter_rows(min_row=9, values_only=True)
     }
-    dai = rows["dai-thang"]
+    async with app.sessions() as session:
+        found = await session.execute(select(Cluster.code, Cluster.name))
+        names = {code: name for code, name in found.all()}
+    dai = rows[names["dai-thang"]]
     assert dai["Số lao động"] == 250  # a number, as the form's other numbers
-    assert dai["GPMB (%)"] == 100 and dai["Trạm XLNT"] == "Hoạt động, đạt chuẩn"
-    assert rows["phu-tuc"]["Số lao động"] is None  # no report: an empty cell
-    letter = sheet.cell(row=2, column=header.index("Số lao động") + 1).column_letter
+    assert dai["GPMB (%)"] == 1 and dai["Trạm XLNT"] == "Hoạt động, đạt chuẩn"
+    assert rows[names["phu-tuc"]]["Số lao động"] is None  # no report: an empty cell
+    letter = sheet.cell(row=8, column=header.index("Số lao động") + 1).column_letter
     assert sheet.column_dimensions[letter].width == 14
 
 

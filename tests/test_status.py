@@ -222,10 +222,12 @@ async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     files = admin.replies[1]
     assert files.file is not None and files.photos
     assert files.photos[0].path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    document = Document(str(files.file))  # the summary as DOCX, a type Zalo takes
-    assert "Tổng hợp tháng 06/2021" in "\n".join(p.text for p in document.paragraphs)
-    assert "Báo cáo: đã nhận 3/5 (60 %)" in "\n".join(p.text for p in document.paragraphs)
-    assert document.inline_shapes  # the chart
+    assert files.file.name == "bao-cao-2021-06.docx"
+    document = Document(str(files.file))  # the report to sign, as DOCX, a type Zalo takes
+    written = "\n".join(p.text for p in document.paragraphs)
+    assert "Kế hoạch số 68/KH-UBND" in written and "tháng 6/2021" in written
+    assert "đã nhận 3 báo cáo (đạt 60 %)" in written  # the reporting rate, from the figures
+    assert "Sở Tài nguyên và Môi trường" in written  # who did not report, by name
     workbook_file = admin.replies[2].file
     assert workbook_file is not None and workbook_file.suffix == ".xlsx"
     book = load_workbook(workbook_file)
@@ -238,61 +240,57 @@ async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     ]
     summary = book["Tổng hợp"]
     rows = {r[0]: r for r in summary.iter_rows(min_row=3, values_only=True) if r[0]}
-    assert rows["Toàn Thành phố"][1:6] == (5, 3, 2, 1, 60.0)
+    assert rows["Toàn Thành phố"][1:6] == (5, 3, 2, 1, 0.6)  # the rate: a fraction, shown as %
     assert rows["Huyện Phú Xuyên"][1:3] == (3, 2)
     q2 = next(r for label, r in rows.items() if str(label).startswith("Quý II/2021"))
     assert q2[1:3] == (23.0, 1.0)
+    # the appendices: a title block above the header (row 8), no code column (rows by name),
+    # percentages as fractions under a % format
+    names = await cluster_names(month)
     founded = book["PL3 CCN thành lập mới"]
-    assert founded.freeze_panes == "C3" and founded.auto_filter.ref is not None
-    header = [c.value for c in founded[2]]
-    dai = next(r for r in founded.iter_rows(min_row=3, values_only=True) if r[1] == "dai-thang")
-    cell = dict(zip(header, dai, strict=True))
-    assert cell["GPMB (%)"] == 100 and cell["HTKT (%)"] == 100
+    assert founded.freeze_panes == "C9" and founded.auto_filter.ref is not None
+    cell = row_by_name(founded, names["dai-thang"])
+    assert cell["GPMB (%)"] == 1 and cell["HTKT (%)"] == 1
     assert cell["Ngày khởi công"] == datetime(2021, 5, 10)
     assert cell["Trạm XLNT"] == "Hoạt động, đạt chuẩn" and cell["Đúng hạn"] == "Có"
     assert cell["Khởi công (KH)"] == "03/2021"
-    phu = dict(
-        zip(
-            header,
-            next(r for r in founded.iter_rows(min_row=3, values_only=True) if r[1] == "phu-tuc"),
-            strict=True,
-        )
-    )
-    assert phu["Đúng hạn"] == "Không" and phu["HTKT (%)"] == 40
-    vt = dict(
-        zip(
-            header,
-            next(r for r in founded.iter_rows(min_row=3, values_only=True) if r[1] == "van-tu"),
-            strict=True,
-        )
-    )
+    phu = row_by_name(founded, names["phu-tuc"])
+    assert phu["Đúng hạn"] == "Không" and phu["HTKT (%)"] == 0.4
+    vt = row_by_name(founded, names["van-tu"])
     assert vt["Báo cáo kỳ này"] == "chưa có người báo cáo" and vt["Chậm so với KH"] == "Không"
-    cb = dict(
-        zip(
-            header,
-            next(
-                r for r in founded.iter_rows(min_row=3, values_only=True) if r[1] == "cau-bau-gd2"
-            ),
-            strict=True,
-        )
-    )
+    cb = row_by_name(founded, names["cau-bau-gd2"])
     assert cb["Khởi công (KH)"] == "04/2021" and cb["Chậm so với KH"] == "Có"
     operating = book["PL2 CCN hoạt động"]
-    header = [c.value for c in operating[2]]
-    binh = dict(
-        zip(
-            header,
-            next(r for r in operating.iter_rows(min_row=3, values_only=True) if r[1] == "binh-phu"),
-            strict=True,
-        )
-    )
-    assert binh["Lấp đầy (KH, %)"] == 68.45 and binh["Lấp đầy (báo cáo, %)"] == 70
+    binh = row_by_name(operating, names["binh-phu"])
+    assert binh["Lấp đầy (KH, %)"] == 0.6845 and binh["Lấp đầy (báo cáo, %)"] == 0.7
     assert binh["Số hộ phải di dời"] == 3
-    missing = [r for r in book["Chưa báo cáo"].iter_rows(min_row=3, values_only=True)]
-    assert [(r[0], r[1], r[3]) for r in missing] == [
+    missing: list[tuple[Any, ...]] = []  # (district: its group row, title, who owes it)
+    district: Any = None
+    for r in book["Chưa báo cáo"].iter_rows(min_row=HEADER_ROW + 1, values_only=True):
+        if r[0] is None and r[1] and not str(r[1]).startswith("Tổng cộng"):
+            district = r[1]
+        elif isinstance(r[0], int):
+            missing.append((district, r[1], r[3]))
+    assert missing == [
         ("Các sở, ngành Thành phố", "Sở Tài nguyên và Môi trường", "Chị Mai"),
         ("Huyện Phú Xuyên", "UBND Huyện Phú Xuyên", "Anh Hùng"),
     ]
+
+
+HEADER_ROW = 8  # the appendices' table header, under the title block
+
+
+async def cluster_names(app: App) -> dict[str, str]:
+    async with app.sessions() as session:
+        rows = await session.execute(select(Cluster.code, Cluster.name))
+        return {code: name for code, name in rows.all()}
+
+
+def row_by_name(sheet: Any, name: str) -> dict[str, Any]:
+    """The sheet's row of the cluster `name`, by the header's words."""
+    header = [c.value for c in sheet[HEADER_ROW]]
+    rows = sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True)
+    return dict(zip(header, next(r for r in rows if r[1] == name), strict=True))
 
 
 async def test_status_card(month: App) -> None:

@@ -1,0 +1,57 @@
+"""The month's files for the report Sở Công Thương sends upward by the 28th: the report
+(DOCX) and its appendices (the XLSX workbook), from one reading of the month.
+
+`read` is the only part that touches the database, and is short; `write` builds both files
+and is slow (about a second for a thousand clusters), so it runs in a worker thread:
+`await build(...)` does both, or a caller that wants the files built after its transaction
+has closed awaits `read` inside it and `asyncio.to_thread(write, ...)` after it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.calendar import Calendar
+from reports import document, workbook
+from reports.month import Month, gather
+from reports.summary import Summary
+
+__all__ = ["MonthFiles", "build", "read", "write"]
+
+
+@dataclass(frozen=True)
+class MonthFiles:
+    document: Path  # the report, DOCX
+    workbook: Path  # its appendices, XLSX
+
+
+read = gather
+
+
+def write(month: Month, folder: Path, locale: str = "vi", stem: str | None = None) -> MonthFiles:
+    """Both files into `folder`, named `bao-cao-<YYYY-MM>.docx` and `tong-hop-<YYYY-MM>.xlsx`
+    (or `<stem>.docx` and `<stem>.xlsx`). The workbook, sent upward, is in Vietnamese; the
+    report in `locale`."""
+    docx_name = f"{stem}.docx" if stem else f"bao-cao-{month.period}.docx"
+    xlsx_name = f"{stem}.xlsx" if stem else f"tong-hop-{month.period}.xlsx"
+    return MonthFiles(
+        document.report_document(month, folder / docx_name, locale),
+        workbook.render(month, folder / xlsx_name),
+    )
+
+
+async def build(
+    session: AsyncSession,
+    summary: Summary,
+    calendar: Calendar,
+    folder: Path,
+    now: datetime,
+    locale: str = "vi",
+) -> MonthFiles:
+    """Read the month, then write both files in a worker thread."""
+    month = await read(session, summary, calendar, now)
+    return await asyncio.to_thread(write, month, folder, locale)
