@@ -8,8 +8,15 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# Install only when pyproject.toml changed since the last install (the project itself is an
+# editable install: its code needs none). Saves ~6 s a run; CCN_REINSTALL=1 forces it.
+stamp=".venv/.ccn-installed"
+wanted="$(.venv/bin/python --version) $(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "${CCN_REINSTALL:-0}" = 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  echo "$wanted" > "$stamp"
+fi
 if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "pg_ctl not found: installing PostgreSQL from Debian's packages" >&2
@@ -26,11 +33,19 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-q
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       $lo_packages >/dev/null; } || echo "!!! LibreOffice could not be installed" >&2
 fi
+# Bytecode caches (__pycache__, ignored by git): without them every `ccn-bot` process the
+# tests start, every xdist worker and every Alembic run compiles the sources again.
+unset PYTHONDONTWRITEBYTECODE
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
+# The cache outside the checkout: CI's fresh clone on the same machine finds it (mypy checks
+# each entry against the file's hash), 2 s instead of ~30 s cold. MYPY_CACHE_DIR overrides.
+export MYPY_CACHE_DIR="${MYPY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ccn-bot/mypy}"
 .venv/bin/mypy
 echo "== import-linter"
 .venv/bin/lint-imports --no-cache
 echo "== pytest"
-.venv/bin/pytest "$@"
+# pytest-xdist: the tests spend much of their time waiting (on PostgreSQL, on loopback HTTP, on
+# the processes they start), so a worker more than the 2 cores; PYTEST_WORKERS=0: no workers.
+.venv/bin/pytest -n "${PYTEST_WORKERS:-3}" --dist worksteal "$@"

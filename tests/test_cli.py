@@ -1,4 +1,5 @@
-"""The `ccn-bot` command as an operator runs it: a real process on a real SQLite file."""
+"""The `ccn-bot` command as an operator runs it, on a real SQLite file: the commands in this
+process (click's runner), the terminal chat, which reads the process's stdin, as a real process."""
 
 from __future__ import annotations
 
@@ -12,12 +13,26 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests import inprocess
+
 REPO = Path(__file__).parent.parent
 
 
-def ccn(
+def environment(tmp_path: Path, **env: str) -> dict[str, str | None]:
+    """What the command sees over this process's environment (None: unset)."""
+    data = str(tmp_path / "data")
+    return {"DATABASE_URL": None, "TELEGRAM_BOT_TOKEN": None, "DATA_DIR": data, **env}
+
+
+def ccn(tmp_path: Path, *args: str, stdin: str = "", **env: str) -> inprocess.Done:
+    """The command's work, in this process (its process is not what these tests are about)."""
+    return inprocess.ccn(tmp_path, environment(tmp_path, **env), *args, stdin=stdin)
+
+
+def ccn_process(
     tmp_path: Path, *args: str, stdin: str = "", **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` as a real process: for what depends on the process (its stdin)."""
     environ = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN")
     }
@@ -104,7 +119,7 @@ def test_terminal_demo_driven_through_a_pipe(tmp_path: Path, command: list[str])
         "~50",  # once ended the chat (a home directory that does not exist)
         "/trogiup",
     ]
-    done = ccn(tmp_path, *command, stdin="\n".join(script) + "\n")
+    done = ccn_process(tmp_path, *command, stdin="\n".join(script) + "\n")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "[demo: investor]" in out and "/baocao — gửi báo cáo tháng" in out

@@ -35,6 +35,7 @@ from store.db import make_engine
 from store.models import Base
 from testing.pg import free_port, new_database
 from testing.standin_telegram import StandinBotAPI
+from tests import inprocess
 from tests.dialog import finish, play
 from tests.test_dialogs import investor
 
@@ -43,11 +44,21 @@ DEPLOY = REPO / "deploy"
 TOKEN = "424242:OPS-SECRET-abcdefghijklmnopqrstuvwxyz0123"
 
 
+DROP = ("DATABASE_URL", "TELEGRAM_BOT_TOKEN", "ZALO_APP_ID", "LOG_FORMAT", "LOG_LEVEL")
+
+
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    drop = ("DATABASE_URL", "TELEGRAM_BOT_TOKEN", "ZALO_APP_ID", "LOG_FORMAT", "LOG_LEVEL")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env = {k: v for k, v in os.environ.items() if k not in DROP}
     env.update({"DATA_DIR": str(tmp_path / "data"), **extra})
     return env
+
+
+def ccn_here(tmp_path: Path, *args: str, **env: str) -> inprocess.Done:
+    """The command's work in this process, the same environment as `ccn` gives the process:
+    for the tests about what a command does rather than about its process."""
+    given: dict[str, str | None] = {name: None for name in DROP}
+    given.update({"DATA_DIR": str(tmp_path / "data"), **env})
+    return inprocess.ccn(tmp_path, given, *args)
 
 
 def ccn(
@@ -132,7 +143,7 @@ async def test_backup_and_restore_through_the_cli(
     base = request.getfixturevalue("pg_base_url") if kind == "postgresql" else ""
     folder = tmp_path / "backups" / "2021-06-10"
     done = await asyncio.to_thread(
-        ccn,
+        ccn_here,
         tmp_path,
         "backup",
         str(folder),
@@ -151,19 +162,21 @@ async def test_backup_and_restore_through_the_cli(
     target_dir = tmp_path / "restored"
     async with empty_database(kind, tmp_path, base) as target_url:
         env = {"DATABASE_URL": target_url, "DATA_DIR": str(target_dir)}
-        done = await asyncio.to_thread(ccn, tmp_path, "restore", str(folder), **env)
+        done = await asyncio.to_thread(ccn_here, tmp_path, "restore", str(folder), **env)
         assert done.returncode == 0, done.stderr
         assert f"Đã khôi phục từ {folder} và đối chiếu với manifest" in done.stdout
         assert await table_contents(target_url) == await table_contents(source.database_url)
         assert files_under(target_dir / "photos") == files_under(source.data_dir / "photos")
         # the restored store works on: migrations find it current, new rows get new ids
-        listed = await asyncio.to_thread(ccn, tmp_path, "people", "list", **env)
+        listed = await asyncio.to_thread(ccn_here, tmp_path, "people", "list", **env)
         assert listed.returncode == 0 and "#" in listed.stdout, listed.stderr
 
-        again = await asyncio.to_thread(ccn, tmp_path, "restore", str(folder), **env)
+        again = await asyncio.to_thread(ccn_here, tmp_path, "restore", str(folder), **env)
         assert again.returncode == 1
         assert "Cơ sở dữ liệu không trống" in again.stderr and "--force" in again.stderr
-        forced = await asyncio.to_thread(ccn, tmp_path, "restore", str(folder), "--force", **env)
+        forced = await asyncio.to_thread(
+            ccn_here, tmp_path, "restore", str(folder), "--force", **env
+        )
         assert forced.returncode == 0, forced.stderr
         assert await table_contents(target_url) == await table_contents(source.database_url)
 
@@ -557,7 +570,7 @@ def test_compose_file_with_docker() -> None:
 
 
 def test_ccn_health_asks_the_web_server(tmp_path: Path) -> None:
-    async def serve() -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    async def serve() -> tuple[inprocess.Done, inprocess.Done]:
         app = web.Application()
 
         async def healthz(_request: web.Request) -> web.Response:
@@ -569,16 +582,16 @@ def test_ccn_health_asks_the_web_server(tmp_path: Path) -> None:
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
-            up = await asyncio.to_thread(ccn, tmp_path, "health", WEB_PORT=str(port))
+            up = await asyncio.to_thread(ccn_here, tmp_path, "health", WEB_PORT=str(port))
         finally:
             await runner.cleanup()
-        down = await asyncio.to_thread(ccn, tmp_path, "health", WEB_PORT=str(port))
+        down = await asyncio.to_thread(ccn_here, tmp_path, "health", WEB_PORT=str(port))
         return up, down
 
     up, down = asyncio.run(serve())
     assert up.returncode == 0 and '"status": "ok"' in up.stdout, up.stderr
     assert down.returncode == 1 and "Bot không trả lời" in down.stderr
-    unset = ccn(tmp_path, "health")
+    unset = ccn_here(tmp_path, "health")
     assert unset.returncode == 2 and "WEB_PORT" in unset.stderr
 
 

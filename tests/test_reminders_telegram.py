@@ -1,10 +1,10 @@
-"""`ccn-bot reminders preview|send` as operations run them: real processes, real PTB, a
-stand-in Bot API that enforces Telegram's flood limits and has a person who blocked the bot."""
+"""`ccn-bot reminders preview|send` as operations run them (the commands in this process), real
+PTB, a stand-in Bot API that enforces Telegram's flood limits and has a person who blocked the
+bot."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from store.clusters import all_clusters
 from store.db import unit_of_work
 from store.models import ChannelIdentity, ReminderLedger
 from testing.standin_telegram import StandinBotAPI
-from tests.test_telegram_e2e import environment
+from tests import inprocess
 
 PEOPLE = 40
 BLOCKED = 7_000_003
@@ -37,19 +37,15 @@ async def api() -> AsyncIterator[StandinBotAPI]:
 
 
 async def ccn(tmp_path: Path, api: StandinBotAPI, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    """The command in this process (on a thread: it runs its own event loop, and the stand-in
+    answers on this one); its output and errors together, as a terminal shows them."""
+    env: dict[str, str | None] = {"DATABASE_URL": None}
+    env.update(DATA_DIR=str(tmp_path / "data"), TELEGRAM_BOT_TOKEN=api.token)
+    env.update(TELEGRAM_API_URL=api.root)
+    done = await asyncio.wait_for(
+        asyncio.to_thread(inprocess.ccn, tmp_path, env, *args), timeout=240
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return done.returncode, done.stdout + done.stderr
 
 
 async def test_send_is_rate_limited_retried_and_once_only(

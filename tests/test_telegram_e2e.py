@@ -1,5 +1,6 @@
-"""The real `ccn-bot run` process against a stand-in Telegram Bot API on loopback: a new
-investor is invited, reports with an album of two photos, and gets a receipt."""
+"""`ccn-bot run` against a stand-in Telegram Bot API on loopback: a new investor is invited,
+reports with an album of two photos, and gets a receipt. The bot runs in this process (the
+same start-up and `serve`, real HTTP both ways) except where the process itself is tested."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import hashlib
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,14 +20,16 @@ import pytest
 from domain.text import fold
 from testing.pg import free_port
 from testing.standin_telegram import StandinBotAPI
+from tests import inprocess
 from tests.dialog import image
 
 QUIET = 0.4  # the bot has said all it will say about one message after this long
 
 
 async def webhook_registered(api: StandinBotAPI) -> dict[str, Any]:
-    """The bot's setWebhook call, once the process has made it."""
-    for _ in range(100):
+    """The bot's setWebhook call, once the process has made it (a process that starts while
+    the machine is busy may take more than the 10 s this once allowed)."""
+    for _ in range(600):
         if api.called("setWebhook"):
             break
         await asyncio.sleep(0.1)
@@ -49,12 +51,27 @@ class Person:
     said: int = 0  # the update of the last text sent
 
     async def _replies(self, before: int, timeout: float = 15.0) -> str:
+        """What the bot sent after the `before`th message, once it has said all it will."""
         await self.api.wait_for_count(self.chat_id, before + 1, timeout=timeout)
         while True:  # wait until the bot falls quiet
             count = len(self.api.sent(self.chat_id))
             await asyncio.sleep(QUIET)
             if len(self.api.sent(self.chat_id)) == count:
                 break
+        return self._since(before)
+
+    async def _answer(self, update_id: int, before: int, timeout: float = 15.0) -> str:
+        """The bot's answer to one update: all of it is sent before the bot confirms the update
+        to Telegram (a getUpdates with a higher offset), so no waiting for quiet."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not any(int(p.get("offset") or 0) > update_id for p in self.api.called("getUpdates")):
+            assert loop.time() < deadline, f"update {update_id} not handled in {timeout} s"
+            await asyncio.sleep(0.01)
+        await self.api.wait_for_count(self.chat_id, before + 1, timeout=timeout)
+        return self._since(before)
+
+    def _since(self, before: int) -> str:
         return "\n".join(
             str(m.get("text") or m.get("caption") or "")
             for m in self.api.sent(self.chat_id)[before:]
@@ -63,7 +80,7 @@ class Person:
     async def say(self, text: str) -> str:
         before = len(self.api.sent(self.chat_id))
         self.said = self.api.send_text(self.chat_id, text, first_name="Lê Văn C")
-        return await self._replies(before)
+        return await self._answer(self.said, before)
 
     async def tap(self, label: str) -> str:
         for message in reversed(self.api.sent(self.chat_id)):
@@ -72,21 +89,21 @@ class Person:
                 for text, data in row:
                     if fold(label) in fold(text):
                         before = len(self.api.sent(self.chat_id))
-                        self.api.press_button(self.chat_id, data, message["message_id"])
-                        return await self._replies(before)
+                        pressed = self.api.press_button(self.chat_id, data, message["message_id"])
+                        return await self._answer(pressed, before)
         raise AssertionError(f"no button {label!r}")
 
     async def edit(self, message_id: int, text: str) -> str:
         before = len(self.api.sent(self.chat_id))
-        self.api.edit_text(self.chat_id, message_id, text)
-        return await self._replies(before)
+        return await self._answer(self.api.edit_text(self.chat_id, message_id, text), before)
 
     async def document(self, data: bytes, file_name: str, mime_type: str) -> str:
         before = len(self.api.sent(self.chat_id))
-        self.api.send_document(self.chat_id, data, file_name, mime_type)
-        return await self._replies(before)
+        sent = self.api.send_document(self.chat_id, data, file_name, mime_type)
+        return await self._answer(sent, before)
 
     async def album(self, photos: list[bytes]) -> str:
+        """An album is answered once, a moment after its last photo: wait for quiet."""
         before = len(self.api.sent(self.chat_id))
         for data in photos:
             self.api.send_photo(self.chat_id, data, media_group_id="album-1")
@@ -125,32 +142,40 @@ async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
 
 
 async def start_bot(tmp_path: Path, api: StandinBotAPI, **extra: str) -> asyncio.subprocess.Process:
+    """`ccn-bot run` as a real process, for what only a process shows (its memory)."""
     env = environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root, **extra)
     return await run_bot(env, tmp_path)
 
 
-async def stop(bot: asyncio.subprocess.Process) -> str:
+def start_here(tmp_path: Path, api: StandinBotAPI, **extra: str) -> inprocess.Bot:
+    """`ccn-bot run` in this process: the tests that talk to the bot over HTTP (its start-up,
+    signals and memory as a process are tested in test_operations and below)."""
+    env = environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root, **extra)
+    return inprocess.Bot(env)
+
+
+async def stop(bot: asyncio.subprocess.Process | inprocess.Bot) -> str:
     """SIGTERM, then the end of what the process printed."""
+    if isinstance(bot, inprocess.Bot):
+        return await bot.stop()
     bot.send_signal(signal.SIGTERM)
     output, _ = await asyncio.wait_for(bot.communicate(), timeout=30)
     return output.decode(errors="replace")[-3000:]
 
 
-async def stop_bot(bot: asyncio.subprocess.Process) -> None:
+async def stop_bot(bot: asyncio.subprocess.Process | inprocess.Bot) -> None:
     output = await stop(bot)
     assert bot.returncode == 0, output
 
 
-def invite(tmp_path: Path) -> tuple[str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "invite", "--role", "investor", "--cluster", "dai-thang"],
-        capture_output=True,
-        text=True,
-        env=environment(tmp_path, TELEGRAM_BOT_USERNAME="ccn_hanoi_bot"),
-        cwd=tmp_path,
-        timeout=120,
-        check=True,
-    )
+async def invite(tmp_path: Path) -> tuple[str, str]:
+    """`ccn-bot invite` (in this process, on a thread: the command runs its own event loop)."""
+    env: dict[str, str | None] = {"DATABASE_URL": None, "TELEGRAM_BOT_TOKEN": None}
+    env["DATA_DIR"] = str(tmp_path / "data")
+    env["TELEGRAM_BOT_USERNAME"] = "ccn_hanoi_bot"
+    args = ("invite", "--role", "investor", "--cluster", "dai-thang")
+    done = await asyncio.to_thread(inprocess.ccn, tmp_path, env, *args)
+    assert done.returncode == 0, done.stderr
     token, link = done.stdout.split()
     return token, link
 
@@ -175,9 +200,9 @@ def confirmed_after(api: StandinBotAPI, update_id: int, answer: str) -> bool:
 
 
 async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: Path) -> None:
-    token, link = invite(tmp_path)
+    token, link = await invite(tmp_path)
     assert link == f"https://t.me/ccn_hanoi_bot?start={token}"
-    bot = await start_bot(tmp_path, api)
+    bot = start_here(tmp_path, api)
     person = Person(api, 5551234)
     try:
         stranger = Person(api, 5550000)
@@ -247,7 +272,7 @@ async def test_webhook_refuses_updates_without_the_secret(
     import aiohttp
 
     port = free_port()
-    bot = await start_bot(
+    bot = start_here(
         tmp_path,
         api,
         WEBHOOK_URL="https://ccn.example.vn/hook",
@@ -295,8 +320,8 @@ async def test_webhook_refuses_updates_without_the_secret(
 async def test_edits_and_oversized_files(api: StandinBotAPI, tmp_path: Path) -> None:
     """Editing "40" to "2" is not an answer to the choice now open; a 30 MB file (over the
     Bot API's 20 MB download cap) is refused by its declared size, never fetched."""
-    token, _link = invite(tmp_path)
-    bot = await start_bot(tmp_path, api)
+    token, _link = await invite(tmp_path)
+    bot = start_here(tmp_path, api)
     person = Person(api, 5557777)
     try:
         await person.say(f"/start {token}")
@@ -383,7 +408,7 @@ async def test_healthz_shows_when_telegram_stops_answering(
     import aiohttp
 
     port = free_port()
-    bot = await start_bot(tmp_path, api, WEB_PORT=str(port))
+    bot = start_here(tmp_path, api, WEB_PORT=str(port))
     url = f"http://127.0.0.1:{port}/healthz"
     try:
         async with aiohttp.ClientSession() as http:

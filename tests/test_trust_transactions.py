@@ -24,10 +24,11 @@ from store.db import unit_of_work
 from store.models import Photo, ProcessedUpdate
 from testing.pg import free_port
 from testing.standin_zalo import StandinZalo
+from tests import inprocess
 from tests.dialog import IMAGES, Chat, play
 from tests.test_dialogs import investor
 from tests.test_security_photos import files_under, noisy_jpeg
-from tests.test_telegram_e2e import run_bot, stop
+from tests.test_telegram_e2e import stop
 from tests.test_zalo_e2e import START, ZaloPerson, running_from, zalo_environment
 
 SORRY = "Xin lỗi, có lỗi xảy ra"
@@ -59,11 +60,14 @@ async def test_a_slow_photo_download_on_zalo_does_not_fail_anyone_else(tmp_path:
                     clusters=["dai-thang"] if is_investor else [],
                 )
                 tokens[user] = invitation.token
-    bot = await run_bot(env, tmp_path)
+    bot = inprocess.Bot(env)  # `ccn-bot run`, in this process
     try:
         async with aiohttp.ClientSession() as http:
             url = f"http://127.0.0.1:{port}/zalo/webhook"
-            people = {u: ZaloPerson(zalo, http, url, u) for u in ["zu-photographer", *others]}
+            people = {
+                u: ZaloPerson(zalo, http, url, u, settled=inprocess.zalo_settled)
+                for u in ["zu-photographer", *others]
+            }
             for user, person in people.items():
                 assert "Chào mừng" in await person.say(tokens[user])
             photographer = people["zu-photographer"]
