@@ -16,14 +16,19 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from PIL import Image
+from sqlalchemy import select
 
+from domain.roles import Role
 from domain.text import fold
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Button, Incoming, Reply
+from store.db import unit_of_work
+from store.models import Cluster, Person, Report
 
 _updates = itertools.count(1)
 
@@ -176,3 +181,30 @@ async def finish(
         else:
             await chat.say("10")
     raise AssertionError("the form never ended\n" + chat.log())
+
+
+async def file_may_report(deps: Deps, answers: dict[str, Any], code: str = "dai-thang") -> None:
+    """May 2021's report of a founded cluster, on time, filed by its investor: the earlier
+    answers a June report is compared with (a figure going down, "unchanged")."""
+    hanoi = ZoneInfo("Asia/Ho_Chi_Minh")
+    async with unit_of_work(deps.sessions) as session:
+        cluster = await session.scalar(select(Cluster).where(Cluster.code == code))
+        person = await session.scalar(select(Person).where(Person.role == Role.INVESTOR))
+        assert cluster is not None and person is not None
+        session.add(
+            Report(
+                reference="BC-202105-00001",
+                subject=f"cluster:{code}",
+                cluster_id=cluster.id,
+                period="2021-05",
+                form="founded",
+                form_version=1,
+                version=1,
+                answers=answers,
+                submitted_at=datetime(2021, 5, 20, 9, 0, tzinfo=hanoi),
+                submitted_by_person_id=person.id,
+                channel="telegram",
+                deadline_at=datetime(2021, 5, 25, 0, 0, tzinfo=hanoi),
+                on_time=True,
+            )
+        )

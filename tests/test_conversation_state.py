@@ -4,7 +4,6 @@ and a garbled stored state is a fresh one, never a crash."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -20,9 +19,9 @@ from handlers.context import Deps
 from store.access import person_for
 from store.contacts import update_chat_state
 from store.db import unit_of_work
-from store.models import Cluster, Conversation, Person, Report, ReportDraft
-from tests.dialog import Chat, play
-from tests.test_dialogs import HANOI, investor, invite
+from store.models import Conversation, ReportDraft
+from tests.dialog import Chat, file_may_report, play
+from tests.test_dialogs import investor, invite
 
 # What the code before the typed state stored, one dict per place that wrote it.
 OLD_STATES: list[dict[str, Any]] = [
@@ -178,27 +177,7 @@ async def test_a_chat_mid_question_resumes_from_an_old_state(deps: Deps) -> None
 
 async def test_a_figure_going_down_resumes_at_its_confirmation(deps: Deps, app: App) -> None:
     chat = await investor(deps)
-    async with unit_of_work(deps.sessions) as session:
-        cluster = await session.scalar(select(Cluster).where(Cluster.code == "dai-thang"))
-        person = await session.scalar(select(Person).where(Person.role == Role.INVESTOR))
-        assert cluster is not None and person is not None
-        session.add(
-            Report(
-                reference="BC-202105-00001",
-                subject="cluster:dai-thang",
-                cluster_id=cluster.id,
-                period="2021-05",
-                form="founded",
-                form_version=1,
-                version=1,
-                answers={"gpmb": {"v": "60"}},
-                submitted_at=datetime(2021, 5, 20, 9, 0, tzinfo=HANOI),
-                submitted_by_person_id=person.id,
-                channel="telegram",
-                deadline_at=datetime(2021, 5, 25, 0, 0, tzinfo=HANOI),
-                on_time=True,
-            )
-        )
+    await file_may_report(deps, {"gpmb": {"v": "60"}})
     await play(chat, [("/baocao", "QHCT"), ("[Có]", "bồi thường"), ("[Có]", "GPMB")])
     draft = await _draft(deps)
     await _store_state(

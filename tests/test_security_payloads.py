@@ -17,8 +17,8 @@ from handlers import reporting
 from handlers.context import Deps
 from store.db import unit_of_work
 from store.forms import load_forms
-from store.models import Cluster, PaperReceipt, Person, Report, ReportDraft
-from tests.dialog import Chat, Clock, finish, play
+from store.models import PaperReceipt, Person, Report, ReportDraft
+from tests.dialog import Chat, Clock, file_may_report, finish, play
 from tests.test_dialogs import HANOI, investor, invite
 
 REFUSED = "Xin lỗi, lựa chọn này không dùng được ở đây"
@@ -129,33 +129,16 @@ async def test_forged_answers_are_refused_and_the_report_still_goes_in(
 
 async def test_keep_needs_an_earlier_answer_that_is_still_valid(deps: Deps, app: App) -> None:
     chat = await investor(deps)
-    async with unit_of_work(deps.sessions) as session:
-        cluster = await session.scalar(select(Cluster).where(Cluster.code == "dai-thang"))
-        person = await session.scalar(select(Person).where(Person.role == Role.INVESTOR))
-        assert cluster is not None and person is not None
-        # May's report, filed when the form still allowed what it no longer does
-        session.add(
-            Report(
-                reference="BC-202105-00001",
-                subject="cluster:dai-thang",
-                cluster_id=cluster.id,
-                period="2021-05",
-                form="founded",
-                form_version=1,
-                version=1,
-                answers={
-                    "qhct": {"v": "maybe"},
-                    "compensation": {"v": "yes"},
-                    "gpmb": {"v": "150"},
-                    "gpmb_funds": {"v": "half"},
-                },
-                submitted_at=datetime(2021, 5, 20, 9, 0, tzinfo=HANOI),
-                submitted_by_person_id=person.id,
-                channel="telegram",
-                deadline_at=datetime(2021, 5, 25, 0, 0, tzinfo=HANOI),
-                on_time=True,
-            )
-        )
+    # May's report, filed when the form still allowed what it no longer does
+    await file_may_report(
+        deps,
+        {
+            "qhct": {"v": "maybe"},
+            "compensation": {"v": "yes"},
+            "gpmb": {"v": "150"},
+            "gpmb_funds": {"v": "half"},
+        },
+    )
     await play(chat, [("/baocao", "QHCT 1/500 | !Không thay đổi")])  # nothing valid to keep
     await refused(chat, ["keep:qhct"], "QHCT 1/500")
     await play(chat, [("[Không]", "Phương án bồi thường | Không thay đổi")])
