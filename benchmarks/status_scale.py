@@ -68,7 +68,6 @@ from store.models import (
     ReminderLedger,
     Report,
     ReportPhoto,
-    ReportValue,
     Task,
 )
 from store.orgs import district_short
@@ -94,13 +93,6 @@ TARGET_WORKBOOK_S = 5.0
 TARGET_WORKBOOK_MB = 300.0
 FOUNDED_KINDS = (ClusterKind.FOUNDED_2018_2020.value, ClusterKind.FOUNDED_2021.value)
 FORMS = load_forms()
-# The questions whose answers are numbers (report_values.value_number), each_item ones included.
-NUMERIC = {
-    q.id
-    for form in FORMS.values()
-    for q in (*form.questions, *form.each_item)
-    if q.type in ("percent", "number")
-}
 
 
 def _words(text_: str) -> tuple[str, ...]:
@@ -259,7 +251,6 @@ async def read_existing(app: App) -> Existing:
             Person,
             ChannelIdentity,
             Report,
-            ReportValue,
             Photo,
             ReportPhoto,
             ReminderLedger,
@@ -838,22 +829,6 @@ class Generator:
         self.add("reports", row)
         for index in range(photos):
             self.photo(row, index)
-        for qid, entry in row["answers"].items():
-            if qid.startswith("_") or not isinstance(entry, dict):
-                continue
-            value = entry.get("v")
-            is_number = qid.rpartition(".")[2] in NUMERIC
-            self.add(
-                "report_values",
-                {
-                    "id": self.next_id("report_values"),
-                    "report_id": row["id"],
-                    "question_id": qid,
-                    "value_text": value,
-                    "value_number": Decimal(value) if is_number and value is not None else None,
-                    "reason": entry.get("reason"),
-                },
-            )
 
     def photo(self, report: dict[str, Any], index: int) -> None:
         photo_id = self.next_id("photos")
@@ -1163,7 +1138,6 @@ ORDER = (
     ChannelIdentity,
     PersonCluster,
     Report,
-    ReportValue,
     Photo,
     ReportPhoto,
     ReminderLedger,
@@ -1219,7 +1193,6 @@ async def sizes(app: App) -> dict[str, Any]:
             ("people", Person),
             ("identities", ChannelIdentity),
             ("reports", Report),
-            ("report_values", ReportValue),
             ("photos", Photo),
             ("report_photos", ReportPhoto),
             ("reminder_ledger", ReminderLedger),

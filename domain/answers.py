@@ -15,7 +15,8 @@ YES = {"co", "c", "yes", "y", "roi", "da", "dong y", "ok", "x", "1", "true"}
 NO = {"khong", "k", "ko", "no", "n", "chua", "0", "false"}
 _DATE = re.compile(r"^(\d{1,2})\s*[/.\-]\s*(\d{1,2})(?:\s*[/.\-]\s*(\d{2,4}))?$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-# What a figure may be: report_values.value_number is Numeric(16, 4).
+# What a figure may be: at most 12 digits before the point and 2 (percent) or 4 after, so
+# that a figure stays a figure wherever it is summed or stored (a spreadsheet, PostgreSQL).
 MAX_ABS_NUMBER = Decimal(10) ** 12
 MAX_DECIMALS = {"percent": 2, "number": 4}
 

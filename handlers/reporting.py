@@ -591,7 +591,6 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         ctx.session,
         draft,
         kept,
-        types={q.id: q.type for q in rules.applicable()},
         form_version=rules.form.version,
         person_id=ctx.person.id,
         channel=ctx.incoming.channel,

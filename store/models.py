@@ -370,26 +370,6 @@ class Report(Base):
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
     draft_id: Mapped[int | None] = mapped_column(ForeignKey("report_drafts.id"))
 
-    values: Mapped[list[ReportValue]] = relationship(
-        back_populates="report", cascade="all, delete-orphan"
-    )
-
-
-class ReportValue(Base):
-    """One answer of a submitted report, typed so that reports/ can sum and compare."""
-
-    __tablename__ = "report_values"
-    __table_args__ = (UniqueConstraint("report_id", "question_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
-    question_id: Mapped[str] = mapped_column(String(96))
-    value_text: Mapped[str | None] = mapped_column(Text)
-    value_number: Mapped[Decimal | None] = mapped_column(Numeric(16, 4))
-    reason: Mapped[str | None] = mapped_column(Text)
-
-    report: Mapped[Report] = relationship(back_populates="values")
-
 
 class Photo(Base):
     """A stored image, by the SHA-256 of its bytes (the same photo twice is stored once)."""

@@ -3,25 +3,18 @@ correction is a new version; the earlier one stays)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Period
-from domain.draft import ITEMS_KEY, NUMERIC
 from domain.subjects import Subject
 from store.drafts import OPEN
-from store.models import Report, ReportDraft, ReportPhoto, ReportValue
+from store.models import Report, ReportDraft, ReportPhoto
 
 SUBMITTED = "submitted"
-# report_values: written on submission, read by no code of the bot (reports/ reads
-# reports.answers); kept while tests/test_dialogs.py and test_security_answers.py read it.
-# Dropping it is the lead's call (a migration).
-WRITE_REPORT_VALUES = True
 
 
 async def last_report(session: AsyncSession, subject: Subject) -> Report | None:
@@ -44,14 +37,13 @@ async def file_report(
     draft: ReportDraft,
     answers: dict[str, Any],
     *,
-    types: Mapping[str, str],
     form_version: int,
     person_id: int,
     channel: str,
     now: datetime,
     deadline: datetime,
 ) -> tuple[Report, int]:
-    """File the draft as a report with these answers (`types`: each question's type); the
+    """File the draft as a report with these answers; the
     draft's photos move to the report and the draft is closed. (The report, its photos.)"""
     assert draft.status == OPEN
     previous = await session.scalar(
@@ -81,8 +73,6 @@ async def file_report(
     session.add(report)
     await session.flush()
     report.reference = reference(Period.parse(draft.period), report.id)
-    if WRITE_REPORT_VALUES:
-        _typed_values(session, report, answers, types)
     photos = (
         await session.scalars(select(ReportPhoto).where(ReportPhoto.draft_id == draft.id))
     ).all()
@@ -90,22 +80,3 @@ async def file_report(
         link.report_id = report.id
     draft.status = SUBMITTED
     return report, len(photos)
-
-
-def _typed_values(
-    session: AsyncSession, report: Report, answers: dict[str, Any], types: Mapping[str, str]
-) -> None:
-    for qid, entry in answers.items():
-        if qid == ITEMS_KEY:
-            continue
-        value = entry.get("v")
-        number = Decimal(value) if value is not None and types.get(qid) in NUMERIC else None
-        session.add(
-            ReportValue(
-                report_id=report.id,
-                question_id=qid,
-                value_text=value,
-                value_number=number,
-                reason=entry.get("reason"),
-            )
-        )

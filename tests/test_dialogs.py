@@ -7,7 +7,6 @@ import hashlib
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.app import App, open_app
@@ -15,7 +14,7 @@ from domain.roles import Role
 from handlers.context import Deps
 from store.access import create_invitation
 from store.db import unit_of_work
-from store.models import AuditLog, Photo, Report, ReportPhoto, ReportValue
+from store.models import AuditLog, Photo, Report, ReportPhoto
 from tests.dialog import IMAGES, Chat, Clock, finish, play
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -119,17 +118,12 @@ async def test_founded_cluster_report_end_to_end(deps: Deps, app: App) -> None:
         report = await session.scalar(select(Report))
         assert report is not None and report.on_time and report.version == 1
         assert report.period == "2021-06" and report.form == "founded"
-        values = {
-            v.question_id: v
-            for v in (
-                await session.scalars(select(ReportValue).where(ReportValue.report_id == report.id))
-            )
-        }
-        assert values["gpmb"].value_number == pytest.approx(60.5)
-        assert values["groundbreaking_date"].value_text == "2021-06-15"
-        assert values["proposals"].value_text is None
+        values = report.answers
+        assert values["gpmb"] == {"v": "60.5"}
+        assert values["groundbreaking_date"] == {"v": "2021-06-15"}
+        assert values["proposals"].get("v") is None
         assert "land_lease" not in values
-        assert values["_location"].value_text == "20.583400,105.912100"
+        assert values["_location"] == {"v": "20.583400,105.912100"}
         photos = (
             await session.scalars(
                 select(Photo).join(ReportPhoto).where(ReportPhoto.report_id == report.id)

@@ -14,7 +14,7 @@ from domain import answers
 from domain.forms import Question
 from handlers.context import Deps
 from store.forms import parse_question
-from store.models import Report, ReportValue
+from store.models import Report
 from tests.dialog import play
 from tests.test_dialogs import investor
 
@@ -106,11 +106,6 @@ async def test_bad_figures_are_refused_and_the_report_still_goes_in(deps: Deps, 
     async with app.sessions() as session:
         report = await session.scalar(select(Report).where(Report.subject == "cluster:binh-phu"))
         assert report is not None
-        values = {
-            v.question_id: v
-            for v in await session.scalars(
-                select(ReportValue).where(ReportValue.report_id == report.id)
-            )
-        }
-    assert values["households"].value_text == "0" and values["households"].value_number == 0
-    assert values["htkt_unfinished"].value_text == "Đường nội bộ, thoát nước"
+        values = report.answers
+    assert values["households"] == {"v": "0"}
+    assert values["htkt_unfinished"] == {"v": "Đường nội bộ, thoát nước"}
