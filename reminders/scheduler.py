@@ -3,6 +3,7 @@ time when several share a PostgreSQL database (store/leader.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -40,6 +41,11 @@ def start(
             if leadership is not None and not await leadership.held():
                 return  # another worker runs the reminders
             result = await tick(sessions, calendar, policy, notifier, clock())
+        except asyncio.CancelledError:
+            # the bot is stopping mid-run: the ledger keeps what went (at most once); no
+            # traceback in the log for an ordinary shutdown
+            log.info("reminder run stopped: the bot is shutting down")
+            return
         except Exception:
             log.exception("reminder tick failed")
             return
