@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+import signal
+import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,59 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQL_STATS_VARIABLE = "CCN_SQL_STATS"  # benchmarks only: count SQL statements and commits
+
+
+class _SqlStats:
+    """Opt-in counts of the SQL statements and commits of every engine of this process, for
+    benchmarks/deadline_rush.py: with CCN_SQL_STATS=<file>, the totals are written to that file
+    (JSON) at exit and whenever the process receives SIGUSR1. Unset, nothing is attached."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.statements = 0
+        self.commits = 0
+        self.rollbacks = 0
+
+    def statement(self, *_args: Any) -> None:
+        self.statements += 1
+
+    def commit(self, *_args: Any) -> None:
+        self.commits += 1
+
+    def rollback(self, *_args: Any) -> None:
+        self.rollbacks += 1
+
+    def write(self, *_args: Any) -> None:
+        totals = {
+            "pid": os.getpid(),
+            "statements": self.statements,
+            "commits": self.commits,
+            "rollbacks": self.rollbacks,
+        }
+        partial = self.path.with_name(self.path.name + ".partial")
+        with suppress(OSError):
+            partial.write_text(json.dumps(totals))
+            partial.replace(self.path)
+
+
+_sql_stats: _SqlStats | None = None
+
+
+def _count_sql(engine: AsyncEngine) -> None:
+    global _sql_stats
+    path = os.environ.get(SQL_STATS_VARIABLE)
+    if not path:
+        return
+    if _sql_stats is None:
+        _sql_stats = _SqlStats(Path(path))
+        atexit.register(_sql_stats.write)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, _sql_stats.write)
+        _sql_stats.write()
+    event.listen(engine.sync_engine, "before_cursor_execute", _sql_stats.statement)
+    event.listen(engine.sync_engine, "commit", _sql_stats.commit)
+    event.listen(engine.sync_engine, "rollback", _sql_stats.rollback)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -37,8 +95,10 @@ def make_engine(url: str) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_async_engine(url, pool_pre_ping=True)
+    _count_sql(engine)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,7 +18,10 @@ An aiohttp server on 127.0.0.1 that answers the part of the Bot API a python-tel
 
 The test plays the person (``send_text``, ``send_photo``, ``press_button``, ...), which queues
 updates exactly as Telegram would deliver them through ``getUpdates``, and reads what the bot did
-(``calls``, ``sent``, ``wait_for``, ``commands``).
+(``calls``, ``sent``, ``wait_for``, ``commands``). Benchmarks time it: ``queued_at``,
+``delivered_at`` and ``confirmed_at`` (``time.monotonic()`` when each update was queued, first
+handed out, and confirmed by a higher getUpdates offset), and ``on_sent``, called with the chat
+and the message as each message the bot sends is recorded.
 
 Behaviour copied from Telegram because bots break on it in production:
 
@@ -285,6 +288,13 @@ class StandinBotAPI:
         self.flood_next: set[int] = set()  # chats whose next send gets one 429, as in a flood
         self.blocked_chats: set[int] = set()
         self.webhook_url = ""
+        # when (time.monotonic()) each update was queued for getUpdates, first handed out and
+        # confirmed (forgotten by a higher offset), and a hook called as each message to a chat
+        # is recorded: for benchmarks' timings
+        self.queued_at: dict[int, float] = {}
+        self.delivered_at: dict[int, float] = {}
+        self.confirmed_at: dict[int, float] = {}
+        self.on_sent: Callable[[int, dict[str, Any]], None] | None = None
         # state
         self._bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1
         self._next_update_id = 100_001
@@ -591,6 +601,7 @@ class StandinBotAPI:
         update = {"update_id": update_id, **body}
         self._history[update_id] = copy.deepcopy(update)
         self._queue.append(_Queued(update_id, update))
+        self.queued_at[update_id] = time.monotonic()
         self._updates_signal.fire()
         return update_id
 
@@ -816,11 +827,17 @@ class StandinBotAPI:
     def _confirm(self, offset: int) -> None:
         """Forget the updates an offset confirms, as Telegram does."""
         if offset > 0:
-            self._queue = [
+            kept = [
                 queued
                 for queued in self._queue
                 if queued.update_id >= offset or (queued.repeat and not queued.delivered)
             ]
+            if len(kept) < len(self._queue):
+                now = time.monotonic()
+                for queued in self._queue:
+                    if queued.update_id < offset and not queued.repeat:
+                        self.confirmed_at.setdefault(queued.update_id, now)
+            self._queue = kept
         elif offset < 0:
             self._queue = sorted(self._queue, key=lambda queued: queued.update_id)[offset:]
 
@@ -834,8 +851,10 @@ class StandinBotAPI:
             ]
         # ascending ids, so PTB's next offset (last id + 1) confirms the whole batch
         batch = sorted(self._queue, key=lambda queued: queued.update_id)[:limit]
+        now = time.monotonic()
         for queued in batch:
             queued.delivered = True
+            self.delivered_at.setdefault(queued.update_id, now)
         return [copy.deepcopy(queued.update) for queued in batch]
 
     # setMyCommands, getMyCommands, deleteMyCommands as the Bot API documents them
@@ -1025,8 +1044,11 @@ class StandinBotAPI:
         return _public(message)
 
     def _record_sent(self, chat_id: int, message: JSONDict) -> None:
-        self._sent.setdefault(chat_id, []).append(dict(message))
+        recorded = dict(message)
+        self._sent.setdefault(chat_id, []).append(recorded)
         self._sent_signal.fire()
+        if self.on_sent is not None:
+            self.on_sent(chat_id, recorded)
 
     def _upload(self, params: dict[str, Any], key: str) -> tuple[bytes, str, str]:
         """The bytes, file name and MIME type of a file parameter (upload or known file_id)."""
