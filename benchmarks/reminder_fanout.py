@@ -19,7 +19,6 @@ import importlib.metadata
 import inspect
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -549,12 +548,11 @@ def machine() -> dict[str, Any]:
 
 def tuning() -> dict[str, Any]:
     """The sender's tuning as the child processes run it (read from the source)."""
-    from bot.channels import telegram
+    from bot.channels import pacing
     from reminders.sender import tick
 
-    found = re.search(r"AIORateLimiter\([^)]*\)", inspect.getsource(telegram.build))
     return {
-        "rate_limiter": found.group(0) if found else None,
+        "bulk_per_second": pacing.BULK_PER_SECOND,
         "tick_concurrency": inspect.signature(tick).parameters["concurrency"].default,
     }
 

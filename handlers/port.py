@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -83,5 +84,11 @@ class Notifier(Protocol):
     """A channel that can send a message outside a conversation."""
 
     channels: frozenset[str]
+
+    def turn(self, channel: str) -> AbstractAsyncContextManager[None]:
+        """Wait until the channel's pace lets one more notice go; the send in the block goes
+        out at once. (A reminder's ledger row is claimed inside: a crash then loses only the
+        requests on the wire, not those waiting for their turn.)"""
+        ...
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery: ...

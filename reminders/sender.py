@@ -364,18 +364,20 @@ async def deliver(
     item: Outgoing,
     now: datetime,
 ) -> Delivery | None:
-    """Claim the ledger row, then send. None if another sender had already claimed it."""
-    if not await ledger.claim(
-        sessions, item.person_id, item.period, item.kind, item.channel, now
-    ):
-        return None
+    """Once the channel's pace lets it go: claim the ledger row, then send. None if another
+    sender had already claimed it."""
     offered: list[list[str]] = []
-    try:
-        reply, offered = await _for_channel(sessions, notifier, item)
-        result = await notifier.send(item.channel, item.chat_id, reply)
-    except Exception:  # a failed send must still settle its ledger row
-        log.exception("reminder %s to person %s failed", item.kind, item.person_id)
-        result = Delivery.FAILED
+    async with notifier.turn(item.channel):
+        if not await ledger.claim(
+            sessions, item.person_id, item.period, item.kind, item.channel, now
+        ):
+            return None
+        try:
+            reply, offered = await _for_channel(sessions, notifier, item)
+            result = await notifier.send(item.channel, item.chat_id, reply)
+        except Exception:  # a failed send must still settle its ledger row
+            log.exception("reminder %s to person %s failed", item.kind, item.person_id)
+            result = Delivery.FAILED
     async with unit_of_work(sessions) as session:
         await ledger.settle(session, item.person_id, item.period, item.kind, result.value, now)
         if offered and result == Delivery.SENT:  # the reminder's choices can now be typed
@@ -398,7 +400,7 @@ async def tick(
     notifier: Notifier,
     now: datetime,
     *,
-    # claimed rows wait for the rate limiter: a crash leaves at most this many uncertain
+    # sends waiting for their turn (claimed only when it comes) and on the wire at once
     concurrency: int = 16,
     dry_run: bool = False,
 ) -> TickResult:

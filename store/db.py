@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import os
 import signal
 import threading
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -105,12 +107,29 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# SQLite has one writer at a time. The transactions of one process take turns here rather
+# than in SQLite: a deferred transaction that reads, then writes while another one writes, is
+# refused at once (SQLITE_BUSY, no busy_timeout wait), and waiting here costs no thread.
+_writers: weakref.WeakKeyDictionary[Engine, weakref.WeakKeyDictionary[Any, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer(sessions: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return None
+    per_loop = _writers.setdefault(bind.sync_engine, weakref.WeakKeyDictionary())
+    return per_loop.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+
 @asynccontextmanager
 async def unit_of_work(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block ends, rolled back on any exception."""
-    async with sessions() as session, session.begin():
+    """One transaction: committed when the block ends, rolled back on any exception. Not to be
+    nested (on SQLite the inner one would wait for the outer one forever)."""
+    async with _writer(sessions) or nullcontext(), sessions() as session, session.begin():
         yield session
 
 

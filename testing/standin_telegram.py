@@ -284,6 +284,8 @@ class StandinBotAPI:
         self.scoped_commands: dict[tuple[str, str | None], list[dict[str, str]]] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.files_served = 0
+        self.files_asked = 0  # downloads begun
+        self.hold_files: asyncio.Event | None = None  # set: downloads wait for it (a slow network)
         self.too_many_requests = 0
         self.flood_next: set[int] = set()  # chats whose next send gets one 429, as in a flood
         self.blocked_chats: set[int] = set()
@@ -662,6 +664,9 @@ class StandinBotAPI:
         stored = self._file_paths.get(request.match_info["path"])
         if stored is None:
             return self._error(ApiError(404, "Not Found"))
+        self.files_asked += 1
+        if self.hold_files is not None:
+            await self.hold_files.wait()
         self.files_served += 1
         return web.Response(body=stored.data, content_type="application/octet-stream")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import App
 from domain.calendar import Period
@@ -35,6 +38,9 @@ class Outbox:
     blocked: set[str] = field(default_factory=set)
     sent: list[tuple[str, Reply]] = field(default_factory=list)
     channels: frozenset[str] = frozenset({"telegram"})
+
+    def turn(self, channel: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
         if chat_id in self.blocked:
@@ -229,3 +235,33 @@ async def test_reminder_button_opens_that_report(people: App) -> None:
     answer = await investor.tap("Báo cáo: Cụm công nghiệp làng nghề Phú Túc")
     assert "Báo cáo tháng 06/2021 — Cụm công nghiệp làng nghề Phú Túc" in answer
     assert "QHCT" in answer
+
+
+@dataclass
+class SlowChannel(Outbox):
+    """A channel whose pace lets no notice go until `go` is set."""
+
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0
+
+    @contextlib.asynccontextmanager
+    async def turn(self, channel: str) -> AsyncIterator[None]:
+        self.waiting += 1
+        await self.go.wait()
+        yield
+
+
+async def test_a_reminder_is_claimed_only_when_its_turn_comes(people: App) -> None:
+    """Killed while reminders wait for the channel's pace, the bot has claimed none of them:
+    the next run sends them all (only a request already on the wire can be lost)."""
+    app = people
+    slow = SlowChannel()
+    sending = asyncio.create_task(run(app, slow, "2021-06-20T08:00"))
+    while slow.waiting < 4 and not sending.done():
+        await asyncio.sleep(0.01)
+    async with app.sessions() as session:
+        claimed = await session.scalar(select(func.count()).select_from(ReminderLedger))
+    assert claimed == 0
+    slow.go.set()
+    await sending
+    assert slow.chats() == {INVESTOR_A, INVESTOR_B, DISTRICT, DEPARTMENT}

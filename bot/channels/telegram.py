@@ -10,13 +10,14 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
@@ -25,7 +26,6 @@ from telegram import (
 )
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -36,6 +36,8 @@ from telegram.ext import (
 
 from bot.app import Startup
 from bot.channels import split_text
+from bot.channels.pacing import Pacing, bulk, retry_seconds
+from bot.lanes import Lanes
 from domain import i18n
 from domain.roles import Role
 from handlers import conversation
@@ -204,6 +206,18 @@ def to_incoming(
     )
 
 
+async def _acknowledge(query: CallbackQuery) -> None:
+    """Stop the button's spinner and take the tapped keyboard away: it has done its job."""
+
+    async def keyboard() -> None:
+        if isinstance(query.message, Message):
+            await query.message.edit_reply_markup(reply_markup=None)
+
+    for done in await asyncio.gather(query.answer(), keyboard(), return_exceptions=True):
+        if isinstance(done, BaseException) and not isinstance(done, BadRequest):
+            raise done
+
+
 def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
     if not reply.buttons:
         return None
@@ -253,9 +267,20 @@ class TelegramNotifier:
             return False, self.problem
         return True, f"@{self.application.bot.username} reachable"
 
+    @contextlib.asynccontextmanager
+    async def turn(self, channel: str) -> AsyncIterator[None]:
+        """Wait for a bulk turn; the send in the block goes out without waiting again."""
+        limiter = self.application.bot.rate_limiter
+        if not isinstance(limiter, Pacing):
+            yield
+            return
+        async with limiter.bulk_turn():
+            yield
+
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
         try:
-            await send(self.application, int(chat_id), [reply])
+            with bulk():  # a notice, not a reply: paced like a broadcast
+                await send(self.application, int(chat_id), [reply])
         except Forbidden:
             return Delivery.BLOCKED
         except TelegramError as exc:
@@ -269,6 +294,7 @@ class TelegramChannel:
         self.deps = for_telegram(deps)
         self.application = application
         self._albums: dict[str, asyncio.Task[None]] = {}
+        self.lanes = Lanes()
         self._menus: dict[int, Menu] = {}  # the menu last set per chat; absent: the default
         self._menu_lock = asyncio.Lock()
         self._menu_sync: asyncio.Task[None] | None = None
@@ -278,19 +304,24 @@ class TelegramChannel:
         if incoming is None:
             return
         query = update.callback_query
-        if query is not None:
-            with contextlib.suppress(BadRequest):
-                await query.answer()
-            if isinstance(query.message, Message):  # the tapped keyboard has done its job
-                with contextlib.suppress(BadRequest):
-                    await query.message.edit_reply_markup(reply_markup=None)
-        replies = await conversation.handle(incoming, self.deps)
-        chat_id = int(incoming.chat_id)
-        if incoming.media_group_id:
-            self._answer_album_once(incoming.media_group_id, chat_id, replies)
-        else:
-            await self._send(chat_id, replies)
-        await self._update_menu(chat_id)
+        # the tap is acknowledged while it is handled, not before: the answer waits for neither
+        acknowledged = asyncio.create_task(_acknowledge(query)) if query is not None else None
+        try:
+            replies = await conversation.handle(incoming, self.deps)
+            chat_id = int(incoming.chat_id)
+            if incoming.media_group_id:
+                self._answer_album_once(incoming.media_group_id, chat_id, replies)
+            else:
+                await self._send(chat_id, replies)
+            await self._update_menu(chat_id)
+        finally:
+            if acknowledged is not None:
+                await acknowledged
+
+    def lane(self, update: Update) -> int | str:
+        """The chat's updates one at a time; an update of no chat in a lane of its own."""
+        chat = update.effective_chat
+        return chat.id if chat is not None else f"update:{update.update_id}"
 
     async def on_edit(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """An edited message is never read as an answer: by the time it is edited the
@@ -409,10 +440,9 @@ def build(
         .token(token)
         .base_url(base_url)
         .base_file_url(file_url)
-        # One message every 1/29 s, never a burst: aiolimiter's bucket lets overall_max_rate
-        # through at once, and a burst on top of 30/s breaks Telegram's 30-in-any-second limit
-        # (429, then every send waits 1.1 s). Measured by benchmarks/reminder_fanout.py.
-        .rate_limiter(AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 29, max_retries=3))
+        # bulk sends on a 29/s grid, replies at each chat's pace (bot/channels/pacing.py);
+        # measured by benchmarks/reminder_fanout.py and benchmarks/deadline_rush.py
+        .rate_limiter(Pacing())
         .concurrent_updates(False)
         .build()
     )
@@ -433,6 +463,8 @@ async def register_commands(application: Application) -> None:  # type: ignore[t
 @contextlib.asynccontextmanager
 async def webhook_server(
     application: Application,  # type: ignore[type-arg]
+    lanes: Lanes,
+    lane: Callable[[Update], Hashable],
     *,
     listen: str,
     port: int,
@@ -462,7 +494,7 @@ async def webhook_server(
             return web.Response(status=400)
         # answered 200 only once handled (its transaction committed): a crash before that and
         # Telegram posts it again; the store's dedupe drops what was already handled
-        await application.process_update(update)
+        await lanes.run(lane(update), lambda: application.process_update(update))
         return web.Response()
 
     app = web.Application(client_max_size=WEBHOOK_MAX_BODY)
@@ -476,36 +508,83 @@ async def webhook_server(
         await runner.cleanup()
 
 
-async def poll(application: Application, notifier: TelegramNotifier) -> None:  # type: ignore[type-arg]
+POLL_SPACING = 0.02  # while updates are being handled, one getUpdates at most this often
+STOP_GRACE = 5.0  # at shut-down, updates being handled get this long to finish
+
+
+async def poll(
+    application: Application,  # type: ignore[type-arg]
+    notifier: TelegramNotifier,
+    lanes: Lanes,
+    lane: Callable[[Update], Hashable],
+) -> None:
     """Long polling that confirms updates to Telegram only once they are handled.
 
     Telegram forgets an update when a later getUpdates asks for a higher offset. PTB's updater
     asks again as soon as it has fetched a batch, so updates fetched but not yet handled were
-    lost when the process died (a report's "Gửi" with no receipt). Here the next offset is
-    asked for only after each update of the batch was handled — its transaction committed —
-    so a crash gets it redelivered, and the store's dedupe drops what was already handled."""
+    lost when the process died (a report's "Gửi" with no receipt). Here the offset asked for is
+    that of the oldest update still being handled — its transaction not yet committed — so a
+    crash gets it redelivered, and the store's dedupe drops what was already handled.
+
+    Updates are handled at once, each chat's in order (bot.lanes), so nobody waits for someone
+    else's download. While some are being handled, getUpdates is asked again with their offset:
+    Telegram sends them again (skipped by their id, and read from JSON only when new) with what
+    has come since. Past 100 unfinished updates nothing new is taken: the load waits at the
+    door, not in memory."""
     bot = application.bot
-    offset: int | None = None
+    handling: dict[int, asyncio.Task[None]] = {}
+    newest = -1  # the newest update taken
+
+    def finished(update_id: int, task: asyncio.Task[None]) -> None:
+        handling.pop(update_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("update %s failed", update_id, exc_info=task.exception())
+
     backoff = 1.0
-    while True:
-        try:
-            updates = await bot.get_updates(
-                offset=offset, timeout=10, allowed_updates=Update.ALL_TYPES
-            )
-        except RetryAfter as exc:
-            await asyncio.sleep(float(getattr(exc, "retry_after", 1) or 1))
-            continue
-        except (NetworkError, Forbidden) as exc:  # TimedOut included; Forbidden: token revoked
-            notifier.problem = f"getUpdates failed: {exc}"[:200]
-            log.warning("getUpdates failed (%s); trying again in %.0f s", exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
-            continue
-        notifier.problem = None
-        backoff = 1.0
-        for update in updates:
-            await application.process_update(update)
-            offset = update.update_id + 1
+    try:
+        while True:
+            offset = min(handling) if handling else newest + 1
+            wait = 0 if handling else 10
+            try:
+                # lower case: the same method (Bot API methods are case-insensitive) without
+                # PTB parsing every update again, or warning that get_updates exists
+                raw = await bot.do_api_request(
+                    "getupdates",
+                    {"timeout": wait, "allowed_updates": Update.ALL_TYPES}
+                    | ({"offset": offset} if offset > 0 else {}),
+                    read_timeout=wait + 10,
+                )
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_seconds(exc))
+                continue
+            except (NetworkError, Forbidden) as exc:  # TimedOut included; Forbidden: revoked
+                notifier.problem = f"getUpdates failed: {exc}"[:200]
+                log.warning("getUpdates failed (%s); trying again in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            notifier.problem = None
+            backoff = 1.0
+            fresh = [data for data in raw if int(data["update_id"]) > newest]
+            for data in fresh:
+                update = Update.de_json(data, bot)
+                newest = update.update_id
+                task = asyncio.create_task(
+                    lanes.run(lane(update), functools.partial(application.process_update, update))
+                )
+                handling[newest] = task
+                task.add_done_callback(functools.partial(finished, newest))
+            if handling and not fresh:  # Telegram has nothing new: wait for one to finish
+                await asyncio.wait(
+                    list(handling.values()), timeout=0.25, return_when=asyncio.FIRST_COMPLETED
+                )
+            if handling:
+                await asyncio.sleep(POLL_SPACING)
+    finally:
+        if handling:  # let them finish (their answers go out); the rest is redelivered
+            await asyncio.wait(list(handling.values()), timeout=STOP_GRACE)
+            for task in handling.values():
+                task.cancel()
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -558,7 +637,15 @@ async def running(
             secret = webhook_secret or secrets.token_urlsafe(32)
             path = f"telegram/{secrets.token_hex(8)}"
             await stack.enter_async_context(
-                webhook_server(application, listen=listen, port=port, path=path, secret=secret)
+                webhook_server(
+                    application,
+                    channel.lanes,
+                    channel.lane,
+                    listen=listen,
+                    port=port,
+                    path=path,
+                    secret=secret,
+                )
             )
             await call(
                 lambda: application.bot.set_webhook(
@@ -568,7 +655,7 @@ async def running(
             log.info("webhook listening on %s:%s", listen, port)
         else:
             await call(lambda: application.bot.delete_webhook())  # getUpdates needs none
-            poller = asyncio.create_task(poll(application, notifier))
+            poller = asyncio.create_task(poll(application, notifier, channel.lanes, channel.lane))
             stack.push_async_callback(_cancel, poller)
             log.info("polling %s", base_url)
         channel.start_menus()

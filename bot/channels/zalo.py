@@ -37,6 +37,7 @@ from tenacity import (
 )
 
 from bot.channels import split_text
+from bot.lanes import Lanes
 from bot.logs import add_secret
 from bot.web import Check, FileLinks, active_people, file_routes, health_routes
 from domain import i18n
@@ -562,7 +563,7 @@ class ZaloChannel:
         self.api = api
         self.config = api.config
         self._tasks: set[asyncio.Task[None]] = set()
-        self._chats: dict[str, asyncio.Lock] = {}
+        self.lanes = Lanes()  # a chat's events in the order they came, one at a time
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(self.config.webhook_path, self.on_webhook)
@@ -603,17 +604,6 @@ class ZaloChannel:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    @contextlib.asynccontextmanager
-    async def _one_at_a_time(self, chat_id: str) -> Any:
-        """A chat's events in the order they came, one at a time (photos sent together)."""
-        lock = self._chats.setdefault(chat_id, asyncio.Lock())
-        try:
-            async with lock:
-                yield
-        finally:
-            if not lock.locked() and not lock._waiters:
-                self._chats.pop(chat_id, None)
-
     async def handle(self, event: dict[str, Any]) -> None:
         locale = self.deps.config.default_locale
         try:
@@ -627,7 +617,7 @@ class ZaloChannel:
             incoming = to_incoming(event, self._fetch, oa_id)
             if incoming is None:
                 return
-            async with self._one_at_a_time(incoming.chat_id):
+            async with self.lanes.turn(incoming.chat_id):
                 if incoming.payload and incoming.payload.startswith("unsupported:"):
                     _ = i18n.gettext_for(locale)
                     replies = [Reply(_("Sorry, the bot cannot read this kind of message yet."))]
@@ -676,6 +666,10 @@ class ZaloNotifier:
 
     def __init__(self, api: ZaloApi) -> None:
         self.api = api
+
+    def turn(self, channel: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Zalo documents no pace for an OA's messages: no wait."""
+        return contextlib.nullcontext()
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
         deps = self.api.deps
