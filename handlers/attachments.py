@@ -24,6 +24,7 @@ async def store_photos(ctx: Ctx) -> tuple[list[int], list[str]]:
             raise NotPrepared()  # handle() prepares the photos and tries again
         photo, _new = await record_photo(ctx.session, attachment.prepared)
         stored.append(photo.id)
+        ctx.recorded_photos.add(photo.sha256)
     return stored, refused
 
 

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain import i18n
 from domain.calendar import Calendar
 from domain.state import ConversationState
+from domain.subjects import Subject
 from handlers import payloads
 from handlers.port import Incoming
-from store.models import AuditLog, Conversation, Person
+from store.models import AuditLog, Conversation, Person, Report
 
 
 def _no_link(token: str) -> str | None:
@@ -65,6 +66,12 @@ class Ctx:
     conversation: Conversation
     person: Person | None
     state: ConversationState
+    # read once per update, then kept up to date by this update's own changes: a subject's
+    # last report, and the number of photos of a draft
+    last_reports: dict[Subject, Report | None] = field(default_factory=dict)
+    photo_counts: dict[int, int] = field(default_factory=dict)
+    # the photos (SHA-256) whose row this update's transaction holds
+    recorded_photos: set[str] = field(default_factory=set)
 
     @property
     def locale(self) -> str:

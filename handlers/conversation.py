@@ -16,7 +16,7 @@ from handlers.admin import describe_person, invite_problem
 from handlers.context import Ctx, Deps
 from handlers.port import Attachment, Incoming, Reply
 from store import conversations
-from store.access import is_member, person_for
+from store.access import chat_of, is_member, person_for
 from store.contacts import lock_chat
 from store.db import unit_of_work
 from store.models import Person
@@ -36,14 +36,15 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
     message and a redelivery is handled afresh. Files of a photo no row refers to afterwards
     (refused, rolled back, not used) are deleted."""
     prepared: list[Prepared] = []
+    on_record: set[str] = set()  # photos whose row a committed transaction holds
     try:
         if incoming.attachments and await _may_keep_photos(incoming, deps):
             incoming = await _prepare_photos(incoming, deps, prepared)
         try:
-            return await _handle_in_transaction(incoming, deps)
+            return await _handle_in_transaction(incoming, deps, on_record)
         except NotPrepared:  # became someone between the check and the transaction: once more
             incoming = await _prepare_photos(incoming, deps, prepared)
-            return await _handle_in_transaction(incoming, deps)
+            return await _handle_in_transaction(incoming, deps, on_record)
     except _Delivered:
         return []  # delivered twice: handled the first time
     except Exception:
@@ -54,7 +55,7 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
         return [Reply(_("Sorry, something went wrong. Please send that again in a moment."))]
     finally:
         if prepared:
-            await _release_photos(prepared, deps)
+            await _release_photos(prepared, deps, on_record)
 
 
 class _Delivered(Exception):
@@ -65,11 +66,9 @@ async def _may_keep_photos(incoming: Incoming, deps: Deps) -> bool:
     """A new update from someone invited (a stranger's photos are never downloaded). A short
     read before the transaction; the transaction itself decides."""
     async with deps.sessions() as session:
-        if incoming.update_id is not None and await conversations.seen(
-            session, incoming.channel, incoming.update_id
-        ):
-            return False
-        return await is_member(session, incoming.channel, incoming.chat_id)
+        return await is_member(
+            session, incoming.channel, incoming.chat_id, new_update=incoming.update_id
+        )
 
 
 async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepared]) -> Incoming:
@@ -94,40 +93,48 @@ async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepare
     return dataclasses.replace(incoming, attachments=tuple(ready))
 
 
-async def _release_photos(prepared: list[Prepared], deps: Deps) -> None:
-    """After the transaction: keep the files a Photo row refers to, delete the others."""
+async def _release_photos(prepared: list[Prepared], deps: Deps, on_record: set[str]) -> None:
+    """After the transaction: keep the files a Photo row refers to, delete the others (the
+    store is asked only about those the committed transaction did not record)."""
     written = {p.sha256 for p in prepared if p.written}
     referenced: set[str] = set(written)  # if the store cannot say, keep them
-    if written:
+    unknown = written - on_record
+    if unknown:
         try:
             async with deps.sessions() as session:
-                referenced = await conversations.photos_on_record(session, written)
+                found = await conversations.photos_on_record(session, unknown)
+            referenced = (written & on_record) | found
         except Exception:
             log.exception("could not check which photo files to keep")
     await asyncio.to_thread(release_photos, prepared, referenced)
 
 
-async def _handle_in_transaction(incoming: Incoming, deps: Deps) -> list[Reply]:
+async def _handle_in_transaction(
+    incoming: Incoming, deps: Deps, on_record: set[str]
+) -> list[Reply]:
+    """The update in one transaction; once it is committed, the photos whose row it holds are
+    added to `on_record`."""
+    recorded: set[str] = set()
     async with unit_of_work(deps.sessions) as session:
         await lock_chat(session, incoming.channel, incoming.chat_id)  # one at a time per chat
         if incoming.update_id is not None and not await conversations.mark_processed(
             session, incoming.channel, incoming.update_id
         ):
             raise _Delivered()
-        conversation = await conversations.conversation_of(
-            session, incoming.channel, incoming.chat_id
-        )
-        first_contact = conversation is None
-        if conversation is None:
+        chat = await chat_of(session, incoming.channel, incoming.chat_id)
+        first_contact = chat is None
+        if chat is None:
             conversation = conversations.new_conversation(
                 session, incoming.channel, incoming.chat_id
             )
-        person = await person_for(session, incoming.channel, incoming.chat_id)
+            person = await person_for(session, incoming.channel, incoming.chat_id)
+        else:
+            conversation, person = chat
         state = conversations.state_of(conversation)
         incoming = _chosen(_cleaned(incoming), state)
         if person is None and incoming.locale in i18n.SUPPORTED and state.locale is None:
             state.locale = incoming.locale
-        ctx = Ctx(session, deps, incoming, conversation, person, state)
+        ctx = Ctx(session, deps, incoming, conversation, person, state, recorded_photos=recorded)
         if person is not None:
             await _touch(ctx, person)
         shown_at = state.place
@@ -140,6 +147,7 @@ async def _handle_in_transaction(incoming: Incoming, deps: Deps) -> list[Reply]:
                 ctx.state.offer = ()  # the choices shown no longer apply
             # else (e.g. /trogiup mid-question) the choices shown are still typeable
         conversations.save_state(conversation, ctx.state)
+    on_record.update(recorded)
     return replies
 
 

@@ -67,7 +67,17 @@ def _set(row: ReportDraft, qid: str, value: str | None, reason: str | None = Non
 
 
 async def current_draft(ctx: Ctx) -> ReportDraft | None:
-    return await drafts.open_draft(ctx.session, ctx.state.draft)
+    """The draft the conversation is on, if still open. The first time in an update it is read
+    with its subject's last report (`_kept` needs it) in one statement; after that it is in the
+    session, and `session.get` finds it there without a statement."""
+    if ctx.last_reports:
+        return await drafts.open_draft(ctx.session, ctx.state.draft)
+    found = await submissions.open_draft_and_last_report(ctx.session, ctx.state.draft)
+    if found is None:
+        return None
+    draft, last = found
+    ctx.last_reports[draft.subject] = last
+    return draft
 
 
 def _today(ctx: Ctx) -> date:
@@ -78,8 +88,17 @@ async def _kept(ctx: Ctx, draft: ReportDraft, question: Question) -> str | None:
     """The last report's answer to `question`, if the question still takes it."""
     if question.type == "photos":
         return None
-    last = await submissions.last_report(ctx.session, draft.subject)
+    if draft.subject not in ctx.last_reports:
+        ctx.last_reports[draft.subject] = await submissions.last_report(ctx.session, draft.subject)
+    last = ctx.last_reports[draft.subject]
     return carried(question, last.answers if last is not None else None, _today(ctx))
+
+
+async def _photo_count(ctx: Ctx, draft: ReportDraft) -> int:
+    """How many photos are linked to the draft (counted once per update)."""
+    if draft.id not in ctx.photo_counts:
+        ctx.photo_counts[draft.id] = await drafts.photo_count(ctx.session, draft.id)
+    return ctx.photo_counts[draft.id]
 
 
 def button_period(ctx: Ctx, period: Period | None) -> Period | None:
@@ -272,7 +291,7 @@ async def ask(ctx: Ctx, draft: ReportDraft, question: Question) -> list[Reply]:
             for i, c in enumerate(question.choices)
         )
     elif question.type == "photos":
-        count = await drafts.photo_count(ctx.session, draft.id)
+        count = await _photo_count(ctx, draft)
         lines.append(
             _("Send site photos (up to {cap}), then tap Done.").format(
                 cap=attachments.photo_cap(ctx, question)
@@ -341,7 +360,7 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
         return await accept(ctx, draft, question, where(incoming.location))
     if question.type == "photos":
         if answers.fold_word(incoming.text) in ("xong", "done", "ok"):
-            _set(draft, question.id, str(await drafts.photo_count(ctx.session, draft.id)))
+            _set(draft, question.id, str(await _photo_count(ctx, draft)))
             return await after_answer(ctx, draft)
         return [Reply(answers.hint(question, ctx.locale))]
     try:
@@ -368,7 +387,7 @@ async def on_button(
             _set(draft, qid, None)
             return await after_answer(ctx, draft)
         case Done(question=q) if q == qid and question.type == "photos":
-            _set(draft, qid, str(await drafts.photo_count(ctx.session, draft.id)))
+            _set(draft, qid, str(await _photo_count(ctx, draft)))
             return await after_answer(ctx, draft)
         case YesNo(question=q, yes=yes) if q == qid and question.type == "yesno":
             return await accept(ctx, draft, question, "yes" if yes else "no")
@@ -449,7 +468,7 @@ async def link_photos(ctx: Ctx, draft: ReportDraft, photo_ids: list[int]) -> tup
     """Link photos to the draft up to the cap; (linked, over the cap)."""
     assert ctx.person is not None
     incoming = ctx.incoming
-    return await drafts.link_photos(
+    linked = await drafts.link_photos(
         ctx.session,
         draft,
         photo_ids,
@@ -459,6 +478,8 @@ async def link_photos(ctx: Ctx, draft: ReportDraft, photo_ids: list[int]) -> tup
         channel=incoming.channel,
         received_at=ctx.now,
     )
+    ctx.photo_counts[draft.id] = linked.total
+    return linked.linked, linked.over
 
 
 async def on_photos(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
@@ -467,7 +488,7 @@ async def on_photos(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     stored, refused = await attachments.store_photos(ctx)
     replies = attachments.refusals(ctx, refused)
     _linked, over = await link_photos(ctx, draft, stored)
-    count = await drafts.photo_count(ctx.session, draft.id)
+    count = await _photo_count(ctx, draft)
     if over:
         replies.append(
             Reply(
@@ -519,7 +540,7 @@ async def summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     for index, q in enumerate(rules.applicable(), start=1):
         value = rules.value(q.id)
         if q.type == "photos":
-            value = str(await drafts.photo_count(ctx.session, draft.id))
+            value = str(await _photo_count(ctx, draft))
         shown = answers.display(q, value, ctx.locale)
         reason = rules.reason(q.id)
         suffix = " (" + _("reason: {reason}").format(reason=reason) + ")" if reason else ""
@@ -586,7 +607,7 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         return await ask_next(ctx, draft)
     period = Period.parse(draft.period)
     deadline = ctx.deps.calendar.deadline(period)
-    kept = rules.submitted(await drafts.photo_count(ctx.session, draft.id))
+    kept = rules.submitted(await _photo_count(ctx, draft))
     report, photos = await submissions.file_report(
         ctx.session,
         draft,
@@ -597,6 +618,7 @@ async def submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         now=ctx.now,
         deadline=deadline,
     )
+    ctx.last_reports.pop(draft.subject, None)  # this one is the last now
     ctx.audit(
         "report.submit",
         "report",

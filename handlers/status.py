@@ -366,9 +366,7 @@ async def summary(ctx: Ctx, args: str) -> list[Reply]:
         return [Reply(text)]
     exports = person_exports(ctx.deps.config.data_dir, ctx.person.id)
     # the report to sign (DOCX, a type Zalo takes) and its appendices, built off the loop
-    files = await upward.build(
-        ctx.session, result, ctx.deps.calendar, exports, ctx.now, ctx.locale
-    )
+    files = await upward.build(ctx.session, result, ctx.deps.calendar, exports, ctx.now, ctx.locale)
     picture = await asyncio.to_thread(
         chart.render, result, exports / f"tong-hop-{period}.png", ctx.locale
     )

@@ -9,21 +9,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from domain.roles import OrgKind, Role
 from store.models import (
     AuditLog,
     ChannelIdentity,
     Cluster,
+    Conversation,
     District,
     Invitation,
     LinkAttempt,
     LinkCode,
     Organisation,
     Person,
+    ProcessedUpdate,
 )
 from store.orgs import Directory
 
@@ -143,10 +145,16 @@ async def accept_invitation(
     now: datetime,
 ) -> Person | InviteProblem:
     """Bind this chat to a new person with the invitation's role and scope."""
-    invitation = await session.scalar(
-        select(Invitation)
-        .where(Invitation.token == token.strip())
-        .options(selectinload(Invitation.clusters))
+    invitation = (
+        (
+            await session.scalars(
+                select(Invitation)
+                .where(Invitation.token == token.strip())
+                .options(joinedload(Invitation.clusters))
+            )
+        )
+        .unique()
+        .first()
     )
     if invitation is None:
         return InviteProblem("unknown")
@@ -210,21 +218,58 @@ def _of_chat(query: Select[_Row], channel: str, chat_id: str) -> Select[_Row]:
     )
 
 
-async def is_member(session: AsyncSession, channel: str, chat_id: str) -> bool:
-    """Whether an active person is behind this chat (one light query)."""
-    return await session.scalar(_of_chat(select(Person.id), channel, chat_id)) is not None
+async def is_member(
+    session: AsyncSession, channel: str, chat_id: str, *, new_update: str | None = None
+) -> bool:
+    """Whether an active person is behind this chat (one light query); with `new_update`, also
+    that this update of the channel has not been handled yet (a read; the mark decides)."""
+    query = _of_chat(select(Person.id), channel, chat_id)
+    if new_update is not None:
+        query = query.where(
+            ~exists().where(
+                ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == new_update
+            )
+        )
+    return await session.scalar(query) is not None
+
+
+# A person's scope, loaded with the person in the same statement (a row per cluster and
+# identity: a person has a few of each).
+_SCOPE = (
+    joinedload(Person.clusters).joinedload(Cluster.district),
+    joinedload(Person.organisation),
+    joinedload(Person.district),
+    joinedload(Person.identities),
+)
 
 
 async def person_for(session: AsyncSession, channel: str, chat_id: str) -> Person | None:
     """The active person behind this chat, with their scope loaded."""
-    return await session.scalar(
-        _of_chat(select(Person), channel, chat_id).options(
-            selectinload(Person.clusters).selectinload(Cluster.district),
-            selectinload(Person.organisation),
-            selectinload(Person.district),
-            selectinload(Person.identities),
+    result = await session.scalars(_of_chat(select(Person), channel, chat_id).options(*_SCOPE))
+    return result.unique().first()
+
+
+async def chat_of(
+    session: AsyncSession, channel: str, chat_id: str
+) -> tuple[Conversation, Person | None] | None:
+    """This chat's conversation row and the active person behind it (as `person_for`), in one
+    statement; None if the chat has no conversation row yet (then the person was not looked
+    up)."""
+    query = (
+        select(Conversation, Person)
+        .outerjoin(
+            ChannelIdentity,
+            and_(
+                ChannelIdentity.channel == Conversation.channel,
+                ChannelIdentity.external_id == Conversation.chat_id,
+            ),
         )
+        .outerjoin(Person, and_(Person.id == ChannelIdentity.person_id, Person.active.is_(True)))
+        .where(Conversation.channel == channel, Conversation.chat_id == chat_id)
+        .options(*_SCOPE)
     )
+    row = (await session.execute(query)).unique().first()
+    return None if row is None else (row[0], row[1])
 
 
 async def is_active_person(session: AsyncSession, person_id: int) -> bool:

@@ -13,16 +13,6 @@ from domain.state import ConversationState
 from store.models import Conversation, Photo, ProcessedUpdate
 
 
-async def seen(session: AsyncSession, channel: str, update_id: str) -> bool:
-    """Whether this update has been handled already (a read; the mark decides)."""
-    found = await session.scalar(
-        select(ProcessedUpdate.id).where(
-            ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id
-        )
-    )
-    return found is not None
-
-
 async def mark_processed(session: AsyncSession, channel: str, update_id: str) -> bool:
     """Mark the update handled, as the transaction's first write, sharing its fate; False if
     it was marked already (the transaction is then spoiled: roll it back). No SAVEPOINT, which
@@ -33,12 +23,6 @@ async def mark_processed(session: AsyncSession, channel: str, update_id: str) ->
     except IntegrityError:
         return False
     return True
-
-
-async def conversation_of(session: AsyncSession, channel: str, chat_id: str) -> Conversation | None:
-    return await session.scalar(
-        select(Conversation).where(Conversation.channel == channel, Conversation.chat_id == chat_id)
-    )
 
 
 def new_conversation(session: AsyncSession, channel: str, chat_id: str) -> Conversation:

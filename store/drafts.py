@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,6 +81,14 @@ async def photo_count(session: AsyncSession, draft_id: int) -> int:
     )
 
 
+class Linked(NamedTuple):
+    """What link_photos did: photos linked, photos over the cap, and the draft's photos now."""
+
+    linked: int
+    over: int
+    total: int
+
+
 async def link_photos(
     session: AsyncSession,
     draft: ReportDraft,
@@ -91,16 +99,13 @@ async def link_photos(
     caption: str,
     channel: str,
     received_at: datetime,
-) -> tuple[int, int]:
-    """Link photos to the draft, each once, up to `cap` in all; (linked, over the cap)."""
-    count = await photo_count(session, draft.id)
-    already = set(
-        (
-            await session.scalars(
-                select(ReportPhoto.photo_id).where(ReportPhoto.draft_id == draft.id)
-            )
-        ).all()
-    )
+) -> Linked:
+    """Link photos to the draft, each once, up to `cap` in all."""
+    on_draft = (
+        await session.scalars(select(ReportPhoto.photo_id).where(ReportPhoto.draft_id == draft.id))
+    ).all()
+    count = len(on_draft)  # as photo_count: a row per link
+    already = set(on_draft)
     linked = over = 0
     for photo_id in photo_ids:
         if photo_id in already:
@@ -123,4 +128,4 @@ async def link_photos(
         count += 1
         linked += 1
     await session.flush()
-    return linked, over
+    return Linked(linked, over, count)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute, aliased
 
 from domain.calendar import Period
 from domain.subjects import Subject
@@ -17,14 +18,45 @@ from store.models import Report, ReportDraft, ReportPhoto
 SUBMITTED = "submitted"
 
 
-async def last_report(session: AsyncSession, subject: Subject) -> Report | None:
+def _latest(subject: Subject | QueryableAttribute[Subject]) -> Select[Report]:
     """The subject's latest report: the latest period, its latest version."""
-    return await session.scalar(
+    return (
         select(Report)
         .where(Report.subject == subject)
         .order_by(Report.period.desc(), Report.version.desc())
         .limit(1)
     )
+
+
+async def last_report(session: AsyncSession, subject: Subject) -> Report | None:
+    """The subject's latest report: the latest period, its latest version."""
+    return await session.scalar(_latest(subject))
+
+
+async def open_draft_and_last_report(
+    session: AsyncSession, draft_id: int | None
+) -> tuple[ReportDraft, Report | None] | None:
+    """The draft of that id if it is still open (as drafts.open_draft), with its subject's
+    latest report (as last_report), in one statement."""
+    if draft_id is None:
+        return None
+    latest = (
+        _latest(ReportDraft.subject)
+        .with_only_columns(Report.id)
+        .correlate(ReportDraft)
+        .scalar_subquery()
+    )
+    last = aliased(Report)  # not the subquery's own `reports`
+    row = (
+        await session.execute(
+            select(ReportDraft, last)
+            .outerjoin(last, last.id == latest)
+            .where(ReportDraft.id == draft_id)
+        )
+    ).first()
+    if row is None or row[0].status != OPEN:
+        return None
+    return row[0], row[1]
 
 
 def reference(period: Period, report_id: int) -> str:
@@ -73,10 +105,11 @@ async def file_report(
     session.add(report)
     await session.flush()
     report.reference = reference(Period.parse(draft.period), report.id)
-    photos = (
-        await session.scalars(select(ReportPhoto).where(ReportPhoto.draft_id == draft.id))
-    ).all()
-    for link in photos:
-        link.report_id = report.id
+    moved = await session.scalars(
+        update(ReportPhoto)
+        .where(ReportPhoto.draft_id == draft.id)
+        .values(report_id=report.id)
+        .returning(ReportPhoto.id)
+    )
     draft.status = SUBMITTED
-    return report, len(photos)
+    return report, len(moved.all())

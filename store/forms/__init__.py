@@ -18,6 +18,8 @@ FOLDER = Path(__file__).parent
 
 class FormError(ValueError):
     """A form file the bot refuses, with the file's name and what is wrong in it."""
+
+
 _FORM = TypeAdapter(Form)
 _QUESTION = TypeAdapter(Question)
 
