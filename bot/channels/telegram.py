@@ -36,6 +36,7 @@ from telegram.ext import (
 
 from bot.app import Startup
 from bot.channels import split_text
+from bot.channels.http import AiohttpRequest
 from bot.channels.pacing import Pacing, bulk, retry_seconds
 from bot.lanes import Lanes
 from domain import i18n
@@ -443,6 +444,8 @@ def build(
         # bulk sends on a 29/s grid, replies at each chat's pace (bot/channels/pacing.py);
         # measured by benchmarks/reminder_fanout.py and benchmarks/deadline_rush.py
         .rate_limiter(Pacing())
+        .request(AiohttpRequest())  # bot/channels/http.py: a quarter of httpx's CPU per call
+        .get_updates_request(AiohttpRequest(connections=1))
         .concurrent_updates(False)
         .build()
     )
