@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, exists, func, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -249,13 +249,8 @@ async def person_for(session: AsyncSession, channel: str, chat_id: str) -> Perso
     return result.unique().first()
 
 
-async def chat_of(
-    session: AsyncSession, channel: str, chat_id: str
-) -> tuple[Conversation, Person | None] | None:
-    """This chat's conversation row and the active person behind it (as `person_for`), in one
-    statement; None if the chat has no conversation row yet (then the person was not looked
-    up)."""
-    query = (
+def _chat_with_person() -> Select[Conversation, Person]:
+    return (
         select(Conversation, Person)
         .outerjoin(
             ChannelIdentity,
@@ -265,10 +260,25 @@ async def chat_of(
             ),
         )
         .outerjoin(Person, and_(Person.id == ChannelIdentity.person_id, Person.active.is_(True)))
-        .where(Conversation.channel == channel, Conversation.chat_id == chat_id)
+        .where(
+            Conversation.channel == bindparam("channel"),
+            Conversation.chat_id == bindparam("chat_id"),
+        )
         .options(*_SCOPE)
     )
-    row = (await session.execute(query)).unique().first()
+
+
+_CHAT_WITH_PERSON = _chat_with_person()  # built once: every update runs it
+
+
+async def chat_of(
+    session: AsyncSession, channel: str, chat_id: str
+) -> tuple[Conversation, Person | None] | None:
+    """This chat's conversation row and the active person behind it (as `person_for`), in one
+    statement; None if the chat has no conversation row yet (then the person was not looked
+    up)."""
+    params = {"channel": channel, "chat_id": chat_id}
+    row = (await session.execute(_CHAT_WITH_PERSON, params)).unique().first()
     return None if row is None else (row[0], row[1])
 
 

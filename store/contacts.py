@@ -145,9 +145,14 @@ async def lock_chat(session: AsyncSession, channel: str, chat_id: str) -> None:
     may share the database, a second update of the same chat waits here until the first is
     committed, so a chat's updates are handled one at a time whichever worker gets them.
     SQLite serialises writers itself (one machine, one worker)."""
+    await hold(session, f"chat:{channel}:{chat_id}")
+
+
+async def hold(session: AsyncSession, key: str) -> None:
+    """Hold `key` for the rest of the transaction (PostgreSQL: another transaction holding it
+    waits here until that one ends). SQLite runs one writer at a time anyway."""
     if session.get_bind().dialect.name != "postgresql":
         return
     await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"chat:{channel}:{chat_id}"},
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
     )

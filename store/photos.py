@@ -19,6 +19,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.contacts import hold
 from store.models import Photo
 
 FORMATS = {
@@ -253,6 +254,7 @@ def release_photos(prepared: Iterable[Prepared], referenced: Container[str]) -> 
 async def record_photo(session: AsyncSession, prepared: Prepared) -> tuple[Photo, bool]:
     """Inside the transaction: the Photo row for these files, inserted if new; and whether it
     is new."""
+    await hold(session, f"photo:{prepared.sha256}")  # the same photo sent by two at once
     existing = await session.scalar(select(Photo).where(Photo.sha256 == prepared.sha256))
     if existing is not None:
         return existing, False

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
 from domain.calendar import Period
 from domain.subjects import Subject
+from store.contacts import hold
 from store.drafts import OPEN
 from store.models import Report, ReportDraft, ReportPhoto
 
@@ -33,13 +34,7 @@ async def last_report(session: AsyncSession, subject: Subject) -> Report | None:
     return await session.scalar(_latest(subject))
 
 
-async def open_draft_and_last_report(
-    session: AsyncSession, draft_id: int | None
-) -> tuple[ReportDraft, Report | None] | None:
-    """The draft of that id if it is still open (as drafts.open_draft), with its subject's
-    latest report (as last_report), in one statement."""
-    if draft_id is None:
-        return None
+def _draft_with_last_report() -> Select[ReportDraft, Report]:
     latest = (
         _latest(ReportDraft.subject)
         .with_only_columns(Report.id)
@@ -47,13 +42,25 @@ async def open_draft_and_last_report(
         .scalar_subquery()
     )
     last = aliased(Report)  # not the subquery's own `reports`
-    row = (
-        await session.execute(
-            select(ReportDraft, last)
-            .outerjoin(last, last.id == latest)
-            .where(ReportDraft.id == draft_id)
-        )
-    ).first()
+    return (
+        select(ReportDraft, last)
+        .outerjoin(last, last.id == latest)
+        .where(ReportDraft.id == bindparam("draft_id"))
+    )
+
+
+# built once: building it (an alias, a correlated subquery) took more CPU than running it
+_DRAFT_WITH_LAST_REPORT = _draft_with_last_report()
+
+
+async def open_draft_and_last_report(
+    session: AsyncSession, draft_id: int | None
+) -> tuple[ReportDraft, Report | None] | None:
+    """The draft of that id if it is still open (as drafts.open_draft), with its subject's
+    latest report (as last_report), in one statement."""
+    if draft_id is None:
+        return None
+    row = (await session.execute(_DRAFT_WITH_LAST_REPORT, {"draft_id": draft_id})).first()
     if row is None or row[0].status != OPEN:
         return None
     return row[0], row[1]
@@ -78,6 +85,8 @@ async def file_report(
     """File the draft as a report with these answers; the
     draft's photos move to the report and the draft is closed. (The report, its photos.)"""
     assert draft.status == OPEN
+    # two people filing for one cluster at once would both take the next version number
+    await hold(session, f"report:{draft.subject}:{draft.period}")
     previous = await session.scalar(
         select(Report)
         .where(Report.subject == draft.subject, Report.period == draft.period)

@@ -6,8 +6,10 @@ photo leaves no file behind (row 13)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,13 +21,14 @@ from domain.roles import Role
 from handlers import conversation, reporting
 from handlers.context import Deps
 from handlers.port import Attachment
+from store import submissions
 from store.access import create_invitation
 from store.db import unit_of_work
-from store.models import Photo, ProcessedUpdate
+from store.models import Photo, ProcessedUpdate, Report
 from testing.pg import free_port
 from testing.standin_zalo import StandinZalo
 from tests import inprocess
-from tests.dialog import IMAGES, Chat, play
+from tests.dialog import IMAGES, Chat, finish, play
 from tests.test_dialogs import investor
 from tests.test_security_photos import files_under, noisy_jpeg
 from tests.test_telegram_e2e import stop
@@ -230,3 +233,41 @@ async def test_photos_of_someone_who_joined_meanwhile_are_prepared_then(
     assert "Đã nhận 1 ảnh" in answer and SORRY not in answer, answer
     assert len(files_under(deps.config.data_dir / "photos")) == 2
     assert await _photo_rows(app) == 1
+
+
+# --- updates of different chats run at once (bot/lanes.py) ---------------------------------
+
+
+async def test_two_people_file_for_one_cluster_at_the_same_moment(
+    deps: Deps, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both get a receipt and both reports are kept, as versions 1 and 2. The first filing
+    waits (up to 2 s) until the second has begun its own, so on PostgreSQL the two
+    transactions overlap; SQLite lets one writer in at a time and the wait runs out."""
+    first = await investor(deps, chat_id="1001")
+    second = await investor(deps, chat_id="1002")
+    for chat in (first, second):
+        await chat.say("/baocao")
+        await finish(chat)
+    real = submissions.file_report
+    begun: list[object] = []
+    both = asyncio.Event()
+
+    async def side_by_side(*args: Any, **kwargs: Any) -> Any:
+        begun.append(args[1])
+        if len(begun) == 2:
+            both.set()
+        filed = await real(*args, **kwargs)
+        if len(begun) == 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(both.wait(), 2.0)
+        return filed
+
+    monkeypatch.setattr(submissions, "file_report", side_by_side)
+    receipts = await asyncio.gather(first.tap("Gửi báo cáo"), second.tap("Gửi báo cáo"))
+    assert all("Số tham chiếu: BC-" in receipt for receipt in receipts), receipts
+    async with app.sessions() as session:
+        versions = await session.scalars(
+            select(Report.version).where(Report.subject == "cluster:dai-thang")
+        )
+        assert sorted(versions) == [1, 2]

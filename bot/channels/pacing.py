@@ -34,20 +34,20 @@ BULK_PER_SECOND = 29.0  # under 30 in any second, with room for arrival jitter
 CHAT_BURST = 4  # /tonghop answers with text, chart and two files at once
 CHAT_PER_SECOND = 1.0
 MAX_RETRIES = 3
-MESSAGES = frozenset(
+MESSAGES = frozenset(  # in lower case: Bot API methods are case-insensitive
     {
-        "sendMessage",
-        "sendPhoto",
-        "sendDocument",
-        "sendMediaGroup",
-        "sendLocation",
-        "sendVideo",
-        "sendAudio",
-        "sendVoice",
-        "sendAnimation",
-        "sendSticker",
-        "copyMessage",
-        "forwardMessage",
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "sendmediagroup",
+        "sendlocation",
+        "sendvideo",
+        "sendaudio",
+        "sendvoice",
+        "sendanimation",
+        "sendsticker",
+        "copymessage",
+        "forwardmessage",
     }
 )
 
@@ -161,7 +161,7 @@ class Pacing(BaseRateLimiter[None]):
         rate_limit_args: None,
     ) -> Result:
         chat_id = data.get("chat_id")
-        message = endpoint in MESSAGES and chat_id is not None
+        message = endpoint.lower() in MESSAGES and chat_id is not None
         kind = _bulk.get()
         for attempt in range(MAX_RETRIES + 1):
             if message and kind == _BULK:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeChat,
     CallbackQuery,
@@ -211,8 +212,13 @@ async def _acknowledge(query: CallbackQuery) -> None:
     """Stop the button's spinner and take the tapped keyboard away: it has done its job."""
 
     async def keyboard() -> None:
-        if isinstance(query.message, Message):
-            await query.message.edit_reply_markup(reply_markup=None)
+        message = query.message
+        if isinstance(message, Message):
+            await unread(
+                query.get_bot(),
+                "editMessageReplyMarkup",
+                {"chat_id": message.chat.id, "message_id": message.message_id},
+            )
 
     for done in await asyncio.gather(query.answer(), keyboard(), return_exceptions=True):
         if isinstance(done, BaseException) and not isinstance(done, BadRequest):
@@ -230,13 +236,24 @@ def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
     )
 
 
+async def unread(bot: Bot, method: str, params: dict[str, object]) -> None:
+    """A Bot API call whose answer (the Message sent or edited) the bot never reads: PTB would
+    build a Message from it, about a sixth of the bot's CPU per reply under load (py-spy). The
+    method is named in lower case (Bot API methods are case-insensitive) because PTB warns
+    when do_api_request names a method it has."""
+    await bot.do_api_request(method.lower(), {k: v for k, v in params.items() if v is not None})
+
+
 async def send(application: Application, chat_id: int, replies: list[Reply]) -> None:  # type: ignore[type-arg]
     bot = application.bot
     for reply in replies:
         chunks = split_text(reply.text, MAX_TEXT) if reply.text else []
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
-            await bot.send_message(chat_id, chunk, reply_markup=_markup(reply) if last else None)
+            markup = _markup(reply) if last else None
+            await unread(
+                bot, "sendMessage", {"chat_id": chat_id, "text": chunk, "reply_markup": markup}
+            )
         if len(reply.photos) == 1:
             photo = reply.photos[0]
             await bot.send_photo(chat_id, photo.path.read_bytes(), caption=photo.caption or None)
@@ -314,10 +331,24 @@ class TelegramChannel:
                 self._answer_album_once(incoming.media_group_id, chat_id, replies)
             else:
                 await self._send(chat_id, replies)
-            await self._update_menu(chat_id)
+            if self._may_change_menu(incoming):
+                await self._update_menu(chat_id)
         finally:
             if acknowledged is not None:
                 await acknowledged
+
+    def _may_change_menu(self, incoming: Incoming) -> bool:
+        """Whether this update may have changed the chat's role or language: a command (an
+        invitation, /ngonngu, a withdrawn person trying one), a language button, a typed link
+        code, or a chat whose menu is not known. An answer to a question changes neither, and
+        not looking saves a query per answer."""
+        text = incoming.text.strip()
+        return (
+            int(incoming.chat_id) not in self._menus
+            or text.startswith("/")
+            or text.isdigit()
+            or (incoming.payload or "").startswith("lang:")
+        )
 
     def lane(self, update: Update) -> int | str:
         """The chat's updates one at a time; an update of no chat in a lane of its own."""
@@ -511,7 +542,8 @@ async def webhook_server(
         await runner.cleanup()
 
 
-POLL_SPACING = 0.02  # while updates are being handled, one getUpdates at most this often
+GET_UPDATES_LIMIT = 100  # getUpdates' default and most
+POLL_SPACING = 0.05  # while updates are being handled, one getUpdates at most this often
 STOP_GRACE = 5.0  # at shut-down, updates being handled get this long to finish
 
 
@@ -577,12 +609,16 @@ async def poll(
                 )
                 handling[newest] = task
                 task.add_done_callback(functools.partial(finished, newest))
-            if handling and not fresh:  # Telegram has nothing new: wait for one to finish
+            if handling and not fresh and len(raw) >= GET_UPDATES_LIMIT:
+                # a page of updates still being handled: nothing new can show before the
+                # oldest is done
+                await asyncio.wait([handling[min(handling)]])
+            elif handling and not fresh:  # Telegram has nothing new: wait for one to finish
                 await asyncio.wait(
                     list(handling.values()), timeout=0.25, return_when=asyncio.FIRST_COMPLETED
                 )
-            if handling:
-                await asyncio.sleep(POLL_SPACING)
+            if handling:  # each poll reads the unfinished ones again: fewer polls when many
+                await asyncio.sleep(max(POLL_SPACING, 0.002 * len(handling)))
     finally:
         if handling:  # let them finish (their answers go out); the rest is redelivered
             await asyncio.wait(list(handling.values()), timeout=STOP_GRACE)
