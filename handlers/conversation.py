@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from datetime import timedelta
 
 from domain import answers, i18n
 from domain.draft import valid_where, where
@@ -175,11 +176,19 @@ def _chosen(incoming: Incoming, state: ConversationState) -> Incoming:
     return dataclasses.replace(incoming, payload=payload, text="")
 
 
+# when the person last wrote, to the minute: a chat answering question after question does not
+# write it again with every answer (Zalo's 7-day window and "the chat used last" need no more)
+SEEN_PRECISION = timedelta(minutes=1)
+
+
 async def _touch(ctx: Ctx, person: Person) -> None:
     for identity in person.identities:
         if (
             identity.channel == ctx.incoming.channel
             and identity.external_id == ctx.incoming.chat_id
         ):
-            identity.last_seen_at = ctx.now
-            identity.reachable = True
+            seen = identity.last_seen_at
+            if seen is None or not seen <= ctx.now < seen + SEEN_PRECISION:
+                identity.last_seen_at = ctx.now
+            if not identity.reachable:
+                identity.reachable = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,11 @@ from handlers.port import Attachment
 from store import submissions
 from store.access import create_invitation
 from store.db import unit_of_work
-from store.models import Photo, ProcessedUpdate, Report
+from store.models import ChannelIdentity, Photo, ProcessedUpdate, Report
 from testing.pg import free_port
 from testing.standin_zalo import StandinZalo
 from tests import inprocess
-from tests.dialog import IMAGES, Chat, finish, play
+from tests.dialog import IMAGES, Chat, Clock, finish, play
 from tests.test_dialogs import investor
 from tests.test_security_photos import files_under, noisy_jpeg
 from tests.test_telegram_e2e import stop
@@ -271,3 +272,26 @@ async def test_two_people_file_for_one_cluster_at_the_same_moment(
             select(Report.version).where(Report.subject == "cluster:dai-thang")
         )
         assert sorted(versions) == [1, 2]
+
+
+async def test_when_someone_last_wrote_is_kept_to_the_minute(
+    deps: Deps, app: App, clock: Clock
+) -> None:
+    """Answer after answer does not rewrite it (a statement per update saved); a message a
+    minute or more later does (Zalo's 7-day window and the reminders' choice of chat read it)."""
+    chat = await investor(deps)
+    start = clock.now
+
+    async def last_seen() -> object:
+        async with app.sessions() as session:
+            return await session.scalar(
+                select(ChannelIdentity.last_seen_at).where(ChannelIdentity.external_id == "1001")
+            )
+
+    assert await last_seen() == start
+    clock.now = start + timedelta(seconds=40)
+    await chat.say("/trogiup")
+    assert await last_seen() == start
+    clock.now = start + timedelta(minutes=3)
+    await chat.say("/trogiup")
+    assert await last_seen() == start + timedelta(minutes=3)
