@@ -89,8 +89,7 @@ _live_groups: set[int] = set()  # process groups of children not yet reaped
 
 def deadline_eve() -> str:
     """The bot's clock (CLOCK_START): 09:00 in Hanoi on the eve of this month's deadline (the
-    24th; the 19th in December). Near today on purpose: the reminder job's scheduler catches up
-    from a CLOCK_START years back for seconds before the bot polls."""
+    24th; the 19th in December), so the month reported is this one."""
     today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
     day = 19 if today.month == 12 else 24
     return f"{today.year:04d}-{today.month:02d}-{day:02d}T09:00+07:00"

@@ -62,7 +62,10 @@ def start(
         job,
         "interval",
         seconds=every_seconds,
-        next_run_time=clock(),
+        # at once, in real time: the scheduler's timing is real even when `clock` (the time the
+        # tick reasons about) is set back; a past first run was "missed", and APScheduler
+        # walked every interval since then before the first tick (13 s at CLOCK_START 2021)
+        next_run_time=_now(),
         max_instances=1,
         coalesce=True,
         id="reminders",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -81,6 +81,9 @@ async def test_only_the_leader_ticks(app: App, deps: Deps, monkeypatch: pytest.M
         return await tick(*args, **kwargs)
 
     monkeypatch.setattr(scheduler, "tick", counted)
+    # the scheduler's own first run an hour from now: the test runs each worker's tick itself
+    later = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setattr(scheduler, "_now", lambda: later)
     url = app.engine.url.render_as_string(hide_password=False)
     boxes = [Outbox(), Outbox()]
     leaders = [Leadership(make_engine(url)), Leadership(make_engine(url))]

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +18,7 @@ from domain.calendar import Period
 from domain.roles import Role
 from handlers.context import Deps
 from handlers.port import Delivery, Reply
+from reminders import scheduler
 from reminders.policy import Policy
 from reminders.sender import tick
 from store.access import accept_invitation, create_invitation
@@ -265,3 +267,30 @@ async def test_a_reminder_is_claimed_only_when_its_turn_comes(people: App) -> No
     slow.go.set()
     await sending
     assert slow.chats() == {INVESTOR_A, INVESTOR_B, DISTRICT, DEPARTMENT}
+
+
+async def test_the_reminder_job_runs_at_start_with_the_clock_set_back(
+    people: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CLOCK_START years back (a demo, a test), the job's first run comes at once with
+    that moment's reminders, not an hour later after a catch-up of every missed interval."""
+    box = Outbox()
+    ran = asyncio.Event()
+
+    async def first_tick(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await tick(*args, **kwargs)
+        finally:
+            ran.set()
+
+    monkeypatch.setattr(scheduler, "tick", first_tick)
+    moment = at("2021-06-20T08:00")
+    calendar = people.deps().calendar
+    jobs = scheduler.start(
+        people.sessions, calendar, Policy(), box, every_seconds=3600, clock=lambda: moment
+    )
+    try:
+        await asyncio.wait_for(ran.wait(), 10)
+    finally:
+        jobs.shutdown(wait=False)
+    assert box.chats() == {INVESTOR_A, INVESTOR_B, DISTRICT, DEPARTMENT}

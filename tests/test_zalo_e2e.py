@@ -176,9 +176,7 @@ def zalo_environment(tmp_path: Path, zalo: StandinZalo, port: int, **extra: str)
         PUBLIC_URL=f"http://127.0.0.1:{port}",
         LINK_SECRET="e2e-link-secret-0123456789",
         CLOCK_START=START.isoformat(),
-        # the reminder job's first run is at CLOCK_START, in 2021: APScheduler then counts every
-        # missed interval up to now on the event loop, ~2.9 million at 60 s (12+ s of CPU with
-        # the bot unresponsive), 48 thousand at the longest tick. The job is not tested here.
+        # the reminder job runs at start, then not again during the test (not tested here)
         REMINDER_TICK_SECONDS="3600",
         **extra,
     )
