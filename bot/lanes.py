@@ -42,6 +42,3 @@ class Lanes:
     async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
         async with self.turn(key):
             return await work()
-
-    def busy(self) -> bool:
-        return bool(self._holders)
