@@ -16,6 +16,7 @@ from domain.calendar import Calendar
 from domain.state import ConversationState
 from domain.subjects import Subject
 from handlers import payloads
+from handlers.outbox import Answered
 from handlers.port import Incoming
 from store.models import AuditLog, Conversation, Person, Report
 
@@ -50,6 +51,7 @@ class Deps:
     sessions: async_sessionmaker[AsyncSession]
     config: Config
     clock: Callable[[], datetime] = _now
+    answered: Answered = field(default_factory=Answered)  # by this process (handlers.outbox)
 
     @property
     def calendar(self) -> Calendar:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from domain import answers, i18n
 from domain.draft import valid_where, where
 from domain.state import ConversationState
-from handlers import choices, routes
+from handlers import choices, outbox, routes
 from handlers.admin import describe_person, invite_problem
 from handlers.context import Ctx, Deps
 from handlers.port import Attachment, Incoming, Reply
@@ -34,8 +34,9 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
     """Handle one update in one short transaction. Its photos are downloaded, checked and
     written to disk before it (slow work holds no lock); a failure rolls everything back, the
     "processed" mark included, and apologises, so the person's draft is as it was before this
-    message and a redelivery is handled afresh. Files of a photo no row refers to afterwards
-    (refused, rolled back, not used) are deleted."""
+    message and a redelivery is handled afresh. An update delivered again after it was handled
+    gets the answer kept with its mark (handlers.outbox), unless this process gave it. Files of
+    a photo no row refers to afterwards (refused, rolled back, not used) are deleted."""
     prepared: list[Prepared] = []
     on_record: set[str] = set()  # photos whose row a committed transaction holds
     try:
@@ -47,7 +48,7 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
             incoming = await _prepare_photos(incoming, deps, prepared)
             return await _handle_in_transaction(incoming, deps, on_record)
     except _Delivered:
-        return []  # delivered twice: handled the first time
+        return await _answer_again(incoming, deps)
     except Exception:
         log.exception(
             "update %s from %s:%s failed", incoming.update_id, incoming.channel, incoming.chat_id
@@ -61,6 +62,22 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
 
 class _Delivered(Exception):
     """This update's "processed" mark is already there."""
+
+
+async def _answer_again(incoming: Incoming, deps: Deps) -> list[Reply]:
+    """Delivered again: nothing more if this process answered it (its answer went or is
+    going), else the answer kept when it was handled — the first may have died with the
+    process that gave it, before the channel sent it."""
+    assert incoming.update_id is not None
+    if (incoming.channel, incoming.update_id) in deps.answered:
+        return []
+    async with deps.sessions() as session:
+        stored = await conversations.replies_of(session, incoming.channel, incoming.update_id)
+    replies = outbox.decode(stored)
+    if replies:
+        log.info("update %s from %s answered again", incoming.update_id, incoming.channel)
+    deps.answered.add(incoming.channel, incoming.update_id)
+    return replies
 
 
 async def _may_keep_photos(incoming: Incoming, deps: Deps) -> bool:
@@ -118,10 +135,11 @@ async def _handle_in_transaction(
     recorded: set[str] = set()
     async with unit_of_work(deps.sessions) as session:
         await lock_chat(session, incoming.channel, incoming.chat_id)  # one at a time per chat
-        if incoming.update_id is not None and not await conversations.mark_processed(
-            session, incoming.channel, incoming.update_id
-        ):
-            raise _Delivered()
+        mark = None
+        if incoming.update_id is not None:
+            mark = await conversations.mark_processed(session, incoming.channel, incoming.update_id)
+            if mark is None:
+                raise _Delivered()
         chat = await chat_of(session, incoming.channel, incoming.chat_id)
         first_contact = chat is None
         if chat is None:
@@ -148,7 +166,11 @@ async def _handle_in_transaction(
                 ctx.state.offer = ()  # the choices shown no longer apply
             # else (e.g. /trogiup mid-question) the choices shown are still typeable
         conversations.save_state(conversation, ctx.state)
+        if mark is not None:
+            conversations.keep_replies(mark, outbox.encode(replies))
     on_record.update(recorded)
+    if incoming.update_id is not None:
+        deps.answered.add(incoming.channel, incoming.update_id)
     return replies
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,9 +15,16 @@ from domain.calendar import Calendar
 from handlers.port import Notifier
 from reminders.policy import Policy
 from reminders.sender import tick
+from store import conversations
+from store.db import unit_of_work
 from store.leader import Leadership
 
 log = logging.getLogger(__name__)
+
+# updates handled longer ago than this are forgotten (their marks and kept answers): no channel
+# delivers one again so late; looked at every HOUSEKEEPING_SECONDS
+KEEP_PROCESSED = timedelta(days=3)
+HOUSEKEEPING_SECONDS = 3600
 
 
 def _now() -> datetime:
@@ -57,7 +64,30 @@ def start(
                 result.failed,
             )
 
+    async def housekeeping() -> None:
+        try:
+            if leadership is not None and not await leadership.held():
+                return
+            async with unit_of_work(sessions) as session:
+                forgotten = await conversations.forget_processed(session, _now() - KEEP_PROCESSED)
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            log.exception("housekeeping failed")
+            return
+        if forgotten:
+            log.info("forgot %s handled updates older than %s", forgotten, KEEP_PROCESSED)
+
     scheduler = AsyncIOScheduler(timezone=calendar.zone)
+    scheduler.add_job(
+        housekeeping,
+        "interval",
+        seconds=HOUSEKEEPING_SECONDS,
+        next_run_time=_now(),
+        max_instances=1,
+        coalesce=True,
+        id="housekeeping",
+    )
     scheduler.add_job(
         job,
         "interval",

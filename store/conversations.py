@@ -4,8 +4,10 @@ handled, so that one delivered twice is handled once."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,16 +15,40 @@ from domain.state import ConversationState
 from store.models import Conversation, Photo, ProcessedUpdate
 
 
-async def mark_processed(session: AsyncSession, channel: str, update_id: str) -> bool:
-    """Mark the update handled, as the transaction's first write, sharing its fate; False if
+async def mark_processed(
+    session: AsyncSession, channel: str, update_id: str
+) -> ProcessedUpdate | None:
+    """Mark the update handled, as the transaction's first write, sharing its fate; None if
     it was marked already (the transaction is then spoiled: roll it back). No SAVEPOINT, which
     on pysqlite runs outside a transaction, so its RELEASE committed the mark alone."""
-    session.add(ProcessedUpdate(channel=channel, update_id=update_id))
+    mark = ProcessedUpdate(channel=channel, update_id=update_id)
+    session.add(mark)
     try:
         await session.flush()
     except IntegrityError:
-        return False
-    return True
+        return None
+    return mark
+
+
+def keep_replies(mark: ProcessedUpdate, replies: list[dict[str, Any]]) -> None:
+    """What the update was answered, written with its mark when the transaction commits."""
+    mark.replies = replies
+
+
+async def replies_of(session: AsyncSession, channel: str, update_id: str) -> object:
+    """The replies kept with an update's mark (None: none kept, e.g. marked before they were)."""
+    return await session.scalar(
+        select(ProcessedUpdate.replies).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id
+        )
+    )
+
+
+async def forget_processed(session: AsyncSession, before: datetime) -> int:
+    """Drop the marks (and kept answers) of updates handled before that moment: no channel
+    delivers an update again that late (Telegram keeps one 24 h, Zalo retries for 2 h)."""
+    result = await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def new_conversation(session: AsyncSession, channel: str, chat_id: str) -> Conversation:

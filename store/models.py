@@ -325,6 +325,20 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16))
     update_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # what the bot answered it (handlers.outbox's JSON), written in the same transaction
+    replies: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class InboxEvent(Base):
+    """An event a webhook acknowledged before handling it (Zalo wants its answer within 2 s):
+    kept until it is handled, so one acknowledged just before a crash is handled after it."""
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ReportDraft(Base):

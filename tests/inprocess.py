@@ -93,13 +93,16 @@ class Bot:
         return ""
 
 
+ZALO_EVENT_TASKS = {"ZaloChannel.handle", "ZaloChannel._handle_kept"}
+
+
 def zalo_events_of(user: str) -> int:
     """How many webhook events from the Zalo user the bot in this process is handling now (its
     channel handles each in a task of its own, after answering the webhook)."""
     count = 0
     for task in asyncio.all_tasks():
         coro = task.get_coro()
-        if task.done() or getattr(coro, "__qualname__", "") != "ZaloChannel.handle":
+        if task.done() or getattr(coro, "__qualname__", "") not in ZALO_EVENT_TASKS:
             continue
         frame = getattr(coro, "cr_frame", None)
         event = frame.f_locals.get("event") if frame is not None else None

@@ -311,6 +311,23 @@ async def test_update_delivered_twice_is_handled_once(deps: Deps) -> None:
     await play(chat, [("[Có]", "Đã GPMB")])  # the bot is still at the second question
 
 
+async def test_update_handled_before_a_crash_is_answered_again(deps: Deps) -> None:
+    """The process died after the commit, before the answer went out: the channel delivers the
+    update again to the restarted process, which answers what it answered the first time (the
+    receipt of a report included) and changes nothing."""
+    chat = await investor(deps)
+    await chat.say("/baocao")
+    await finish(chat)
+    submit = chat.incoming(payload=next(b.payload for b in chat.buttons if "Gửi" in b.label))
+    receipt = await chat.send(submit)
+    assert "Đã nhận báo cáo" in receipt
+    chat.deps = Deps(deps.sessions, deps.config, deps.clock)  # a new process, same database
+    assert await chat.send(submit) == receipt
+    assert await chat.send(submit) == ""  # this process has answered it now
+    async with deps.sessions() as session:  # one report, nothing filed twice
+        assert await session.scalar(select(func.count()).select_from(Report)) == 1
+
+
 async def test_stale_button_asks_the_current_question_again(deps: Deps) -> None:
     chat = await investor(deps)
     await chat.say("/baocao")

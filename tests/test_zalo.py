@@ -20,6 +20,7 @@ from bot.app import App, Notifiers, alert_admins
 from bot.channels.zalo import IMAGE_MAX_BYTES, ZaloNotifier, ZaloUnavailable
 from bot.web import database_check, health_routes
 from domain.roles import Role
+from handlers import conversation
 from handlers.context import Deps
 from reminders.policy import Policy
 from reminders.sender import tick
@@ -28,6 +29,7 @@ from store.db import unit_of_work
 from store.models import (
     ChannelIdentity,
     Conversation,
+    InboxEvent,
     Person,
     Photo,
     ProcessedUpdate,
@@ -111,6 +113,44 @@ async def test_signatures_guard_the_webhook(zalo_chat: ZaloChat, app: App, deps:
         assert r.status == 200
     await chat.channel_obj.drain()  # type: ignore[union-attr]
     assert len(chat.zalo.to("intruder")) == 3
+
+
+async def test_an_event_acknowledged_before_a_crash_is_handled_after_it(
+    deps: Deps, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zalo gets its 200 at once and sends the event no more: the bot keeps it in the database
+    first, so a process that dies before handling it loses nothing — the next one answers."""
+    token = await token_for(deps)
+    stuck = asyncio.Event()
+
+    async def dies_before_answering(*_: object) -> list[object]:
+        await stuck.wait()
+        return []
+
+    async with zalo_bot(deps) as (zalo, channel, url, http):
+        monkeypatch.setattr(conversation, "handle", dies_before_answering)
+        event = zalo.event("user_send_text", "zalo-user-9", text=token)
+        event["timestamp"] = str(int(deps.clock().timestamp() * 1000))
+        body = zalo.encode(event)
+        async with http.post(url, data=body, headers=zalo.sign(body, event)) as r:
+            assert r.status == 200
+        for task in list(channel._tasks):  # the process is killed
+            task.cancel()
+        await asyncio.gather(*channel._tasks, return_exceptions=True)
+        assert zalo.to("zalo-user-9") == []
+        monkeypatch.undo()
+    async with app.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 1
+    async with zalo_bot(deps, zalo=zalo) as (zalo, channel, url, http):  # restarted
+        for _ in range(200):
+            await channel.drain()
+            if zalo.to("zalo-user-9"):
+                break
+            await asyncio.sleep(0.02)
+        await channel.drain()
+        assert "Chào mừng" in zalo.to("zalo-user-9")[0].text  # the invitation was accepted
+    async with app.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 0
 
 
 async def test_expired_token_is_refreshed_and_rotated(

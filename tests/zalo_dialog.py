@@ -89,10 +89,15 @@ def typed_choices(text: str) -> list[tuple[str, str]]:
 
 @asynccontextmanager
 async def zalo_bot(
-    deps: Deps, *, window: timedelta = timedelta(days=7), zns_template_id: str = ""
+    deps: Deps,
+    *,
+    window: timedelta = timedelta(days=7),
+    zns_template_id: str = "",
+    zalo: StandinZalo | None = None,
 ) -> AsyncIterator[tuple[StandinZalo, ZaloChannel, str, aiohttp.ClientSession]]:
-    """A stand-in Zalo, and the bot's Zalo channel serving its webhook on loopback."""
-    zalo = StandinZalo(clock=deps.clock)
+    """A stand-in Zalo (a new one, or one that lives on across bot restarts), and the bot's
+    Zalo channel serving its webhook on loopback."""
+    zalo = zalo or StandinZalo(clock=deps.clock)
     root = await zalo.start()
     config = ZaloConfig(
         app_id=APP_ID,
@@ -117,11 +122,12 @@ async def zalo_bot(
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        channel.resume()
         try:
             yield zalo, channel, f"http://127.0.0.1:{port}{config.webhook_path}", http
             await channel.drain()
             assert zalo.refused == [], zalo.refused  # the bot sent nothing Zalo refuses
         finally:
-            await channel.drain()
+            await channel.stop()
             await runner.cleanup()
             await zalo.stop()

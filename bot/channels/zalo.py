@@ -4,8 +4,9 @@ The rules followed here, and where each was confirmed, are in ZALO.md beside thi
 short: a v3 consultation message is text (≤ 2000 characters), one image, one file (PDF, DOC,
 DOCX ≤ 5 MB) or the user-info form — no buttons, so choices are typed keys
 (handlers.choices); it reaches a person only within 7 days of their last message, after which
-a reminder goes as a ZNS template by phone; images are ≤ 1 MB JPEG or PNG. Events are acked at
-once and handled in the background, one at a time per chat."""
+a reminder goes as a ZNS template by phone; images are ≤ 1 MB JPEG or PNG. Events are kept
+in the database and acked at once, then handled in the background, one at a time per chat; one
+a crash interrupted is handled after the restart."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import aiohttp
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 from PIL import Image
+from sqlalchemy.exc import SQLAlchemyError
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -44,6 +46,7 @@ from domain import i18n
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Delivery, Incoming, Reply
+from store import inbox
 from store.access import mark_unreachable
 from store.contacts import (
     Tokens,
@@ -70,6 +73,11 @@ FILE_TYPES = {
 # retry is accepted for that long after the event's own timestamp, plus a margin.
 SIGNATURE_MAX_AGE = timedelta(hours=2, minutes=30)
 SIGNATURE_MAX_AHEAD = timedelta(minutes=5)
+# An event is kept in the inbox from before its 200 until it is handled. At start the events a
+# process before this one left are handled; then every INBOX_SWEEP_SECONDS those older than
+# INBOX_STALE that no one here is handling (their worker died).
+INBOX_SWEEP_SECONDS = 30.0
+INBOX_STALE = timedelta(minutes=1)
 REFRESH_BEFORE = timedelta(minutes=10)
 TOKEN_ERRORS = {-216, -220, -124}  # invalid, expired; -124 is ZNS's "invalid token"
 OUT_OF_WINDOW = {-213, -230, -232}  # not a follower, no interaction within 7 days, none yet
@@ -564,6 +572,8 @@ class ZaloChannel:
         self.config = api.config
         self._tasks: set[asyncio.Task[None]] = set()
         self.lanes = Lanes()  # a chat's events in the order they came, one at a time
+        self._kept: set[int] = set()  # inbox rows being handled here
+        self._sweeper: asyncio.Task[None] | None = None
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(self.config.webhook_path, self.on_webhook)
@@ -594,15 +604,63 @@ class ZaloChannel:
         event = self.verify(body, request.headers.get("X-ZEvent-Signature"))
         if event is None:
             return web.json_response({"error": "signature"}, status=401)
-        task = asyncio.create_task(self.handle(event))
+        try:  # kept before the 200: a crash before it is handled loses nothing
+            async with unit_of_work(self.deps.sessions) as session:
+                kept = await inbox.keep(session, CHANNEL, event, datetime.now(UTC))
+        except SQLAlchemyError:
+            log.exception("Zalo event not kept; Zalo will send it again")
+            return web.json_response({"error": "busy"}, status=503)
+        self._start(event, kept)
+        return web.json_response({"ok": True})  # within Zalo's 2 s; the work goes on
+
+    def _start(self, event: dict[str, Any], kept: int) -> None:
+        self._kept.add(kept)
+        task = asyncio.create_task(self._handle_kept(event, kept))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return web.json_response({"ok": True})  # within Zalo's 2 s; the work goes on
+
+    async def _handle_kept(self, event: dict[str, Any], kept: int) -> None:
+        try:
+            await self.handle(event)
+            async with unit_of_work(self.deps.sessions) as session:
+                await inbox.done(session, kept)
+        except SQLAlchemyError as exc:  # left in the inbox: its mark makes a replay harmless
+            log.warning("Zalo event %s handled but not cleared: %s", kept, exc)
+        finally:
+            self._kept.discard(kept)
+
+    def resume(self) -> None:
+        """Handle the events a process before this one acknowledged and did not finish, then
+        look now and then for those of a worker that died."""
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        before = datetime.now(UTC)
+        while True:
+            try:
+                async with self.deps.sessions() as session:
+                    waiting = await inbox.left(session, CHANNEL, before)
+                for kept, event in waiting:
+                    if kept not in self._kept:
+                        log.info("Zalo event %s left by a stopped process: handled now", kept)
+                        self._start(event, kept)
+            except SQLAlchemyError as exc:
+                log.warning("Zalo inbox not read: %s", exc)
+            await asyncio.sleep(INBOX_SWEEP_SECONDS)
+            before = datetime.now(UTC) - INBOX_STALE
 
     async def drain(self) -> None:
         """Wait for the events still being handled (tests, shut-down)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop looking for left events and finish those being handled."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.drain()
 
     async def handle(self, event: dict[str, Any]) -> None:
         locale = self.deps.config.default_locale
@@ -767,8 +825,9 @@ async def serving(
         site = web.TCPSite(runner, listen, port)
         await site.start()
         log.info("Zalo webhook listening on %s:%s%s", listen, port, config.webhook_path)
+        channel.resume()
         try:
             yield channel
         finally:
-            await channel.drain()
+            await channel.stop()
             await runner.cleanup()
