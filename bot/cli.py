@@ -752,3 +752,106 @@ def clusters_export(file: Path) -> None:
         click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
         sys.exit(1)
     click.echo(_("Exported {count} clusters to {file}.").format(count=len(rows), file=file))
+
+
+# --- plans by year ---------------------------------------------------------------------------
+
+PLAN_PROBLEMS = {
+    **PROBLEMS,
+    "no_rows": i18n.N_("the file has no rows"),
+    "bad_year": i18n.N_("not a year from 2000 to 2100"),
+    "bad_date": i18n.N_("not a date (e.g. 17/3/2021 or 2021-03-17)"),
+    "not_the_year": i18n.N_("the date is not in the plan's year"),
+    "too_long": i18n.N_("too long"),
+    "bad_target_code": i18n.N_(
+        "a target code uses only a-z, 0-9 and '_' (e.g. groundbreakings_q2), up to 64 long"
+    ),
+    "duplicate_target": i18n.N_("this target appears earlier in the file for the same year"),
+    "bad_unit": i18n.N_("the unit is cluster or percent"),
+    "bad_number": i18n.N_("not a number (e.g. 43 or 12,5)"),
+    "bad_range": i18n.N_("value_max is below value_min"),
+    "bad_plan_period": i18n.N_(
+        "the period is the plan's year or one of its quarters (e.g. 2026 or 2026-Q2)"
+    ),
+    "quarter_code": i18n.N_(
+        "a target whose code ends in _q1 … _q4 is for that quarter of the plan's year "
+        "(e.g. 2026-Q2)"
+    ),
+    "plan_differs": i18n.N_("differs from the same year's plan on an earlier line"),
+}
+
+
+def describe_plan_error(error: RowError) -> str:
+    line = _("Line {line}, column {column}: {problem}").format(
+        line=error.line, column=error.column, problem=_(PLAN_PROBLEMS[error.problem])
+    )
+    return f"{line} ({error.value!r})" if error.value else line
+
+
+@main.group()
+def plan() -> None:
+    """Plans by year: number, date, targets and the quarterly groundbreaking plan. A period is
+    compared only with the plan of its own year."""
+
+
+@plan.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def plan_import(file: Path) -> None:
+    """Add or replace the plans of the years in FILE (CSV or XLSX, the columns of export; one
+    row per target). All or nothing; the other years stay as they are."""
+    from store.plans import parse_plans, upsert_plans
+
+    try:
+        table = read_table(file)
+        specs = parse_plans(table.header, table.rows)
+    except TableFormatError as exc:
+        click.echo(_("Cannot read {file}: {problem}").format(file=file, problem=exc), err=True)
+        sys.exit(1)
+    except ImportRejected as exc:
+        for error in exc.errors:
+            click.echo(describe_plan_error(error), err=True)
+        click.echo(
+            _("Nothing was imported: {count} error(s).").format(count=len(exc.errors)), err=True
+        )
+        sys.exit(1)
+
+    async def work(app: App) -> tuple[list[int], list[int], list[int]]:
+        async with unit_of_work(app.sessions) as session:
+            result = await upsert_plans(session, specs, actor="cli", source=str(file))
+        return result.created, result.updated, result.unchanged
+
+    created, updated, unchanged = _with_app(work)
+
+    def years(values: list[int]) -> str:
+        return ", ".join(map(str, values)) or "—"
+
+    click.echo(
+        _("Plans imported: new {created}; updated {updated}; unchanged {unchanged}.").format(
+            created=years(created), updated=years(updated), unchanged=years(unchanged)
+        )
+    )
+
+
+@plan.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def plan_export(file: Path) -> None:
+    """Export every year's plan to CSV or XLSX, to edit in Excel and import again."""
+    from store.plans import COLUMNS as PLAN_COLUMNS
+    from store.plans import all_plans, to_rows
+
+    async def work(app: App) -> tuple[int, list[dict[str, str | int | float]]]:
+        async with app.sessions() as session:
+            plans = await all_plans(session)
+            return len(plans), to_rows(plans)
+
+    count, rows = _with_app(work)
+    try:
+        write_table(file, PLAN_COLUMNS, rows)
+    except TableFormatError as exc:
+        click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
+        sys.exit(1)
+    click.echo(
+        _("Exported {count} plan(s), {targets} targets, to {file}.").format(
+            count=count, targets=len(rows), file=file
+        )
+    )

@@ -331,7 +331,10 @@ def summary_text(summary: Summary, locale: str, *, targets: bool = True) -> str:
     if not targets:
         lines.append(_("The city's results against the plan are consolidated by Sở Công Thương."))
         return "\n".join(lines)
-    lines.append(_("Plan and actual:"))
+    no_plan = summary.no_plan(_)  # a year without a plan: the actual figures alone
+    lines.append(
+        _("Actual ({no_plan}):").format(no_plan=no_plan) if no_plan else _("Plan and actual:")
+    )
     for row in summary.targets:
         if row.actual is None:
             continue
@@ -346,8 +349,8 @@ def summary_text(summary: Summary, locale: str, *, targets: bool = True) -> str:
             elif row.plan_max is None:
                 plan = f"≥ {plan}"
         mark = " ✓" if row.met else ""
-        name = _(TARGET_NAMES[row.code]) if row.code in TARGET_NAMES else row.label
-        lines.append(f"• {name}: {actual} / {plan}{mark}")
+        name = _(TARGET_NAMES[row.code]) if row.code in TARGET_NAMES else row.title(_, locale)
+        lines.append(f"• {name}: {actual}" if no_plan else f"• {name}: {actual} / {plan}{mark}")
     return "\n".join(lines)
 
 

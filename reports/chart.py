@@ -1,11 +1,13 @@
-"""The summary chart: groundbreakings by quarter (the plan's quarterly targets), plan against
-actual, and the reporting rate by district. Rendered headless with matplotlib."""
+"""The summary chart: groundbreakings by quarter (the quarterly targets of the plan of the
+period's year), plan against actual — for a year without a plan the actual alone — and the
+reporting rate by district. Rendered headless with matplotlib."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from domain import i18n
+from reports.plan import NO_PLAN
 from reports.summary import Summary
 
 
@@ -21,17 +23,26 @@ def render(summary: Summary, path: Path, locale: str = "vi") -> Path:
     districts = [(d or _("City departments"), r) for d, r in summary.by_district]
     height = max(4.0, 1.5 + 0.32 * len(districts))
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, height), dpi=110)
-    labels = [i18n.quarter(t.period, locale) for t in quarters]
+    labels = [i18n.quarter(t.period, locale) for t in quarters]  # the plan's year
     x = range(len(quarters))
-    plan = [float(t.plan_min or 0) for t in quarters]
     actual = [float(t.actual or 0) for t in quarters]
-    left.bar([i - 0.2 for i in x], plan, width=0.4, label=_("Plan"), color="#9db4d3")
-    left.bar([i + 0.2 for i in x], actual, width=0.4, label=_("Actual"), color="#1f5fa8")
-    for i, (p, a) in enumerate(zip(plan, actual, strict=True)):
-        left.text(i - 0.2, p, f"{p:.0f}", ha="center", va="bottom", fontsize=9)
-        left.text(i + 0.2, a, f"{a:.0f}", ha="center", va="bottom", fontsize=9)
+    if summary.plan is not None:
+        plan = [float(t.plan_min or 0) for t in quarters]
+        left.bar([i - 0.2 for i in x], plan, width=0.4, label=_("Plan"), color="#9db4d3")
+        left.bar([i + 0.2 for i in x], actual, width=0.4, label=_("Actual"), color="#1f5fa8")
+        for i, (p, a) in enumerate(zip(plan, actual, strict=True)):
+            left.text(i - 0.2, p, f"{p:.0f}", ha="center", va="bottom", fontsize=9)
+            left.text(i + 0.2, a, f"{a:.0f}", ha="center", va="bottom", fontsize=9)
+        left.set_title(_("Groundbreakings by quarter"))
+    else:  # no target to draw: the actual alone, and the year said to have no plan
+        left.bar(list(x), actual, width=0.5, label=_("Actual"), color="#1f5fa8")
+        for i, a in enumerate(actual):
+            left.text(i, a, f"{a:.0f}", ha="center", va="bottom", fontsize=9)
+        no_plan = _(NO_PLAN).format(year=summary.period.year)
+        left.set_title(
+            _("Groundbreakings by quarter ({no_plan})").format(no_plan=no_plan), fontsize=10
+        )
     left.set_xticks(list(x), labels)
-    left.set_title(_("Groundbreakings by quarter"))
     left.legend()
     names = [d for d, _r in districts]
     rates = [r.percent for _d, r in districts]

@@ -48,13 +48,14 @@ from reports.month import (
 )
 from reports.plan import (
     GOVERNING_BODY,
+    NO_PLAN,
     OFFICE,
     OFFICE_NAME,
     PLACE,
-    PLAN,
     RECIPIENTS,
     SIGNER,
     SYMBOL,
+    Plan,
 )
 from reports.summary import Summary, TargetRow
 
@@ -245,11 +246,40 @@ def _month(period: Period) -> str:
     return f"{period.month}/{period.year}"
 
 
-def _plan(_: Gettext) -> str:
-    return _("Plan No. {number} of {date}").format(number=PLAN.number, date=PLAN.signed_text())
+def _plan(plan: Plan, _: Gettext) -> str:
+    return _("Plan No. {number} of {date}").format(number=plan.number, date=plan.signed_text())
 
 
 def _title(document: DocumentObject, month: Month, _: Gettext) -> None:
+    """The title cites the plan of the month's year; a year without one is said to have none,
+    once, in the opening sentence."""
+    plan = month.plan
+    if plan is None:
+        title = _(
+            "Results of the management, investment and development of industrial clusters in "
+            "Hà Nội, month {period}"
+        ).format(period=_month(month.period))
+        opening = _("The {office} reports the results of {period} ({no_plan}) as follows:").format(
+            office=_(OFFICE_NAME),
+            period=_month(month.period),
+            no_plan=_(NO_PLAN).format(year=month.period.year),
+        )
+    else:
+        title = _("Results of {plan} of {issuer} {subject}, month {period}").format(
+            plan=_plan(plan, _),
+            issuer=_(plan.issuer),
+            subject=_(plan.subject).format(year=plan.year),
+            period=_month(month.period),
+        )
+        opening = _(
+            "Carrying out {plan} of {issuer}, the {office} reports the results of {period} "
+            "as follows:"
+        ).format(
+            plan=_plan(plan, _),
+            issuer=_(plan.issuer),
+            office=_(OFFICE_NAME),
+            period=_month(month.period),
+        )
     _para(document, after=6)
     _para(
         document,
@@ -262,12 +292,7 @@ def _title(document: DocumentObject, month: Month, _: Gettext) -> None:
     )
     _para(
         document,
-        _("Results of {plan} of {issuer} {subject}, month {period}").format(
-            plan=_plan(_),
-            issuer=_(PLAN.issuer),
-            subject=_(PLAN.subject).format(year=PLAN.year),
-            period=_month(month.period),
-        ),
+        title,
         bold=True,
         size=TITLE,
         align=WD_ALIGN_PARAGRAPH.CENTER,
@@ -275,18 +300,7 @@ def _title(document: DocumentObject, month: Month, _: Gettext) -> None:
         after=0,
     )
     _rule(document, 4.0, TEXT_WIDTH)
-    _para(
-        document,
-        _(
-            "Carrying out {plan} of {issuer}, the {office} reports the results of {period} "
-            "as follows:"
-        ).format(
-            plan=_plan(_),
-            issuer=_(PLAN.issuer),
-            office=_(OFFICE_NAME),
-            period=_month(month.period),
-        ),
-    )
+    _para(document, opening)
 
 
 def _heading(document: DocumentObject, text: str) -> None:
@@ -378,7 +392,13 @@ def _actual_text(t: TargetRow, _: Gettext, locale: str) -> str:
 
 
 def _targets(document: DocumentObject, month: Month, _: Gettext, locale: str) -> None:
-    _heading(document, _("II. RESULTS AGAINST THE TARGETS OF THE PLAN"))
+    """Plan against actual; for a year without a plan, the actual figures alone (no target,
+    no assessment)."""
+    planned = month.plan is not None
+    if planned:
+        _heading(document, _("II. RESULTS AGAINST THE TARGETS OF THE PLAN"))
+    else:
+        _heading(document, _("II. RESULTS OF THE YEAR {year}").format(year=month.period.year))
     _para(
         document,
         _(
@@ -386,18 +406,27 @@ def _targets(document: DocumentObject, month: Month, _: Gettext, locale: str) ->
             "Appendices 2 and 3):"
         ).format(period=_month(month.period)),
     )
-    widths = (1.3, 7.0, 2.4, 3.2, 2.6)
-    grid = _grid(document, widths, 1 + len(month.targets), borders=True, header=True)
-    header = (_("No."), _("Target of the plan"), _("Plan"), _("Actual"), _("Assessment"))
+    targets = [t for t in month.targets if planned or t.actual is not None]
+    widths: tuple[float, ...] = (1.3, 7.0, 2.4, 3.2, 2.6) if planned else (1.3, 10.0, 5.2)
+    grid = _grid(document, widths, 1 + len(targets), borders=True, header=True)
+    header: tuple[str, ...] = (
+        (_("No."), _("Target of the plan"), _("Plan"), _("Actual"), _("Assessment"))
+        if planned
+        else (_("No."), _("Figure"), _("Actual"))
+    )
     for cell, text in zip(grid[0], header, strict=True):
         _centred(cell, text, size=BODY, bold=True)
-    for number, (t, cells) in enumerate(zip(month.targets, grid[1:], strict=True), start=1):
-        values = (
-            str(number),
-            t.label,
-            _plan_text(t, _, locale),
-            _actual_text(t, _, locale),
-            _(assessment(t, month)),
+    for number, (t, cells) in enumerate(zip(targets, grid[1:], strict=True), start=1):
+        values: tuple[str, ...] = (
+            (
+                str(number),
+                t.title(_, locale),
+                _plan_text(t, _, locale),
+                _actual_text(t, _, locale),
+                _(assessment(t, month)),
+            )
+            if planned
+            else (str(number), t.title(_, locale), _actual_text(t, _, locale))
         )
         for index, (cell, text) in enumerate(zip(cells, values, strict=True)):
             paragraph = cell.paragraphs[0]

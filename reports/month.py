@@ -25,6 +25,7 @@ from domain.roles import ClusterKind, OrgKind
 from domain.slots import Rate, Slot
 from domain.subjects import Subject
 from reports.missing import MissingRow, missing_rows
+from reports.plan import Plan
 from reports.progress import next_step
 from reports.summary import Summary, TargetRow
 from store import summaries
@@ -155,6 +156,7 @@ class Month:
     tasks: list[TaskFacts]
     missing: list[MissingRow]
     remarks: list[Remark] = field(default_factory=list)
+    plan: Plan | None = None  # the plan of the period's year; None: the year has none
 
     def of_kind(self, kind: ClusterKind) -> list[ClusterFacts]:
         return [c for c in self.clusters if c.kind == kind]
@@ -450,4 +452,5 @@ async def gather(
             for m in await missing_rows(session, summary.period, summary.slots)
         ],
         remarks=_remarks(sent, people),
+        plan=summary.plan,
     )

@@ -1,6 +1,7 @@
 """The numbers Sở Công Thương sends upward for a period: the reporting rate, and plan versus
-actual for the plan's targets, from the latest report of each cluster up to that period. Which
-answer counts toward which target is the forms' data (`counts_toward:` in store/forms/*.yaml)."""
+actual for the targets of the plan of the period's own year, from the latest report of each
+cluster up to that period; for a year without a plan, the actual figures alone. Which answer
+counts toward which target is the forms' data (`counts_toward:` in store/forms/*.yaml)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain import i18n
 from domain.calendar import Calendar, Period
 from domain.forms import Form, Question
+from domain.i18n import Gettext
 from domain.roles import ClusterKind
 from domain.slots import Rate, Slot, rate
+from reports.plan import NO_PLAN, Goal, Plan, figures_without_plan, plan_of
 from reports.progress import Answer, latest_answers
 from store import summaries
 from store.forms import load_forms
-from store.models import Cluster, Report, Target
+from store.models import Cluster, Report
 from store.slots import slots_for
 
 # The one target not counted from answers: clusters newly founded under the plan, from the
@@ -40,6 +44,18 @@ class TargetRow:
     count: int | None = None  # for percentages: how many clusters meet it
     of: int | None = None  # ... out of how many
     period: str = ""  # the target's period: a year, a quarter (2021-Q2), or none
+    measure: str = ""  # a year without a plan: the figure's name (a message id), no label
+
+    def title(self, _: Gettext, locale: str = "vi") -> str:
+        """The plan's words; for a figure without a plan its name, a quarter's with the
+        quarter and its year (`Quý II/2026: …`)."""
+        if not self.measure:
+            return self.label
+        if self.quarterly:
+            return _("{quarter}: {measure}").format(
+                quarter=i18n.quarter(self.period, locale), measure=_(self.measure)
+            )
+        return _(self.measure)
 
     @property
     def met(self) -> bool | None:
@@ -62,10 +78,15 @@ class Summary:
     targets: list[TargetRow]
     answers: dict[str, dict[str, Answer]] = field(default_factory=dict)  # cluster code → answers
     forms: Mapping[str, Form] = field(default_factory=load_forms)  # the forms it was counted by
+    plan: Plan | None = None  # the plan of the period's year; None: the year has none
 
     @property
     def missing(self) -> list[Slot]:
         return [s for s in self.slots if not s.filled]
+
+    def no_plan(self, _: Gettext) -> str | None:
+        """`chưa có kế hoạch năm 2026` when the period's year has no plan, else None."""
+        return None if self.plan else _(NO_PLAN).format(year=self.period.year)
 
 
 def _quarter(day: date) -> str:
@@ -87,8 +108,9 @@ async def cluster_answers(
     return {c.code: latest_answers(grouped.get(c.code, [])) for c in clusters}
 
 
-def _counted(question: Question, answers: dict[str, Answer], target: Target) -> bool:
-    """Whether a cluster with these answers counts toward the target through the question."""
+def _counted(question: Question, answers: dict[str, Answer], target: Goal) -> bool:
+    """Whether a cluster with these answers counts toward the target through the question: a
+    dated answer (a groundbreaking) toward its quarter's target, or its year's, only."""
     counts = question.counts_toward
     assert counts is not None
     answer = answers.get(question.id)
@@ -99,9 +121,10 @@ def _counted(question: Question, answers: dict[str, Answer], target: Target) -> 
     dated = answers.get(counts.dated_by)
     if dated is None or not dated.value:
         return False
-    return not _QUARTER.match(target.period) or (
-        _quarter(date.fromisoformat(dated.value)) == target.period
-    )
+    day = date.fromisoformat(dated.value)
+    if _QUARTER.match(target.period):
+        return _quarter(day) == target.period
+    return not target.period.isdigit() or str(day.year) == target.period
 
 
 def _percent(count: int, total: int) -> Decimal:
@@ -109,7 +132,7 @@ def _percent(count: int, total: int) -> Decimal:
 
 
 def _targets(
-    targets: list[Target],
+    targets: tuple[Goal, ...],
     clusters: list[Cluster],
     answers: dict[str, dict[str, Answer]],
     forms: Mapping[str, Form],
@@ -154,6 +177,7 @@ def _targets(
                 count,
                 of,
                 target.period or "",
+                target.measure,
             )
         )
     return rows
@@ -180,14 +204,16 @@ async def summarise(
         by_reporter[slot.reporter].append(slot)
     clusters = await summaries.clusters(session)
     answers = await cluster_answers(session, period, clusters)
-    targets = await summaries.targets(session)
+    plan = await plan_of(session, period.year)
+    goals = plan.goals if plan else await figures_without_plan(session, period.year)
     return Summary(
         period=period,
         slots=slots,
         total=rate(slots),
         by_district=[(d, rate(s)) for d, s in sorted(by_district.items())],
         by_reporter=[(r, rate(s)) for r, s in sorted(by_reporter.items())],
-        targets=_targets(targets, clusters, answers, forms),
+        targets=_targets(goals, clusters, answers, forms),
         answers=answers,
         forms=forms,
+        plan=plan,
     )

@@ -48,7 +48,7 @@ from reports.month import (
     assessment,
     gather,
 )
-from reports.plan import GOVERNING_BODY, OFFICE, OFFICE_NAME, SYMBOL
+from reports.plan import GOVERNING_BODY, NO_PLAN, OFFICE, OFFICE_NAME, SYMBOL
 from reports.summary import Summary, TargetRow
 
 __all__ = ["REPORTER_NAMES", "build", "lines", "render"]
@@ -424,11 +424,16 @@ def _summary_sheet(workbook: Workbook, month: Month) -> None:
     ws: Worksheet = workbook.create_sheet(_("Summary"))
     for index, width in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(index)].width = width
+    planned = month.plan is not None
     _title_block(
         ws,
         widths,
         _("SUMMARY TABLE"),
-        _("Results of the plan and reporting, {period}").format(period=label),
+        (
+            _("Results of the plan and reporting, {period}")
+            if planned
+            else _("Results and reporting, {period}")
+        ).format(period=label),
         _attached(month),
     )
     _print_setup(ws, one_page=True)
@@ -439,6 +444,10 @@ def _summary_sheet(workbook: Workbook, month: Month) -> None:
     header = [_("Reporting rate"), _("Expected"), _("Received"), _("On time"), _("Late"), _("Rate")]
     row = _block(ws, row, widths, header, rate_rows, {6: PERCENT}, bold_first=True)
     row += 1
+    if not planned:
+        _actual_block(ws, row, widths, month)
+        ws.freeze_panes = None
+        return
     header = [
         _("Target of the plan"),
         _("Plan"),
@@ -457,6 +466,28 @@ def _summary_sheet(workbook: Workbook, month: Month) -> None:
         rows.append([t.label, plan, actual, counted, _assessment(t, month), note])
     _block(ws, row, widths, header, rows, {}, cell_formats=formats)
     ws.freeze_panes = None
+
+
+def _actual_block(ws: Worksheet, row: int, widths: Sequence[float], month: Month) -> None:
+    """A year without a plan: its actual figures, said once to have no plan, without a target
+    or an assessment column."""
+    _ = i18n.gettext_for(LOCALE)
+    no_plan = _(NO_PLAN).format(year=month.period.year)
+    header = [
+        _("Results ({no_plan})").format(no_plan=no_plan),
+        _("Actual"),
+        _("Clusters meeting it"),
+    ]
+    rows: list[list[Any]] = []
+    formats: dict[tuple[int, int], str] = {}
+    for t in month.targets:
+        if t.actual is None:
+            continue
+        _plan, _plan_format, actual, actual_format = _target_cells(t)
+        formats[(len(rows), 1)] = actual_format
+        counted = f"{t.count}/{t.of}" if t.of is not None else None
+        rows.append([t.title(_, LOCALE), actual, counted])
+    _block(ws, row, widths, header, rows, {}, cell_formats=formats)
 
 
 def _target_cells(t: TargetRow) -> tuple[float | None, str, float | None, str]:

@@ -502,3 +502,46 @@ class LinkAttempt(Base):
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- plans by year (migration 0008) ------------------------------------------------------------
+
+
+class YearPlan(Base):
+    """A year's plan: its number and date, the annual report's deadlines, and its targets
+    (Kế hoạch 68/KH-UBND of 17/3/2021 is 2021's; Sở Công Thương imports the others)."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, unique=True)
+    number: Mapped[str] = mapped_column(String(64))  # as printed: 68/KH-UBND
+    signed: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    # the annual report is due before these days (YYYY-MM-DD): the reporters', Sở Công Thương's
+    annual_due_reporters: Mapped[str] = mapped_column(String(10))
+    annual_due_office: Mapped[str] = mapped_column(String(10))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    targets: Mapped[list[PlanTarget]] = relationship(
+        back_populates="plan", order_by="PlanTarget.seq", cascade="all, delete-orphan"
+    )
+
+
+class PlanTarget(Base):
+    """A target of a year's plan: the year's (period YYYY) or a quarter's (YYYY-Qn)."""
+
+    __tablename__ = "plan_targets"
+    __table_args__ = (UniqueConstraint("plan_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(Text)
+    value_min: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    value_max: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    unit: Mapped[str] = mapped_column(String(16))  # cluster | percent
+    period: Mapped[str] = mapped_column(String(16))
+    source_line: Mapped[int | None] = mapped_column(Integer)
+
+    plan: Mapped[YearPlan] = relationship(back_populates="targets")

@@ -14,9 +14,11 @@ from domain.text import fold
 from store.clusters import parse_rows, upsert_clusters
 from store.models import AuditLog, Base, Cluster, ClusterStep, Target, Task, TaskAssignment
 from store.orgs import INVESTOR_PLACEHOLDER, Directory
+from store.plans import parse_plans, upsert_plans
 from store.tables import read_table
 
 REGISTRY = Path(__file__).parent / "registry"
+PLAN_HEADER = ("year", "number", "signed", "annual_due_reporters", "annual_due_office")
 
 # Milestones of Phụ lục 3 that are columns of the table, not rows: derived per cluster.
 GROUNDBREAKING_TEXT = "Khởi công xây dựng HTKT"
@@ -30,6 +32,7 @@ class SeedCounts:
     steps: int
     tasks: int
     targets: int
+    plans: int = 0
 
 
 def _int(text: str) -> int | None:
@@ -153,6 +156,8 @@ async def load_registry(session: AsyncSession, folder: Path = REGISTRY) -> SeedC
         target.source_line = _int(row["source_line"])
         session.add(target)
 
+    plans = await _load_plans(session, folder)
+
     session.add(AuditLog(actor="system", action="registry.load", entity="registry"))
     await session.flush()
     counts = SeedCounts(
@@ -161,8 +166,26 @@ async def load_registry(session: AsyncSession, folder: Path = REGISTRY) -> SeedC
         steps=steps,
         tasks=task_count,
         targets=await _count(session, "targets"),
+        plans=plans,
     )
     return counts
+
+
+async def _load_plans(session: AsyncSession, folder: Path) -> int:
+    """The plans the registry transcribes (plans.csv: Kế hoạch 68/KH-UBND for 2021) with
+    their targets (targets.csv, by the year of their period), read as `ccn-bot plan import`
+    reads a file: a reload puts a plan back as the registry has it."""
+    targets = read_table(folder / "targets.csv")
+    rows: list[tuple[int, dict[str, str]]] = []
+    for _line, plan in read_table(folder / "plans.csv").rows:
+        rows += [
+            (line, {**plan, **target, "period": target["period"] or plan["year"]})
+            for line, target in targets.rows
+            if (target["period"] or plan["year"]).startswith(plan["year"])
+        ]
+    specs = parse_plans([*PLAN_HEADER, *targets.header], rows)
+    await upsert_plans(session, specs, actor="system", source="registry")
+    return len(specs)
 
 
 async def _count(session: AsyncSession, table: str) -> int:

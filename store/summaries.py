@@ -18,7 +18,6 @@ from store.models import (
     Organisation,
     ReminderLedger,
     Report,
-    Target,
     Task,
 )
 
@@ -58,10 +57,6 @@ async def organisation_reports(session: AsyncSession, period: str) -> list[Repor
     )
     return list((await session.scalars(query)).all())
 
-
-async def targets(session: AsyncSession) -> list[Target]:
-    """The plan's targets, in the registry's order."""
-    return list((await session.scalars(select(Target).order_by(Target.id))).all())
 
 
 async def tasks(session: AsyncSession) -> list[Task]:
