@@ -5,7 +5,8 @@ continues where the person left off.
 The JSON keeps the shape the untyped dict always had (`mode`, `q`, `pending`, `editing`,
 `draft`, `period`, `offer`, `pending_photos`, `pending_location`, `locale`, `phone`): a chat in
 the middle of a report when this type came in resumes as it was, and the reminders, which add
-the choices they offer under `offer`, write the same key. A stored state is input like anything
+the choices they offer under `offer`, write the same key. `albums` came later and is written
+only when set, so a state without it is read as before. A stored state is input like anything
 else: what cannot be read is dropped, field by field, and a state that is no object at all is a
 fresh one. Nothing here raises on what the store holds.
 
@@ -46,7 +47,9 @@ from domain.draft import valid_where
 
 MAX_ID = 2**31 - 1  # a row id the store's integer columns hold
 MAX_PHOTOS_KEPT = 1000  # photo ids kept for the next report, at most (a report takes ten)
+MAX_ALBUMS = 8  # albums whose latest update is remembered (one is in flight at a time)
 _QUESTION_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,95}")  # as the forms make them
+_ALBUM_KEY_LIMIT = 64  # a media group id or an update id (Telegram's are some 20 digits)
 _PHONE = re.compile(r"\+?\d{6,20}")  # as store.contacts.normalise_phone writes it
 
 
@@ -92,15 +95,31 @@ class ConversationState:
     pending_location: str | None = None  # a location shared with no report open (`lat,lon`)
     locale: str | None = None  # a stranger's messenger language (a person has their own)
     phone: str | None = None  # a phone a stranger shared, kept for when they are invited
+    # per album (a messenger's media group id), the update of it handled last, oldest first:
+    # an album's photos arrive as separate updates, possibly at different workers, and only the
+    # worker that handled the last one answers (bot/channels/telegram.py)
+    albums: tuple[tuple[str, str], ...] = ()
 
     def reset(self, *, keep_photos: bool = False) -> None:
         """Back to a fresh state; `keep_photos`: the photos (not the location) kept for the next
-        report stay."""
+        report stay. The albums stay: they are about delivery, not where the chat is."""
         photos = self.pending_photos if keep_photos else ()
+        albums = self.albums
         fresh = ConversationState()
         for f in dataclasses.fields(self):
             setattr(self, f.name, getattr(fresh, f.name))
         self.pending_photos = photos
+        self.albums = albums
+
+    def album_update(self, group: str, update_id: str) -> None:
+        """Note `update_id` as the latest update of album `group` handled (the older albums
+        beyond MAX_ALBUMS are forgotten)."""
+        others = [entry for entry in self.albums if entry[0] != group]
+        self.albums = (*others[-(MAX_ALBUMS - 1) :], (group, update_id))
+
+    def latest_of_album(self, group: str) -> str | None:
+        """The update of album `group` handled last; None if none was noted."""
+        return next((update for g, update in self.albums if g == group), None)
 
     @property
     def place(self) -> tuple[Step, str | None]:
@@ -132,6 +151,8 @@ class ConversationState:
             out["locale"] = self.locale
         if self.phone is not None:
             out["phone"] = self.phone
+        if self.albums:
+            out["albums"] = [list(entry) for entry in self.albums]
         return out
 
     @classmethod
@@ -151,6 +172,7 @@ class ConversationState:
             pending_location=_location(data.get("pending_location")),
             locale=data.get("locale") if data.get("locale") in i18n.SUPPORTED else None,
             phone=_text(data.get("phone"), _PHONE),
+            albums=_albums(data.get("albums")),
         )
 
 
@@ -206,3 +228,19 @@ def _offer(value: object) -> tuple[Offered, ...]:
         for entry in value
         if isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, str) for x in entry)
     )
+
+
+def _albums(value: object) -> tuple[tuple[str, str], ...]:
+    """The well-formed [group, update id] entries of stored albums, one per group (the last),
+    the newest MAX_ALBUMS."""
+    if not isinstance(value, list):
+        return ()
+    found: dict[str, str] = {}
+    for entry in value[-100:]:
+        if not isinstance(entry, list) or len(entry) != 2:
+            continue
+        group, update = (_text(x, limit=_ALBUM_KEY_LIMIT) for x in entry)
+        if group and update:
+            found.pop(group, None)
+            found[group] = update
+    return tuple(found.items())[-MAX_ALBUMS:]

@@ -10,10 +10,22 @@ from handlers.port import Reply
 from store.photos import NotPrepared, record_photo
 
 
+def note_album(ctx: Ctx) -> None:
+    """A photo of an album (sent together, delivered as one update per photo): note this update
+    as the album's latest handled, in the chat's state saved by this update's transaction. The
+    channel answers the album once, from the worker whose update is still the latest after a
+    moment of quiet (store.albums)."""
+    incoming = ctx.incoming
+    if incoming.media_group_id and incoming.update_id is not None:
+        ctx.state.album_update(incoming.media_group_id, incoming.update_id)
+
+
 async def store_photos(ctx: Ctx) -> tuple[list[int], list[str]]:
     """Record the incoming photos, already checked and written to disk before the transaction
-    (conversation.handle); the ids stored and the reasons of those refused."""
+    (conversation.handle); the ids stored and the reasons of those refused. Every photo flow
+    comes through here, so this is where an album's latest update is noted."""
     assert ctx.person is not None
+    note_album(ctx)
     stored: list[int] = []
     refused: list[str] = []
     for attachment in ctx.incoming.attachments:

@@ -46,6 +46,7 @@ from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Delivery, Incoming, Reply
 from store.access import chat_roles
+from store.albums import latest_of_album
 from store.photos import PhotoRejected
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ class TelegramChannel:
     def __init__(self, deps: Deps, application: Application) -> None:  # type: ignore[type-arg]
         self.deps = for_telegram(deps)
         self.application = application
-        self._albums: dict[str, asyncio.Task[None]] = {}
+        self._albums: set[asyncio.Task[None]] = set()  # album answers waiting for quiet
         self.lanes = Lanes()
         self._menus: dict[int, Menu] = {}  # the menu last set per chat; absent: the default
         self._menu_lock = asyncio.Lock()
@@ -328,7 +329,7 @@ class TelegramChannel:
             replies = await conversation.handle(incoming, self.deps)
             chat_id = int(incoming.chat_id)
             if incoming.media_group_id:
-                self._answer_album_once(incoming.media_group_id, chat_id, replies)
+                self._answer_album_once(incoming, chat_id, replies)
             else:
                 await self._send(chat_id, replies)
             if self._may_change_menu(incoming):
@@ -378,17 +379,36 @@ class TelegramChannel:
         text = _("Edited messages are not read. Please send your answer again as a new message.")
         await self._send(chat.id, [Reply(text)])
 
-    def _answer_album_once(self, group: str, chat_id: int, replies: list[Reply]) -> None:
-        pending = self._albums.pop(group, None)
-        if pending is not None:
-            pending.cancel()
+    def _answer_album_once(self, incoming: Incoming, chat_id: int, replies: list[Reply]) -> None:
+        """An album's photos arrive as separate updates, perhaps at different workers; each is
+        handled (and its photo stored) at once, and the album is answered once, after its last
+        photo: ALBUM_QUIET_SECONDS after handling this update, its replies go out only if it is
+        still the album's latest handled, as the database says (store.albums; the photo flow
+        notes it in the update's own transaction). Whatever worker handled the later one
+        answers instead. An update the photo flow did not see (a stranger's, a duplicate) noted
+        nothing and is answered on its own."""
+        if not replies:
+            return
+        group, update_id = incoming.media_group_id, incoming.update_id
+        assert group is not None
 
         async def later() -> None:
             await asyncio.sleep(ALBUM_QUIET_SECONDS)
-            self._albums.pop(group, None)
-            await self._send(chat_id, replies)
+            try:
+                async with self.deps.sessions() as session:
+                    latest = await latest_of_album(session, "telegram", incoming.chat_id, group)
+            except SQLAlchemyError as exc:  # better twice than never
+                log.warning("album %s of chat %s not checked: %s", group, chat_id, exc)
+                latest = None
+            if latest is None or latest == update_id:
+                try:
+                    await self._send(chat_id, replies)
+                except TelegramError as exc:  # no update's handler to report it to
+                    log.warning("album %s of chat %s not answered: %s", group, chat_id, exc)
 
-        self._albums[group] = asyncio.create_task(later())
+        task = asyncio.create_task(later())
+        self._albums.add(task)
+        task.add_done_callback(self._albums.discard)
 
     async def _send(self, chat_id: int, replies: list[Reply]) -> None:
         try:
@@ -402,7 +422,7 @@ class TelegramChannel:
             self._menu_sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._menu_sync
-        for task in list(self._albums.values()):
+        for task in list(self._albums):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
