@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,3 +191,21 @@ def test_the_bots_name_after_a_command_is_telegrams_own() -> None:
     assert read("/baocao@other_bot") == "/baocao@other_bot"
     assert read("email@ccn_hanoi_bot") == "email@ccn_hanoi_bot"
     assert telegram.deep_link("ccn_hanoi_bot", "tok") == "https://t.me/ccn_hanoi_bot?start=tok"
+
+
+def test_workers_of_one_bot_share_the_webhooks_path_and_secret() -> None:
+    """Workers behind one load balancer take each other's posts: the path and the secret are
+    the same in each, without WEBHOOK_SECRET too; another bot's differ."""
+    one, again = (
+        telegram.webhook_identity("123:abc", None),
+        telegram.webhook_identity("123:abc", ""),
+    )
+    assert one == again
+    path, secret = one
+    assert re.fullmatch(r"telegram/[0-9a-f]{16}", path)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret)  # what Telegram takes as secret_token
+    assert "123:abc" not in secret
+    assert telegram.webhook_identity("456:def", None) != one
+    assert telegram.webhook_identity("123:abc", "set-by-admin") == (
+        telegram.webhook_identity("999:zzz", "set-by-admin")
+    )

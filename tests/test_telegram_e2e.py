@@ -106,7 +106,7 @@ class Person:
         """An album is answered once, a moment after its last photo: wait for quiet."""
         before = len(self.api.sent(self.chat_id))
         for data in photos:
-            self.api.send_photo(self.chat_id, data, media_group_id="album-1")
+            self.said = self.api.send_photo(self.chat_id, data, media_group_id="album-1")
         return await self._replies(before)
 
 
@@ -237,6 +237,8 @@ async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: 
         photos = [image("red", (320, 240)), image("blue", (240, 320))]
         answer = await person.album(photos)
         assert answer.count("Đã nhận") == 1 and "Đã nhận 2 ảnh" in answer  # one answer per album
+        # its last photo confirmed only once that answer went out: not lost in the quiet moment
+        assert confirmed_after(api, person.said, "Đã nhận 2 ảnh")
         summary = await person.tap("Xong")
         assert "80 %" in summary and "2 ảnh" in summary
         receipt = await person.tap("Gửi báo cáo")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import hmac
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
 from aiohttp import web
@@ -312,7 +313,9 @@ class TelegramChannel:
     def __init__(self, deps: Deps, application: Application) -> None:  # type: ignore[type-arg]
         self.deps = for_telegram(deps)
         self.application = application
-        self._albums: set[asyncio.Task[None]] = set()  # album answers waiting for quiet
+        # album answers waiting for quiet, by update id: the update is confirmed to Telegram
+        # only once its answer went out or was left to a later photo (settle)
+        self._albums: dict[int, asyncio.Task[None]] = {}
         self.lanes = Lanes()
         self._menus: dict[int, Menu] = {}  # the menu last set per chat; absent: the default
         self._menu_lock = asyncio.Lock()
@@ -406,9 +409,20 @@ class TelegramChannel:
                 except TelegramError as exc:  # no update's handler to report it to
                     log.warning("album %s of chat %s not answered: %s", group, chat_id, exc)
 
+        key = int(update_id) if update_id is not None and update_id.isdigit() else -1
         task = asyncio.create_task(later())
-        self._albums.add(task)
-        task.add_done_callback(self._albums.discard)
+        self._albums[key] = task
+        task.add_done_callback(lambda _: self._albums.pop(key, None))
+
+    async def settle(self, update: Update) -> None:
+        """Once the update is handled: wait until an album photo's answer went out or was left
+        to a later photo, outside the chat's lane (the album's next photo is handled
+        meanwhile). Long polling confirms the update only after it, so a crash in the quiet
+        moment gets it delivered again and answered (handlers.outbox)."""
+        task = self._albums.get(update.update_id)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
 
     async def _send(self, chat_id: int, replies: list[Reply]) -> None:
         try:
@@ -422,7 +436,7 @@ class TelegramChannel:
             self._menu_sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._menu_sync
-        for task in list(self._albums):
+        for task in list(self._albums.values()):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -548,6 +562,8 @@ async def webhook_server(
             return web.Response(status=400)
         # answered 200 only once handled (its transaction committed): a crash before that and
         # Telegram posts it again; the store's dedupe drops what was already handled
+        # (an album photo's 200 does not wait for the album's answer, as polling's confirmation
+        # does: Telegram may hold the album's next photo until this post is answered)
         await lanes.run(lane(update), lambda: application.process_update(update))
         return web.Response()
 
@@ -572,8 +588,10 @@ async def poll(
     notifier: TelegramNotifier,
     lanes: Lanes,
     lane: Callable[[Update], Hashable],
+    settle: Callable[[Update], Awaitable[None]] | None = None,
 ) -> None:
-    """Long polling that confirms updates to Telegram only once they are handled.
+    """Long polling that confirms updates to Telegram only once they are handled (and, for an
+    album's photo, answered or left to a later photo: `settle`).
 
     Telegram forgets an update when a later getUpdates asks for a higher offset. PTB's updater
     asks again as soon as it has fetched a batch, so updates fetched but not yet handled were
@@ -624,9 +642,7 @@ async def poll(
             for data in fresh:
                 update = Update.de_json(data, bot)
                 newest = update.update_id
-                task = asyncio.create_task(
-                    lanes.run(lane(update), functools.partial(application.process_update, update))
-                )
+                task = asyncio.create_task(_handled(application, lanes, lane, settle, update))
                 handling[newest] = task
                 task.add_done_callback(functools.partial(finished, newest))
             if handling and not fresh and len(raw) >= GET_UPDATES_LIMIT:
@@ -644,6 +660,29 @@ async def poll(
             await asyncio.wait(list(handling.values()), timeout=STOP_GRACE)
             for task in handling.values():
                 task.cancel()
+
+
+def webhook_identity(token: str, secret: str | None) -> tuple[str, str]:
+    """The webhook's path and secret token, the same in every worker of one bot, so that
+    workers behind one load balancer take each other's posts: WEBHOOK_SECRET if set, else one
+    derived from the bot token (which every worker has and no one else should)."""
+    if not secret:
+        key = hmac.new(token.encode(), b"ccn-bot telegram webhook", hashlib.sha256).digest()
+        secret = base64.urlsafe_b64encode(key).decode().rstrip("=")  # Telegram: A-Z a-z 0-9 _ -
+    path = "telegram/" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return path, secret
+
+
+async def _handled(
+    application: Application,  # type: ignore[type-arg]
+    lanes: Lanes,
+    lane: Callable[[Update], Hashable],
+    settle: Callable[[Update], Awaitable[None]] | None,
+    update: Update,
+) -> None:
+    await lanes.run(lane(update), functools.partial(application.process_update, update))
+    if settle is not None:
+        await settle(update)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -693,8 +732,7 @@ async def running(
         stack.push_async_callback(application.stop)
         stack.push_async_callback(channel.flush)
         if webhook_url:
-            secret = webhook_secret or secrets.token_urlsafe(32)
-            path = f"telegram/{secrets.token_hex(8)}"
+            path, secret = webhook_identity(token, webhook_secret)
             await stack.enter_async_context(
                 webhook_server(
                     application,
@@ -714,7 +752,9 @@ async def running(
             log.info("webhook listening on %s:%s", listen, port)
         else:
             await call(lambda: application.bot.delete_webhook())  # getUpdates needs none
-            poller = asyncio.create_task(poll(application, notifier, channel.lanes, channel.lane))
+            poller = asyncio.create_task(
+                poll(application, notifier, channel.lanes, channel.lane, channel.settle)
+            )
             stack.push_async_callback(_cancel, poller)
             log.info("polling %s", base_url)
         channel.start_menus()
