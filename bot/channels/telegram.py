@@ -569,7 +569,9 @@ async def webhook_server(
 
     app = web.Application(client_max_size=WEBHOOK_MAX_BODY)
     app.router.add_post(f"/{path}", receive)
-    runner = web.AppRunner(app, access_log=None)
+    # a body refused unread closes its connection at once; aiohttp would otherwise read and
+    # drop up to 10 s more of it ("lingering"), and a shut-down would wait for that
+    runner = web.AppRunner(app, access_log=None, lingering_time=0)
     await runner.setup()
     try:
         await web.TCPSite(runner, listen, port).start()
