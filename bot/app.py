@@ -151,6 +151,8 @@ class App:
             max_photos=s.max_photos,
             max_photo_bytes=s.max_photo_mb * 1024 * 1024,
             invite_days=s.invite_days,
+            photo_max_age_days=s.photo_max_age_days,
+            photo_max_distance_m=round(s.photo_max_distance_km * 1000),
         )
         if s.clock_start is None:
             return Deps(self.sessions, config)

@@ -9,6 +9,7 @@ import stat
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ from bot.app import App, Startup, StartupFailed, StartupStopped, open_app, prepa
 from bot.settings import Settings, SettingsError, load_settings
 from domain import i18n
 from domain.roles import Role
+from store import integrity
 from store.access import InviteError, create_invitation, list_people, revoke_person
 from store.backup import BackupError
 from store.clusters import (
@@ -54,6 +56,7 @@ PROBLEMS = {
     "bad_percent": i18n.N_("not a percentage from 0 to 100 (e.g. 68,45)"),
     "bad_month": i18n.N_("not a month (e.g. 2021-03 or 3/2021)"),
     "bad_quarter": i18n.N_("not a quarter (e.g. 2021-Q4 or IV/2021)"),
+    "bad_location": i18n.N_("not a latitude,longitude in degrees (e.g. 21.0285,105.8542)"),
 }
 
 
@@ -754,6 +757,69 @@ def clusters_export(file: Path) -> None:
     click.echo(_("Exported {count} clusters to {file}.").format(count=len(rows), file=file))
 
 
+@clusters.command("locate")
+@click.argument("code", required=False)
+@click.option("--confirm", is_flag=True, help="Confirm the location proposed for CODE.")
+@click.option("--at", "at", help="Set CODE's location: latitude,longitude (e.g. 21.0285,105.8542).")
+def clusters_locate(code: str | None, confirm: bool, at: str | None) -> None:
+    """Clusters' locations (site photos far from them are flagged). Without CODE: the locations
+    proposed for clusters that have none, from their first located reports."""
+    if code is None:
+
+        async def proposed(app: App) -> list[integrity.Proposal]:
+            async with app.sessions() as session:
+                return await integrity.proposals(session)
+
+        found = _with_app(proposed)
+        for p in found:
+            click.echo(
+                f"{p.code}\t{p.latitude},{p.longitude}\t"
+                + _("{name}; from {references}, within {metres} m").format(
+                    name=p.name, references=", ".join(p.references), metres=p.spread_m
+                )
+            )
+        click.echo(_("{count} proposal(s).").format(count=len(found)))
+        return
+    if confirm == (at is not None):
+        click.echo(_("Give --confirm or --at latitude,longitude."), err=True)
+        sys.exit(2)
+    place: tuple[Decimal, Decimal] | None = None
+    if at is not None:
+        try:
+            place = integrity.parse_location(at)
+        except ValueError:
+            problem = PROBLEMS["bad_location"]
+            click.echo(_(problem) + f" ({at!r})", err=True)
+            sys.exit(2)
+
+    async def locate(app: App) -> str | None:
+        async with unit_of_work(app.sessions) as session:
+            where, source = place, "cli"
+            if where is None:
+                proposal = next(
+                    (p for p in await integrity.proposals(session) if p.code == code), None
+                )
+                if proposal is None:
+                    return None
+                where = (proposal.latitude, proposal.longitude)
+                source = "proposal:" + ",".join(proposal.references)
+            try:
+                await integrity.set_location(
+                    session, code, where[0], where[1], actor="cli", source=source
+                )
+            except integrity.UnknownCluster:
+                return None
+            return f"{where[0]},{where[1]}"
+
+    done = _with_app(locate)
+    if done is None:
+        click.echo(
+            _("No cluster {code}, or no location proposed for it.").format(code=code), err=True
+        )
+        sys.exit(1)
+    click.echo(_("Location of {code}: {where}.").format(code=code, where=done))
+
+
 # --- plans by year ---------------------------------------------------------------------------
 
 PLAN_PROBLEMS = {
@@ -855,3 +921,188 @@ def plan_export(file: Path) -> None:
             count=count, targets=len(rows), file=file
         )
     )
+
+
+# --- review of reports (handlers/review.py does the same by chat) ------------------------------
+
+
+@main.group()
+def review() -> None:
+    """Review submitted reports: list those waiting, show one, accept it or send it back."""
+
+
+@review.command("list")
+@click.option("--period", help="Only this month, e.g. 2021-06 or 6/2021.")
+def review_list(period: str | None) -> None:
+    """The reports waiting for review (the latest versions not yet reviewed), oldest first."""
+    from domain.calendar import Period
+    from domain.text import parse_month
+    from store import reviews
+
+    month: str | None = None
+    if period:
+        try:
+            month = str(Period.parse(parse_month(period)))
+        except ValueError:
+            click.echo(_("Not a month: {text}").format(text=period), err=True)
+            sys.exit(2)
+
+    async def work(app: App) -> list[str]:
+        async with app.sessions() as session:
+            found, total = await reviews.waiting(session, period=month, limit=1000)
+            names = await reviews.titles(session, (r.subject for r in found))
+        zone = app.settings.zone
+        lines = [
+            f"{r.reference}\t{Period.parse(r.period).label()}\t"
+            f"{r.submitted_at.astimezone(zone):%d/%m/%Y %H:%M}\t{names[r.subject]}"
+            for r in found
+        ]
+        lines.append(_("Reports waiting for review: {count}.").format(count=total))
+        return lines
+
+    click.echo("\n".join(_with_app(work)))
+
+
+@review.command("show")
+@click.argument("reference")
+def review_show(reference: str) -> None:
+    """A report's answers, numbered as `review changes --answers` takes them, and its review."""
+    from domain.calendar import Period
+    from handlers import review as chat_review
+    from store import reviews
+
+    locale = _settings().default_locale
+
+    async def work(app: App) -> list[str] | None:
+        async with app.sessions() as session:
+            found = await reviews.report_by_reference(session, reference.strip())
+            if found is None:
+                return None
+            title = (await reviews.titles(session, [found.subject]))[found.subject]
+            decision = await reviews.latest_review(session, found.id)
+            previous = await reviews.previous_version(session, found)
+            newer = await reviews.newer_version(session, found)
+        lines = [
+            f"{found.reference} — {title}, {Period.parse(found.period).label()} "
+            f"(v{found.version}) — {found.review_state}"
+        ]
+        if decision is not None:
+            at = decision.at.astimezone(app.settings.zone)
+            lines.append(f"{decision.state} — {decision.actor} — {at:%d/%m/%Y %H:%M}")
+            if decision.comment:
+                lines.append(f"“{decision.comment}”")
+        if previous is not None:
+            lines += chat_review.diff_lines(previous, found, locale)
+        lines += [
+            f"{n}. {chat_review.answer_line(q, found, locale)}"
+            for n, q in enumerate(chat_review.answered(found), 1)
+        ]
+        if newer is not None:
+            lines.append(
+                _("A newer version has come: {reference}.").format(reference=newer.reference)
+            )
+        return lines
+
+    lines = _with_app(work)
+    if lines is None:
+        click.echo(_("No report {reference}.").format(reference=reference), err=True)
+        sys.exit(1)
+    click.echo("\n".join(lines))
+
+
+def _review_decision(reference: str, accepted: bool, answers: str = "", comment: str = "") -> None:
+    from domain.answers import clean_text
+    from domain.slots import Review, review_of
+    from handlers import review as chat_review
+    from store import reviews
+    from store.models import AuditLog
+
+    async def work(app: App) -> tuple[bool, str]:
+        async with unit_of_work(app.sessions) as session:
+            found = await reviews.report_by_reference(session, reference.strip())
+            if found is None:
+                return False, _("No report {reference}.").format(reference=reference)
+            newer = await reviews.newer_version(session, found)
+            if newer is not None:
+                return False, _("A newer version has come: {reference}.").format(
+                    reference=newer.reference
+                )
+            state = Review.ACCEPTED if accepted else Review.NEEDS_CHANGES
+            if accepted and review_of(found.review_state) is Review.ACCEPTED:
+                return True, _("Already accepted: {reference}.").format(reference=found.reference)
+            questions = chat_review.answered(found)
+            concerned: list[str] = []
+            for word in answers.replace(",", " ").split():
+                if word.isascii() and word.isdigit() and 1 <= int(word) <= len(questions):
+                    concerned.append(questions[int(word) - 1].id)
+                elif word in {q.id for q in questions}:
+                    concerned.append(word)
+                else:
+                    return False, _("Not an answer of this report: {word}").format(word=word[:40])
+            text = clean_text(comment).strip()[: chat_review.COMMENT_LIMIT]
+            reviews.decide(
+                session,
+                found,
+                state,
+                comment=text,
+                questions=list(dict.fromkeys(concerned)),
+                person_id=None,
+                actor="cli",
+                channel="cli",
+                now=utcnow(),
+            )
+            session.add(
+                AuditLog(
+                    actor="cli",
+                    channel="cli",
+                    action=f"review.{state.value}",
+                    entity="report",
+                    entity_id=found.reference,
+                    detail={
+                        "subject": str(found.subject),
+                        "period": found.period,
+                        "version": found.version,
+                        "state": state.value,
+                        "comment": text,
+                        "questions": concerned,
+                    },
+                )
+            )
+            if accepted:
+                return True, _("Accepted: {reference}. Thank you.").format(
+                    reference=found.reference
+                )
+            return True, _(
+                "Sent back for changes: {reference}. The sender is told at the next reminder run."
+            ).format(reference=found.reference)
+
+    done, message = _with_app(work)
+    click.echo(message, err=not done)
+    if not done:
+        sys.exit(1)
+
+
+@review.command("accept")
+@click.argument("reference")
+def review_accept(reference: str) -> None:
+    """Mark a report accepted (e.g. BC-202106-00042)."""
+    _review_decision(reference, True)
+
+
+@review.command("changes")
+@click.argument("reference")
+@click.option("--comment", required=True, help="What to change, and why (the sender reads it).")
+@click.option(
+    "--answers",
+    "answers",
+    default="",
+    help='The answers concerned: their numbers in `review show` (e.g. "2 5") or question ids.',
+)
+def review_changes(reference: str, comment: str, answers: str) -> None:
+    """Send a report back for changes: its sender gets the comment and the answers concerned."""
+    if not comment.strip():
+        click.echo(
+            _("Please write your comment for the sender: what to change, and why."), err=True
+        )
+        sys.exit(2)
+    _review_decision(reference, False, answers, comment)

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     max_photos: Annotated[int, Field(alias="MAX_PHOTOS", ge=1, le=100)] = 10
     max_photo_mb: Annotated[int, Field(alias="MAX_PHOTO_MB", ge=1, le=50)] = 10
     invite_days: Annotated[int, Field(alias="INVITE_DAYS", ge=1, le=365)] = 14
+    # a site photo taken more than this many days before its period, or farther than this from
+    # its cluster's location, is flagged to the sender and the reviewer (store.integrity)
+    photo_max_age_days: Annotated[int, Field(alias="PHOTO_MAX_AGE_DAYS", ge=1, le=3650)] = 60
+    photo_max_distance_km: Annotated[float, Field(alias="PHOTO_MAX_DISTANCE_KM", gt=0, le=1000)] = 3
     # the reporting calendar (Kế hoạch 68, section IV) and the reminder policy
     report_day: Annotated[int, Field(alias="REPORT_DAY", ge=2, le=28)] = 25
     report_day_december: Annotated[int, Field(alias="REPORT_DAY_DECEMBER", ge=2, le=28)] = 20

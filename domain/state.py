@@ -5,8 +5,9 @@ continues where the person left off.
 The JSON keeps the shape the untyped dict always had (`mode`, `q`, `pending`, `editing`,
 `draft`, `period`, `offer`, `pending_photos`, `pending_location`, `locale`, `phone`): a chat in
 the middle of a report when this type came in resumes as it was, and the reminders, which add
-the choices they offer under `offer`, write the same key. `albums` came later and is written
-only when set, so a state without it is read as before. A stored state is input like anything
+the choices they offer under `offer`, write the same key. `albums`, and a review's `review` and
+`concerned`, came later and are written only when set, so a state without them is read as
+before. A stored state is input like anything
 else: what cannot be read is dropped, field by field, and a state that is no object at all is a
 fresh one. Nothing here raises on what the store holds.
 
@@ -30,6 +31,19 @@ stateDiagram-v2
     SUMMARY --> IDLE: "Submit report" (the receipt)
     ASK --> IDLE: /huy
     SUMMARY --> IDLE: /huy
+```
+
+A reviewer's "needs changes" (handlers/review.py): the report's buttons and the commands work
+at any step; /huy returns to IDLE from both and changes nothing.
+
+```mermaid
+stateDiagram-v2
+    [*] --> IDLE
+    IDLE --> REVIEW_ANSWERS: "Needs changes" on a report (its answers numbered)
+    REVIEW_ANSWERS --> REVIEW_COMMENT: the numbers of the answers concerned
+    REVIEW_COMMENT --> IDLE: the comment (the sender is told)
+    REVIEW_ANSWERS --> IDLE: /huy
+    REVIEW_COMMENT --> IDLE: /huy
 ```
 """
 
@@ -62,14 +76,23 @@ class Step(enum.StrEnum):
     CONFIRM_BACK = "confirm_back"  # a figure went down (`pending`): is that right?
     REASON_BACK = "reason_back"  # it is: why?
     SUMMARY = "summary"  # the answers shown with ✏️ buttons and "Submit report"
+    REVIEW_ANSWERS = "review_answers"  # a reviewer types the numbers of the answers concerned
+    REVIEW_COMMENT = "review_comment"  # ... then the comment for the sender (free text)
 
     @property
     def in_report(self) -> bool:
         """A draft is open and what the person sends answers it."""
         return self in _REPORT_STEPS
 
+    @property
+    def in_review(self) -> bool:
+        """A reviewer is saying why a report needs changes (`review`)."""
+        return self in _REVIEW_STEPS
+
 
 _REPORT_STEPS = frozenset({Step.ASK, Step.CONFIRM_BACK, Step.REASON_BACK, Step.SUMMARY})
+_REVIEW_STEPS = frozenset({Step.REVIEW_ANSWERS, Step.REVIEW_COMMENT})
+MAX_CONCERNED = 200  # answers a reviewer may point at, at most (a task report has many)
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,8 @@ class ConversationState:
     # an album's photos arrive as separate updates, possibly at different workers, and only the
     # worker that handled the last one answers (bot/channels/telegram.py)
     albums: tuple[tuple[str, str], ...] = ()
+    review: int | None = None  # the report a reviewer is sending back for changes
+    concerned: tuple[str, ...] = ()  # ... and the question ids of the answers concerned
 
     def reset(self, *, keep_photos: bool = False) -> None:
         """Back to a fresh state; `keep_photos`: the photos (not the location) kept for the next
@@ -153,6 +178,10 @@ class ConversationState:
             out["phone"] = self.phone
         if self.albums:
             out["albums"] = [list(entry) for entry in self.albums]
+        if self.review is not None:
+            out["review"] = self.review
+        if self.concerned:
+            out["concerned"] = list(self.concerned)
         return out
 
     @classmethod
@@ -173,6 +202,8 @@ class ConversationState:
             locale=data.get("locale") if data.get("locale") in i18n.SUPPORTED else None,
             phone=_text(data.get("phone"), _PHONE),
             albums=_albums(data.get("albums")),
+            review=_id(data.get("review")),
+            concerned=_questions(data.get("concerned")),
         )
 
 
@@ -228,6 +259,14 @@ def _offer(value: object) -> tuple[Offered, ...]:
         for entry in value
         if isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, str) for x in entry)
     )
+
+
+def _questions(value: object) -> tuple[str, ...]:
+    """The well-formed question ids of a stored list, each once."""
+    if not isinstance(value, list):
+        return ()
+    found = (_text(v, _QUESTION_ID) for v in value[:MAX_CONCERNED])
+    return tuple(dict.fromkeys(v for v in found if v is not None))
 
 
 def _albums(value: object) -> tuple[tuple[str, str], ...]:

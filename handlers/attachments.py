@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from domain.draft import where
 from domain.forms import Question
+from handlers import integrity
 from handlers.context import Ctx
 from handlers.port import Reply
 from store.photos import NotPrepared, record_photo
@@ -37,6 +38,7 @@ async def store_photos(ctx: Ctx) -> tuple[list[int], list[str]]:
         photo, _new = await record_photo(ctx.session, attachment.prepared)
         stored.append(photo.id)
         ctx.recorded_photos.add(photo.sha256)
+        await integrity.check_photo(ctx, photo)  # used before, old, far: kept and told
     return stored, refused
 
 
@@ -57,7 +59,7 @@ def refusals(ctx: Ctx, refused: list[str]) -> list[Reply]:
                 )
             )
         )
-    return out
+    return out + integrity.notices(ctx)  # what was noticed about the photos kept
 
 
 def photo_cap(ctx: Ctx, question: Question | None) -> int:

@@ -40,6 +40,9 @@ class Config:
     max_photos: int = 10
     max_photo_bytes: int = 10 * 1024 * 1024
     invite_days: int = 14
+    # a photo taken more than this before its period, or farther from its cluster, is flagged
+    photo_max_age_days: int = 60
+    photo_max_distance_m: int = 3000
 
     @property
     def zone(self) -> ZoneInfo:
@@ -74,6 +77,8 @@ class Ctx:
     photo_counts: dict[int, int] = field(default_factory=dict)
     # the photos (SHA-256) whose row this update's transaction holds
     recorded_photos: set[str] = field(default_factory=set)
+    # what was noticed about this update's photos, told to the sender (handlers.integrity)
+    photo_notices: list[str] = field(default_factory=list)
 
     @property
     def locale(self) -> str:

@@ -10,6 +10,7 @@ from domain.roles import Role
 from handlers import payloads, reporting
 from handlers.context import Ctx
 from handlers.port import Button, Reply
+from handlers.review import REVIEWERS
 from store.access import (
     LINK_MINUTES,
     InviteProblem,
@@ -213,6 +214,8 @@ def help_for(ctx: Ctx) -> list[Reply]:
             _("/vanban <cluster code> <month> — record a report received on paper"),
         ]
     lines.append(_("/tinhhinh <cluster> — how a cluster is doing (or just type its name)"))
+    if ctx.person.role in REVIEWERS:
+        lines.append(_("/duyet — review the reports received"))
     if ctx.person.role in (Role.ADMIN, Role.DISTRICT):
         lines += [
             _("/chuabaocao [month] — who has not reported"),

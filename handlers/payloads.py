@@ -20,6 +20,8 @@ cluster the person may see) is for the handler to say.
 | paper copies | `paper:<YYYY-MM>`, `paperok:<id>`, `paperno:<id>` | PaperClaim, PaperDecision |
 | who has not reported | `missing:<YYYY-MM>` | Missing |
 | a cluster's card | `cluster:<code>` | ClusterCard |
+| review a report | `review:<id>`, `accept:<id>`, `changes:<id>` | ReviewReport, ReviewDecision |
+| correct a report sent back | `fix:<id>` | FixReport |
 
 Telegram takes at most 64 bytes of callback data: `encode` refuses a longer payload (a
 programming error: a button the messenger would refuse), and anything it writes reads back as
@@ -64,6 +66,10 @@ class Kind(enum.StrEnum):
     PAPER_NO = "paperno"
     MISSING = "missing"
     CLUSTER = "cluster"
+    REVIEW = "review"
+    ACCEPT = "accept"
+    CHANGES = "changes"
+    FIX = "fix"
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,29 @@ class ClusterCard:
     code: str
 
 
+@dataclass(frozen=True)
+class ReviewReport:
+    """Show a report to review: its answers, accept or needs changes."""
+
+    report: int
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """A reviewer's decision on a report: accepted, or it needs changes (then the answers
+    concerned and a comment are asked)."""
+
+    report: int
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class FixReport:
+    """The sender opens their report sent back for changes, at the answers concerned."""
+
+    report: int
+
+
 Payload = (
     PickSubject
     | OpenReport
@@ -184,6 +213,9 @@ Payload = (
     | PaperDecision
     | Missing
     | ClusterCard
+    | ReviewReport
+    | ReviewDecision
+    | FixReport
 )
 
 
@@ -244,6 +276,12 @@ def _text(value: Payload) -> str:
             return f"missing:{period}"
         case ClusterCard(code):
             return f"{Subject.CLUSTER}{code}"
+        case ReviewReport(report):
+            return f"review:{report}"
+        case ReviewDecision(report, accepted):
+            return f"{'accept' if accepted else 'changes'}:{report}"
+        case FixReport(report):
+            return f"fix:{report}"
 
 
 def kind_of(text: str) -> Kind | None:
@@ -307,6 +345,14 @@ def decode(text: str) -> Payload | None:
         return PaperClaim(period) if kind is Kind.PAPER else Missing(period)
     if kind in (Kind.PAPER_OK, Kind.PAPER_NO):
         return PaperDecision(int(rest), kind is Kind.PAPER_OK) if _ID.fullmatch(rest) else None
+    if kind in (Kind.REVIEW, Kind.ACCEPT, Kind.CHANGES, Kind.FIX):
+        if not _ID.fullmatch(rest) or int(rest) == 0:
+            return None
+        if kind is Kind.REVIEW:
+            return ReviewReport(int(rest))
+        if kind is Kind.FIX:
+            return FixReport(int(rest))
+        return ReviewDecision(int(rest), kind is Kind.ACCEPT)
     # Kind.CLUSTER
     if len(rest) > MAX_CODE or not SLUG_RE.fullmatch(rest):
         return None

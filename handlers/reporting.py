@@ -259,6 +259,18 @@ async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Re
     return replies + await ask_next(ctx, draft)
 
 
+async def reopened(ctx: Ctx, draft: ReportDraft, intro: Reply) -> list[Reply]:
+    """A draft opened to correct a report sent back for changes (handlers.review.fix), holding
+    the report's answers less those to answer again: these are asked one after the other, then
+    the summary; what is submitted is a new version."""
+    ctx.state.reset(keep_photos=True)
+    ctx.state.draft = draft.id
+    ctx.state.period = Period.parse(draft.period)
+    ctx.state.editing = True
+    ctx.photo_counts.pop(draft.id, None)  # its photos were just linked
+    return [intro, *await ask_next(ctx, draft)]
+
+
 # --- asking ---------------------------------------------------------------------------------
 
 

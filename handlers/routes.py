@@ -7,8 +7,10 @@ the conversation. `route` reads the tables in this order, which is the order of 
 3. a chat the bot does not know: a link code, a token pasted, else the polite stranger's answer;
 4. the language: /ngonngu or a `lang:` button;
 5. a command (COMMANDS); one the person's role may not use is refused; an unknown one too;
-6. a reminder's button (REMINDER_BUTTONS), whatever the conversation is doing;
+6. a reminder's button (REMINDER_BUTTONS), a review's (REVIEW_BUTTONS), whatever the
+   conversation is doing;
 7. the conversation's step: a button while picking the subject; anything during a report;
+   anything while a reviewer says why a report needs changes;
 8. otherwise (IDLE): photos and a location are kept for the next report, a first message gets
    the help, typed text or a card's cluster button asks how a cluster is doing, another
    button is refused, and anything else gets the help."""
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from domain import i18n
 from domain.roles import Role
 from domain.state import Step
-from handlers import admin, attachments, onboarding, paper, reporting, status
+from handlers import admin, attachments, onboarding, paper, reporting, review, status
 from handlers.context import Ctx
 from handlers.payloads import Kind, Missing, Payload
 from handlers.port import Reply
@@ -31,6 +33,7 @@ ButtonHandler = Callable[[Ctx, Payload | None], Awaitable[list[Reply]]]
 
 ADMINS = frozenset({Role.ADMIN})
 OFFICE = frozenset({Role.ADMIN, Role.DISTRICT})  # who sees reporting rates
+REVIEWERS = review.REVIEWERS  # who reviews reports (a department: its clusters' only)
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,16 @@ class Command:
         return self.roles is None or role in self.roles
 
 
+async def _cancel(ctx: Ctx, args: str) -> list[Reply]:
+    """/huy: leave a review being written, else pause the report."""
+    if ctx.state.step.in_review:
+        return await review.cancel(ctx)
+    return await reporting.cancel(ctx, args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("report", ("/baocao", "/report"), reporting.start),
-    Command("cancel", ("/huy", "/cancel"), reporting.cancel),
+    Command("cancel", ("/huy", "/cancel"), _cancel),
     Command("help", ("/trogiup", "/help"), onboarding.help_command),
     Command("language", ("/ngonngu", "/language"), onboarding.language),
     Command("invite", ("/moi", "/invite"), admin.invite, ADMINS),
@@ -69,6 +79,7 @@ COMMANDS: tuple[Command, ...] = (
         OFFICE,
         i18n.N_("Only Sở Công Thương and district People's Committees can see this."),
     ),
+    Command("review", ("/duyet", "/review"), review.waiting_list, REVIEWERS, review.REFUSED),
     Command("link", ("/lienket", "/link"), onboarding.link_code),
     # with a token it is an invitation, taken before anything else (route, step 2)
     Command("start", ("/start",), onboarding.help_command),
@@ -94,6 +105,16 @@ REMINDER_BUTTONS: dict[Kind, ButtonHandler] = {
     Kind.PAPER_OK: paper.decide,
     Kind.PAPER_NO: paper.decide,
     Kind.MISSING: _missing,
+}
+
+# The buttons of a report's review: on /duyet's list, a /tinhhinh card, a notice to a reviewer
+# (review:, accept:, changes:) or to the sender of a report sent back (fix:). They too work
+# whatever the conversation is doing; each handler checks who may use it on which report.
+REVIEW_BUTTONS: dict[Kind, ButtonHandler] = {
+    Kind.REVIEW: review.open_review,
+    Kind.ACCEPT: review.decide,
+    Kind.CHANGES: review.decide,
+    Kind.FIX: review.fix,
 }
 
 
@@ -127,7 +148,11 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await command.run(ctx, args)
     if pressed is not None and pressed.kind in REMINDER_BUTTONS:
         return await REMINDER_BUTTONS[pressed.kind](ctx, pressed.value)
+    if pressed is not None and pressed.kind in REVIEW_BUTTONS:
+        return await REVIEW_BUTTONS[pressed.kind](ctx, pressed.value)
     step = ctx.state.step
+    if step.in_review:
+        return await review.on_text(ctx)
     if step is Step.PICK_SUBJECT and pressed is not None:
         return await reporting.pick_subject(ctx, pressed.value)
     if step.in_report:

@@ -10,9 +10,9 @@ from decimal import Decimal
 from domain import answers, i18n
 from domain.calendar import Period
 from domain.roles import ClusterKind, Role
-from domain.slots import Rate
+from domain.slots import Rate, counted
 from domain.text import bare_cluster_name, parse_month
-from handlers import payloads
+from handlers import integrity, payloads, review
 from handlers.context import Ctx
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import cluster_subject
@@ -21,6 +21,7 @@ from reports.files import person_exports
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
 from reports.summary import Summary, summarise
+from store import reviews
 from store.cards import cluster_for_card, cluster_steps, latest_photos
 from store.clusters import ClusterRef, Match, cluster_refs, search
 from store.drafts import has_open_draft
@@ -130,7 +131,9 @@ async def status(ctx: Ctx, query: str) -> list[Reply]:
         others = [m for m in matches[1:] if m.score >= 90]
         if others:
             replies[0] = Reply(
-                replies[0].text, cluster_buttons(others, ctx.locale), replies[0].photos
+                replies[0].text,
+                [*replies[0].buttons, *cluster_buttons(others, ctx.locale)],
+                photos=replies[0].photos,
             )
         return replies
     return [Reply(_("Which cluster do you mean?"), cluster_buttons(matches, ctx.locale))]
@@ -177,8 +180,8 @@ async def card(ctx: Ctx, cluster: Cluster) -> list[Reply]:
     reports = await reports_of(ctx.session, subject.subject)
     period = calendar.period_at(ctx.now)
     this_period = [r for r in reports if r.period == str(period)]
-    if this_period:
-        first = this_period[0]
+    first = counted(this_period)  # the version that counts (domain.slots), if any
+    if first is not None:
         lines.append(
             _("Report for {period}: received ({reference}, {day}).").format(
                 period=period.label(),
@@ -186,6 +189,16 @@ async def card(ctx: Ctx, cluster: Cluster) -> list[Reply]:
                 day=i18n.day(first.submitted_at.astimezone(calendar.zone).date(), locale),
             )
         )
+    if this_period:
+        latest_version = this_period[-1]
+        if first is None:
+            lines.append(
+                _("Report for {period}: sent back for changes ({reference}).").format(
+                    period=period.label(), reference=latest_version.reference
+                )
+            )
+        decision = await reviews.latest_review(ctx.session, latest_version.id)
+        lines.append(review.state_line(ctx, latest_version, decision))
     else:
         lines.append(_("Report for {period}: not yet received.").format(period=period.label()))
     latest = latest_answers(reports)
@@ -225,16 +238,24 @@ async def card(ctx: Ctx, cluster: Cluster) -> list[Reply]:
             text += " " + _("Late against the plan.")
         lines.append(text)
     photos = await _latest_photos(ctx, cluster)
-    return [Reply("\n".join(lines), photos=photos)]
+    buttons: list[list[Button]] = []
+    if reports:  # the newest report, for a reviewer
+        newest = max(reports, key=lambda r: (r.period, r.version))
+        if await review.may_review(ctx, newest):
+            label = _("Review {reference}").format(reference=newest.reference)
+            buttons.append([Button(label, payloads.encode(payloads.ReviewReport(newest.id)))])
+    return [Reply("\n".join(lines), buttons, photos=photos)]
 
 
 async def _latest_photos(ctx: Ctx, cluster: Cluster, limit: int = 3) -> tuple[Photo, ...]:
     rows = await latest_photos(ctx.session, cluster.id, limit)
     zone = ctx.deps.calendar.zone
+    flagged = await integrity.noted(ctx, cluster.code, [photo.id for photo, _r in rows])
     return tuple(
         Photo(
             ctx.deps.config.data_dir / photo.path,
-            i18n.day((photo.taken_at or received).astimezone(zone).date(), ctx.locale),
+            i18n.day((photo.taken_at or received).astimezone(zone).date(), ctx.locale)
+            + flagged[photo.id],
         )
         for photo, received in rows
     )
@@ -291,6 +312,10 @@ async def missing(ctx: Ctx, args: str) -> list[Reply]:
             else _("not reminded yet")
         )
         entry = f"  • {row.slot.title} — {', '.join(row.people)} ({when})"
+        if row.slot.changes:  # sent, then sent back: not received until corrected
+            entry += " — " + _("sent back for changes ({reference})").format(
+                reference=row.slot.changes
+            )
         groups.setdefault(row.slot.district or _("City departments"), []).append(entry)
     for name in sorted(groups):
         lines.append(f"{name} ({len(groups[name])}):")

@@ -3,7 +3,12 @@
 Each tick derives everything from the store: the due reminders (policy), the open slots
 (slots), the ledger of what already went. A ledger row is written and committed *before* its
 message is sent: a crash between the two loses that one reminder but can never send it twice
-(at most once). Rows left `sending` by a crash are listed in the admins' digest."""
+(at most once). Rows left `sending` by a crash are listed in the admins' digest.
+
+The review's notices go the same way (handlers/review.py words them): a report sent back for
+changes is told to its sender once (ledger kind `changes-<decision id>`), a correction of one
+to the reviewer who sent it back (`fixed-<report id>`), outside quiet hours; and each reminder
+to report lists the person's reports still waiting for changes, until they are corrected."""
 
 from __future__ import annotations
 
@@ -19,10 +24,12 @@ from domain import i18n
 from domain.calendar import Calendar, Period
 from domain.roles import Role
 from domain.slots import Slot, rate
-from handlers import choices, payloads
+from domain.subjects import Subject
+from handlers import choices, payloads, review
 from handlers.port import Button, Delivery, Notifier, Reply
 from reminders.policy import Due, Policy, due
 from store import reminders as ledger
+from store import reviews
 from store.access import mark_unreachable
 from store.contacts import chat_state, update_chat_state
 from store.db import unit_of_work
@@ -30,6 +37,8 @@ from store.models import (
     ChannelIdentity,
     PaperReceipt,
     Person,
+    Report,
+    ReportReview,
 )
 from store.slots import slots_for
 
@@ -89,19 +98,31 @@ def _slot_lines(slots: list[Slot]) -> list[str]:
 
 
 def _reporter_message(
-    person: Person, period: Period, slots: list[Slot], calendar: Calendar, now: datetime
+    person: Person,
+    period: Period,
+    slots: list[Slot],
+    calendar: Calendar,
+    now: datetime,
+    waiting: list[review.Waiting] | None = None,
 ) -> Reply:
+    """The reminder to report: the slots still open, and the reports waiting for changes."""
     _ = i18n.gettext_for(person.locale)
     deadline = calendar.deadline(period)
     days = (deadline.date() - now.astimezone(calendar.zone).date()).days
-    lines = [
-        _("Reminder: the report for {period} is due before {day} ({days} day(s) left).").format(
-            period=period.label(), day=i18n.day(deadline.date(), person.locale), days=days
-        ),
-        *_also(period, person.locale),
-        _("Not yet received:"),
-        *_slot_lines(slots),
-    ]
+    lines: list[str] = []
+    if slots:
+        lines += [
+            _("Reminder: the report for {period} is due before {day} ({days} day(s) left).").format(
+                period=period.label(), day=i18n.day(deadline.date(), person.locale), days=days
+            ),
+            *_also(period, person.locale),
+            _("Not yet received:"),
+            *_slot_lines(slots),
+        ]
+    fixes: list[Button] = []
+    if waiting:
+        more, fixes = review.waiting_lines(waiting, person.locale)
+        lines += more
     buttons = [
         [
             Button(
@@ -111,10 +132,13 @@ def _reporter_message(
         ]
         for s in slots[:MAX_SLOT_BUTTONS]
     ]
-    buttons.append([Button(_("Sent on paper"), payloads.encode(payloads.PaperClaim(period)))])
-    subject = slots[0].title
-    if len(slots) > 1:
-        subject = _("{title} and {count} more").format(title=subject, count=len(slots) - 1)
+    buttons += [[b] for b in fixes[:MAX_SLOT_BUTTONS]]
+    if slots:
+        buttons.append([Button(_("Sent on paper"), payloads.encode(payloads.PaperClaim(period)))])
+    titles = [s.title for s in slots] + [w.title for w in waiting or ()]
+    subject = titles[0]
+    if len(titles) > 1:
+        subject = _("{title} and {count} more").format(title=subject, count=len(titles) - 1)
     facts = (
         ("name", person.full_name or _("Sir/Madam")),
         ("subject", subject),
@@ -232,12 +256,22 @@ async def plan(
     """Every reminder due now that the ledger has not seen; and how many it has."""
     dues = due(calendar, policy, now)
     claims = await ledger.claimed_papers(session)
+    sent_back = await reviews.changes_to_tell(session)
+    fixed = await reviews.fixes_to_tell(session)
     periods = {str(d.period) for d in dues} | {c.period for c in claims}
+    periods |= {r.period for r, _review in sent_back} | {new.period for new, _o, _r in fixed}
     if not periods:
         return [], 0
     sent = await ledger.sent_kinds(session, periods)
     people = await ledger.active_people(session)
     admins = [p for p in people if p.role == Role.ADMIN]
+    titles = await reviews.titles(
+        session, [r.subject for r, _review in sent_back] + [n.subject for n, _o, _r in fixed]
+    )
+    waiting: defaultdict[int, list[review.Waiting]] = defaultdict(list)
+    for report, decision in sent_back:
+        for person in _owners(report.submitted_by_person_id, report.subject, people):
+            waiting[person.id].append(review.Waiting(report, decision, titles[report.subject]))
     out: list[Outgoing] = []
     skipped = 0
 
@@ -271,9 +305,12 @@ async def plan(
         slots = slots_cache[key]
         open_slots = [s for s in slots if not s.filled]
         for person, kind, reply in await _plan_due(
-            item, people, admins, slots, open_slots, calendar, now, channels, session
+            item, people, admins, slots, open_slots, calendar, now, channels, session, waiting
         ):
             add(person, key, kind, reply)
+    if not policy.quiet(now.astimezone(calendar.zone)):
+        for person, period, kind, reply in _review_notices(sent_back, fixed, people, titles):
+            add(person, period, kind, reply)
     for claim in claims:
         title, claimant = await _claim_context(session, claim)
         for admin in admins:
@@ -296,15 +333,18 @@ async def _plan_due(
     now: datetime,
     channels: frozenset[str],
     session: AsyncSession,
+    waiting: dict[int, list[review.Waiting]] | None = None,
 ) -> list[tuple[Person, str, Reply | None]]:
     """(person, ledger kind, message) for one due reminder."""
     period = item.period
     out: list[tuple[Person, str, Reply | None]] = []
     if item.audience == "reporters":
         for person in people:
-            mine = [s for s in open_slots if person.id in s.people]
-            if mine:
-                reply = _reporter_message(person, period, mine, calendar, now)
+            # a slot waiting for changes is listed with its comment, not as not received
+            mine = [s for s in open_slots if person.id in s.people and s.changes is None]
+            to_fix = (waiting or {}).get(person.id, [])
+            if mine or to_fix:
+                reply = _reporter_message(person, period, mine, calendar, now, to_fix)
                 out.append((person, item.kind, reply))
     elif item.audience == "escalation":
         missed = await ledger.unreachable_people(session, str(period))
@@ -331,6 +371,54 @@ async def _plan_due(
     elif item.audience == "office":
         for admin in admins:
             out.append((admin, item.kind, _office_message(admin, period, slots, calendar, now)))
+    return out
+
+
+def _owners(sender_id: int, subject: Subject, people: list[Person]) -> list[Person]:
+    """Who is to correct a report sent back: its sender, or if they have left, whoever now
+    reports on its subject."""
+    sender = [p for p in people if p.id == sender_id]
+    if sender:
+        return sender
+    if subject.code is not None:
+        return [
+            p
+            for p in people
+            if p.role == Role.INVESTOR and any(c.code == subject.code for c in p.clusters)
+        ]
+    return [p for p in people if p.role != Role.ADMIN and p.organisation_id == subject.org_id]
+
+
+def _review_notices(
+    sent_back: list[tuple[Report, ReportReview]],
+    fixed: list[tuple[Report, Report, ReportReview]],
+    people: list[Person],
+    titles: dict[Subject, str],
+) -> list[tuple[Person, str, str, Reply]]:
+    """(person, period, ledger kind, message) of the review's notices: the sender of each
+    report sent back, the reviewer of each correction (or every admin, for a decision taken
+    from the command line or by someone who has left)."""
+    out: list[tuple[Person, str, str, Reply]] = []
+    by_id = {p.id: p for p in people}
+    admins = [p for p in people if p.role == Role.ADMIN]
+    for report, decision in sent_back:
+        reviewer = by_id.get(decision.person_id) if decision.person_id is not None else None
+        for person in _owners(report.submitted_by_person_id, report.subject, people):
+            _ = i18n.gettext_for(person.locale)
+            who = _("Sở Công Thương")
+            if reviewer is not None and reviewer.role == Role.DEPARTMENT and reviewer.organisation:
+                who = reviewer.organisation.name
+            reply = review.changes_notice(
+                report, decision, titles[report.subject], who, person.locale
+            )
+            out.append((person, report.period, f"changes-{decision.id}", reply))
+    for new, old, decision in fixed:
+        reviewer = by_id.get(decision.person_id) if decision.person_id is not None else None
+        sender = by_id.get(new.submitted_by_person_id)
+        name = sender.full_name if sender is not None else ""
+        for person in [reviewer] if reviewer is not None else admins:
+            reply = review.fixed_notice(new, old, titles[new.subject], name, person.locale)
+            out.append((person, new.period, f"fixed-{new.id}", reply))
     return out
 
 

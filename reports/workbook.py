@@ -1,6 +1,7 @@
 """The month's consolidated workbook, the appendices of the report sent upward, ready to print:
 a summary sheet with the reporting rate and the plan's targets, one sheet per appendix of the
-plan with this period's values beside the plan's columns, and the missing reports.
+plan with this period's values beside the plan's columns (the clusters' sheets end with the
+review state of the period's report: handlers/review.py), and the missing reports.
 
 Every sheet is set up for A4 landscape, one page wide (the summary: one page), its header row
 repeated on each page, page numbers in the footer, in Times New Roman, under a title block
@@ -39,6 +40,7 @@ from domain.answers import display
 from domain.calendar import Calendar
 from domain.forms import Form, Question
 from domain.roles import ClusterKind
+from domain.slots import Review
 from reports.month import (
     GROUP_NAMES,
     REPORTER_NAMES,
@@ -638,6 +640,29 @@ def _filed_columns() -> list[Col]:
     ]
 
 
+# The review of the month's report (domain.slots.Review), in the workbook's words.
+REVIEW_NAMES = {
+    Review.NEW: i18n.N_("not yet reviewed"),
+    Review.ACCEPTED: i18n.N_("accepted"),
+    Review.NEEDS_CHANGES: i18n.N_("needs changes"),
+}
+
+
+def _review_column() -> Col:
+    _ = i18n.gettext_for(LOCALE)
+    return Col(_("Review"), 10, total=count_of(_("accepted")), center=True)
+
+
+def _reviews(month: Month) -> dict[str, Review | None]:
+    """Each cluster's review state of the month's report, by code (None: no report)."""
+    return {s.subject.code: s.review for s in month.slots if s.subject.code is not None}
+
+
+def _review_cell(state: Review | None) -> str | None:
+    _ = i18n.gettext_for(LOCALE)
+    return _(REVIEW_NAMES[state]) if state is not None else None
+
+
 def _filed_cells(filed: Filed) -> list[Any]:
     _ = i18n.gettext_for(LOCALE)
     state = {
@@ -707,9 +732,11 @@ def _operating_sheet(workbook: Workbook, month: Month) -> None:
             Col(_("Occupancy in the plan"), 10, PERCENT, center=True),
             *_answer_columns(form),
             *_filed_columns(),
+            _review_column(),
         ],
         _attached(month),
     )
+    reviewed = _reviews(month)
     kinds = {k: n for n, k in enumerate(ClusterKind)}
     sizes = {k: sum(1 for c in clusters if c.kind == k) for k in ClusterKind}
 
@@ -734,6 +761,7 @@ def _operating_sheet(workbook: Workbook, month: Month) -> None:
             _fraction(c.occupancy_plan),
             *_answer_cells(form, c),
             *_filed_cells(c.filed),
+            _review_cell(reviewed.get(c.code)),
         ],
     )
     sheet.total(_cluster_count(_("Total"), len(clusters)))
@@ -761,9 +789,11 @@ def _founded_sheet(workbook: Workbook, month: Month) -> None:
             Col(_("Next step"), 28),
             Col(_("Late against the plan"), 8, total=count_of(_("Yes")), center=True),
             *_filed_columns(),
+            _review_column(),
         ],
         _attached(month),
     )
+    reviewed = _reviews(month)
     sizes = {k: sum(1 for c in clusters if c.kind == k) for k in ClusterKind}
     ordinal = {k: n for n, k in enumerate(k for k in ClusterKind if sizes[k])}
 
@@ -787,6 +817,7 @@ def _founded_sheet(workbook: Workbook, month: Month) -> None:
             step,
             (_("Yes") if c.late else _("No")) if c.next_step else None,
             *_filed_cells(c.filed),
+            _review_cell(reviewed.get(c.code)),
         ]
 
     _grouped(sheet, clusters, keys, cells)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from domain.roles import ClusterKind, OrgKind
 from domain.subjects import MAX_CODE
 from domain.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
+from store.integrity import format_location, parse_location
 from store.models import AuditLog, Cluster, ClusterStep
 from store.orgs import Directory, district_short
 
@@ -36,6 +37,7 @@ COLUMNS = (
     "lead_org",
     "missing",
     "source_line",
+    "location",  # latitude,longitude in degrees; optional: a file without it keeps the locations
 )
 REQUIRED = ("code", "appendix", "number", "name", "kind")
 T = TypeVar("T")
@@ -49,7 +51,8 @@ class RowError:
     line: int
     column: str
     problem: str  # missing_column | required | bad_code | duplicate_code | not_integer |
-    # bad_appendix | bad_kind | bad_investor_type | bad_percent | bad_month | bad_quarter
+    # bad_appendix | bad_kind | bad_investor_type | bad_percent | bad_month | bad_quarter |
+    # bad_location
     value: str = ""
 
 
@@ -76,6 +79,10 @@ class ClusterRow:
     lead_org: str
     missing: str
     source_line: int | None
+    # the cluster's (latitude, longitude); `location_given`: the file has the column, so an
+    # empty cell clears the location (a file without the column leaves it as it is)
+    location: tuple[Decimal, Decimal] | None = None
+    location_given: bool = False
 
 
 @dataclass
@@ -141,6 +148,7 @@ def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
         groundbreaking = row.parsed("planned_groundbreaking", parse_month, "bad_month")
         completion = row.parsed("planned_completion", parse_quarter, "bad_quarter")
         source_line = row.parsed("source_line", int, "not_integer")
+        location = row.parsed("location", parse_location, "bad_location")
         if row.errors:
             errors.extend(row.errors)
             continue
@@ -163,6 +171,8 @@ def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
                 lead_org=row.get("lead_org"),
                 missing=row.get("missing"),
                 source_line=source_line,
+                location=location,
+                location_given="location" in header,
             )
         )
     if errors:
@@ -205,6 +215,8 @@ async def upsert_clusters(
             "missing": row.missing,
             "source_line": row.source_line,
         }
+        if row.location_given:
+            values["latitude"], values["longitude"] = row.location or (None, None)
         cluster = existing.get(row.code)
         if cluster is None:
             cluster = Cluster(code=row.code, **values)
@@ -316,6 +328,7 @@ def to_row(cluster: Cluster) -> dict[str, str | int | float]:
         "lead_org": cluster.lead_org.name if cluster.lead_org else "",
         "missing": cluster.missing,
         "source_line": cluster.source_line if cluster.source_line is not None else "",
+        "location": format_location(cluster.latitude, cluster.longitude),
     }
 
 

@@ -121,6 +121,10 @@ class Cluster(Base):
     lead_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     missing: Mapped[str] = mapped_column(Text, default="")
     source_line: Mapped[int | None] = mapped_column(Integer)
+    # where the cluster is (the registry's `location` column, or a proposal from its first
+    # located reports that an admin confirmed): site photos far from it are flagged
+    latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -383,6 +387,12 @@ class Report(Base):
     on_time: Mapped[bool] = mapped_column(Boolean)
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
     draft_id: Mapped[int | None] = mapped_column(ForeignKey("report_drafts.id"))
+    # the review (migration 0009): new | accepted | needs_changes (domain.slots.Review); the
+    # answers are never edited, the state is the report's status as a draft's is; who set it,
+    # when and why is in report_reviews and the audit log
+    review_state: Mapped[str] = mapped_column(
+        String(16), default="new", server_default="new", index=True
+    )
 
 
 class Photo(Base):
@@ -401,6 +411,9 @@ class Photo(Base):
     taken_at: Mapped[datetime | None] = mapped_column()
     latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    # the perceptual hash (imagehash's pHash, 64 bits as 16 hex digits): the same picture
+    # re-encoded or resized has a hash a few bits away (store.integrity)
+    phash: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -410,7 +423,7 @@ class ReportPhoto(Base):
     __tablename__ = "report_photos"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"))
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"), index=True)  # reuse lookup
     draft_id: Mapped[int | None] = mapped_column(
         ForeignKey("report_drafts.id", ondelete="SET NULL")
     )
@@ -422,6 +435,34 @@ class ReportPhoto(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     photo: Mapped[Photo] = relationship()
+
+
+class PhotoHashBand(Base):
+    """One band of a photo's perceptual hash, as a key `band << 16 | bits`: a photo within a
+    few bits of another shares a band with it, or one a bit away (store.integrity)."""
+
+    __tablename__ = "photo_hash_bands"
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class PhotoCheck(Base):
+    """What was noticed about a photo sent for a subject's report of a period, when it was sent:
+    `flags` is a list of {"kind": "reused" | "old" | "far", ...} (store.integrity), empty when
+    nothing was. Every version of that report shows the same photo with the same flags."""
+
+    __tablename__ = "photo_checks"
+    __table_args__ = (UniqueConstraint("photo_id", "subject", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    subject: Mapped[Subject]
+    period: Mapped[str] = mapped_column(String(7))
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- reminders (migration 0003) ---------------------------------------------------------------
@@ -545,3 +586,24 @@ class PlanTarget(Base):
     source_line: Mapped[int | None] = mapped_column(Integer)
 
     plan: Mapped[YearPlan] = relationship(back_populates="targets")
+
+
+# --- review of reports (migration 0009) -------------------------------------------------------
+
+
+class ReportReview(Base):
+    """A reviewer's decision on a report: accepted, or needs changes with a comment and the
+    answers concerned (question ids). Each decision is a row; the report keeps the latest as
+    its `review_state`."""
+
+    __tablename__ = "report_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # accepted | needs_changes
+    comment: Mapped[str] = mapped_column(Text, default="")
+    questions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))  # None: the CLI
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    channel: Mapped[str] = mapped_column(String(16), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,5 @@
-"""Site photos on disk under DATA_DIR/photos, named by the SHA-256 of their bytes."""
+"""Site photos on disk under DATA_DIR/photos, named by the SHA-256 of their bytes, with what
+tells whether a photo proves what it shows: its perceptual hash, capture time and place."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ import threading
 import warnings
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import imagehash
 from PIL import ExifTags, Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.contacts import hold
+from store.integrity import index_hash
 from store.models import Photo
 
 FORMATS = {
@@ -35,6 +39,19 @@ THUMB_SIZE = (320, 320)
 MAX_PIXELS = 120_000_000
 MAX_FULL_DECODE_PIXELS = 24_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check, at the same cap
+# a camera's clock is local time; EXIF says its offset only since 2.31 (OffsetTimeOriginal),
+# so a capture time without one is read in the zone the clusters are in
+CAMERA_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+# EXIF orientation → the turn that shows the picture upright (as ImageOps.exif_transpose)
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class PhotoRejected(ValueError):
@@ -57,6 +74,7 @@ class Inspected:
     latitude: Decimal | None
     longitude: Decimal | None
     thumbnail: bytes  # JPEG; making it proved the whole image decodes
+    phash: str  # the perceptual hash of the upright picture, 16 hex digits (store.integrity)
 
 
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
@@ -64,8 +82,8 @@ _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFE
 
 def inspect(data: bytes, max_bytes: int) -> Inspected:
     """Check the bytes (not the file name): format and size from the header before anything is
-    decoded, then decode once into a thumbnail (a truncated file fails here). Also reads the
-    capture time and GPS from EXIF."""
+    decoded, then decode once into a thumbnail (a truncated file fails here), whose pixels also
+    give the perceptual hash. Also reads the capture time and GPS from EXIF."""
     if len(data) > max_bytes:
         raise PhotoRejected("too_large")
     try:
@@ -81,7 +99,7 @@ def inspect(data: bytes, max_bytes: int) -> Inspected:
                 probe.verify()
             with Image.open(io.BytesIO(data), formats=OPEN_AS) as image:
                 exif = image.getexif()
-                thumbnail = _thumbnail(image)
+                thumbnail, phash = _thumbnail(image, exif.get(ExifTags.Base.Orientation))
     except PhotoRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -101,29 +119,53 @@ def inspect(data: bytes, max_bytes: int) -> Inspected:
         lat,
         lon,
         thumbnail,
+        phash,
     )
 
 
-def _thumbnail(image: Image.Image) -> bytes:
-    """A small JPEG of the (first) frame. Shrunk before any conversion: JPEG decodes straight
-    at a reduced scale (thumbnail uses draft mode), and no full-size copy is ever made."""
+def _thumbnail(image: Image.Image, orientation: object) -> tuple[bytes, str]:
+    """A small JPEG of the (first) frame, and the perceptual hash of the picture upright.
+    Shrunk before any conversion: JPEG decodes straight at a reduced scale (thumbnail uses
+    draft mode), and no full-size copy is ever made. pHash looks at a 32×32 grey copy, so the
+    thumbnail's pixels give the hash of the whole photo (measured: the same bits, or 2 apart)."""
     image.thumbnail(THUMB_SIZE)
     small = image.convert("RGB")
     buffer = io.BytesIO()
     small.save(buffer, "JPEG", quality=80)
-    return buffer.getvalue()
+    turn = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    upright = small.transpose(turn) if turn is not None else small
+    return buffer.getvalue(), str(imagehash.phash(upright))
 
 
 def _taken_at(exif: Image.Exif) -> datetime | None:
-    raw = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal) or exif.get(
-        ExifTags.Base.DateTime
-    )
+    """When the photo was taken, by the camera's clock: aware, in its EXIF offset if it gives
+    one, else in CAMERA_ZONE."""
+    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    raw = sub.get(ExifTags.Base.DateTimeOriginal)
+    offset = sub.get(ExifTags.Base.OffsetTimeOriginal)
+    if not isinstance(raw, str):
+        raw, offset = exif.get(ExifTags.Base.DateTime), sub.get(ExifTags.Base.OffsetTime)
     if not isinstance(raw, str):
         return None
     try:
-        return datetime.strptime(raw.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+        taken = datetime.strptime(raw.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
+    return taken.replace(tzinfo=_zone(offset))
+
+
+def _zone(offset: object) -> tzinfo:
+    """EXIF's `+07:00`, or CAMERA_ZONE if there is none or it is not one."""
+    text = offset.strip("\x00 ") if isinstance(offset, str) else ""
+    if len(text) == 6 and text[0] in "+-" and text[3] == ":":
+        try:
+            hours, minutes = int(text[1:3]), int(text[4:6])
+        except ValueError:
+            return CAMERA_ZONE
+        if hours <= 14 and minutes < 60:
+            sign = -1 if text[0] == "-" else 1
+            return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    return CAMERA_ZONE
 
 
 def _gps(exif: Image.Exif) -> tuple[Decimal | None, Decimal | None]:
@@ -193,6 +235,7 @@ class Prepared:
     latitude: Decimal | None
     longitude: Decimal | None
     written: tuple[Path, ...] = ()
+    phash: str | None = None  # None only for a Prepared made by hand (tests)
 
 
 class NotPrepared(RuntimeError):
@@ -226,6 +269,7 @@ def prepare_photo(data: bytes, data_dir: Path, max_bytes: int) -> Prepared:
         latitude=info.latitude,
         longitude=info.longitude,
         written=tuple(created),
+        phash=info.phash,
     )
 
 
@@ -257,6 +301,9 @@ async def record_photo(session: AsyncSession, prepared: Prepared) -> tuple[Photo
     await hold(session, f"photo:{prepared.sha256}")  # the same photo sent by two at once
     existing = await session.scalar(select(Photo).where(Photo.sha256 == prepared.sha256))
     if existing is not None:
+        if existing.phash is None and prepared.phash is not None:  # stored before hashing
+            existing.phash = prepared.phash
+            await index_hash(session, existing.id, prepared.phash)
         return existing, False
     photo = Photo(
         sha256=prepared.sha256,
@@ -269,9 +316,12 @@ async def record_photo(session: AsyncSession, prepared: Prepared) -> tuple[Photo
         taken_at=prepared.taken_at,
         latitude=prepared.latitude,
         longitude=prepared.longitude,
+        phash=prepared.phash,
     )
     session.add(photo)
     await session.flush()
+    if prepared.phash is not None:
+        await index_hash(session, photo.id, prepared.phash)
     return photo, True
 
 

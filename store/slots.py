@@ -1,6 +1,7 @@
 """What each reporter owes for a period, derived at each call from the registry and the people
 (so an invitation or a reassignment changes what is owed with no job to re-create), and
-whether it has been filled by a report or a confirmed paper copy."""
+whether it has been filled by a report or a confirmed paper copy. A report sent back for
+changes does not fill it until a new version fixes it (domain.slots, the rule of the rate)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from domain.calendar import Calendar, Period
 from domain.roles import REPORTER_ROLES, Role
-from domain.slots import Slot
+from domain.slots import Review, Slot, counted, review_of
 from domain.subjects import Subject
 from domain.text import fold
 from store.models import Cluster, PaperReceipt, Person, Report
@@ -61,12 +62,23 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             select(Report).where(Report.period == str(period)).order_by(Report.version)
         )
     ).all()
+    versions: dict[Subject, list[Report]] = {}
     for report in reports:
-        filed = slots.get(report.subject)
-        if filed is not None and filed.report is None:  # the first version decides timeliness
-            filed.report = report.reference
-            filed.submitted_at = report.submitted_at
-            filed.on_time = report.on_time
+        if report.subject in slots:
+            versions.setdefault(report.subject, []).append(report)
+    for subject, filed_versions in versions.items():
+        filed = slots[subject]
+        latest = filed_versions[-1]
+        filed.review = review_of(latest.review_state)
+        if filed.review is Review.NEEDS_CHANGES:
+            filed.changes = latest.reference
+        # the version that counts decides timeliness (domain.slots: the first one, or the one
+        # that fixed a report sent back for changes); none while the latest waits for changes
+        counts = counted(filed_versions)
+        if counts is not None:
+            filed.report = counts.reference
+            filed.submitted_at = counts.submitted_at
+            filed.on_time = counts.on_time
     deadline = calendar.deadline(period)
     papers = (
         await session.scalars(

@@ -1,5 +1,6 @@
-"""Submitted reports: the last one of a subject, and filing a draft as a new report (a
-correction is a new version; the earlier one stays)."""
+"""Submitted reports: the last one of a subject, filing a draft as a new report (a
+correction is a new version; the earlier one stays), and reopening a report sent back for
+changes as a draft."""
 
 from __future__ import annotations
 
@@ -122,3 +123,69 @@ async def file_report(
     )
     draft.status = SUBMITTED
     return report, len(moved.all())
+
+
+async def reopen(
+    session: AsyncSession,
+    sent_back: Report,
+    answers: dict[str, Any],
+    *,
+    person_id: int,
+    carry_photos: bool,
+) -> ReportDraft:
+    """A draft to correct a report sent back for changes: this person's open draft on the
+    report's subject and period (else a new one), holding `answers` (the report's, less those
+    to answer again); with `carry_photos`, the report's photos are linked to it as they came
+    (who sent each, when, over which channel), so the new version keeps them."""
+    draft = await session.scalar(
+        select(ReportDraft).where(
+            ReportDraft.person_id == person_id,
+            ReportDraft.subject == sent_back.subject,
+            ReportDraft.period == sent_back.period,
+            ReportDraft.status == OPEN,
+        )
+    )
+    if draft is None:
+        draft = ReportDraft(
+            person_id=person_id,
+            subject=sent_back.subject,
+            cluster_id=sent_back.cluster_id,
+            organisation_id=sent_back.organisation_id,
+            period=sent_back.period,
+            form=sent_back.form,
+            answers=answers,
+        )
+        session.add(draft)
+        await session.flush()
+    else:
+        draft.answers = dict(answers)
+    if carry_photos:
+        on_draft = set(
+            (
+                await session.scalars(
+                    select(ReportPhoto.photo_id).where(ReportPhoto.draft_id == draft.id)
+                )
+            ).all()
+        )
+        sent = await session.scalars(
+            select(ReportPhoto)
+            .where(ReportPhoto.report_id == sent_back.id)
+            .order_by(ReportPhoto.id)
+        )
+        for photo in sent.all():
+            if photo.photo_id in on_draft:
+                continue
+            on_draft.add(photo.photo_id)
+            session.add(
+                ReportPhoto(
+                    photo_id=photo.photo_id,
+                    draft_id=draft.id,
+                    cluster_id=photo.cluster_id,
+                    person_id=photo.person_id,
+                    caption=photo.caption,
+                    channel=photo.channel,
+                    received_at=photo.received_at,
+                )
+            )
+        await session.flush()
+    return draft

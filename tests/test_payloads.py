@@ -21,6 +21,7 @@ from handlers.payloads import (
     ClusterCard,
     Done,
     Edit,
+    FixReport,
     Keep,
     Kind,
     Language,
@@ -30,6 +31,8 @@ from handlers.payloads import (
     PaperDecision,
     Payload,
     PickSubject,
+    ReviewDecision,
+    ReviewReport,
     Skip,
     Submit,
     YesNo,
@@ -42,6 +45,10 @@ JUNE = Period(2021, 6)
 # Each kind, and the text the bot always wrote for it (reminders sent before the codec carry
 # these: they must keep working).
 WRITTEN: list[tuple[Payload, str]] = [
+    (ReviewReport(7), "review:7"),
+    (ReviewDecision(7, True), "accept:7"),
+    (ReviewDecision(7, False), "changes:7"),
+    (FixReport(7), "fix:7"),
     (PickSubject(0), "subject:0"),
     (OpenReport(Subject.cluster("dai-thang"), JUNE), "report:cluster:dai-thang:2021-06"),
     (OpenReport(Subject.org(7), JUNE), "report:org:7:2021-06"),

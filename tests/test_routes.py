@@ -37,6 +37,7 @@ def test_who_may_use_what() -> None:
         "paper": {Role.ADMIN},
         "missing": {Role.ADMIN, Role.DISTRICT},
         "summary": {Role.ADMIN, Role.DISTRICT},
+        "review": {Role.ADMIN, Role.DEPARTMENT},
     }
     report = routes.BY_NAME["report"]
     assert all(report.allows(role) for role in [*Role, None])

@@ -47,6 +47,7 @@ ADMIN_MENU = [
     "tinhhinh",
     "chuabaocao",
     "tonghop",
+    "duyet",
     "lienket",
     "ngonngu",
     "trogiup",
@@ -153,6 +154,7 @@ async def test_each_chat_shows_the_commands_of_its_role(api: StandinBotAPI, app:
         assert api.chat_commands(7204) == []
         descriptions = {c["command"]: c["description"] for c in api.chat_commands(7201)}
         assert descriptions["tonghop"] == "Tổng hợp tháng"
+        assert descriptions["duyet"] == "Duyệt báo cáo đã nhận"
 
         # a new person accepts an invitation: their chat gets a district officer's menu
         newcomer = Person(api, 7205)

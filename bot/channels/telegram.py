@@ -46,6 +46,7 @@ from domain.roles import Role
 from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Delivery, Incoming, Reply
+from handlers.review import REVIEWERS
 from store.access import chat_roles
 from store.albums import latest_of_album
 from store.photos import PhotoRejected
@@ -87,6 +88,7 @@ MENU: tuple[tuple[str, str, frozenset[str] | None], ...] = (  # None: every role
     ("tinhhinh", i18n.N_("How a cluster is doing"), None),
     ("chuabaocao", i18n.N_("Who has not reported"), _OVERVIEW),
     ("tonghop", i18n.N_("The month's summary"), _OVERVIEW),
+    ("duyet", i18n.N_("Review the reports received"), REVIEWERS),
     ("lienket", i18n.N_("Use the bot on both Telegram and Zalo"), None),
     ("ngonngu", "Tiếng Việt / English", None),  # the same in both languages
     ("trogiup", i18n.N_("Help"), None),
