@@ -5,7 +5,7 @@ and on PostgreSQL; and the same load against a python-telegram-bot + PicklePersi
 
     .venv/bin/python -m benchmarks.deadline_rush [--people 50,200,500] \\
         [--mode saturation,rush] [--db sqlite,postgresql] [--bot shipped,uncapped] \\
-        [--baseline | --no-baseline] [--kill | --no-kill] [--quick]
+        [--baseline | --no-baseline] [--kill | --no-kill] [--quick] [--workers 1,2]
 
 *saturation*: every person answers the moment the previous answer arrives (the most updates a
 second the bot can take). *rush*: every person waits a random 2-8 s before each message, as
@@ -15,6 +15,12 @@ makes an update available to getUpdates to the bot's first message to that chat 
 The bot runs *shipped* (its own rate limiter, bot/channels/pacing.py) and
 *uncapped* (the same `ccn-bot run` with that limiter's overall cap lifted, as if Telegram allowed
 more than 30 messages a second); the stand-in never enforces Telegram's flood limits here.
+
+*--workers N* (N >= 2, PostgreSQL only): the same load against N `ccn-bot run` workers in webhook
+mode on one database, fed by testing/webhook_relay.py (Telegram posting each update to one worker
+behind a round-robin load balancer, and again after a failure); and, beside it, one worker behind
+the same relay, so that the ratio compares like with like. `--workers 1` is the long-polling run
+above. Each such run adds per-worker figures (posts, CPU, SQL, peak RSS) and `workers_ratio`.
 
 Prints one JSON document to stdout; progress goes to stderr. Child processes are killed and
 temporary directories removed on every way out.
@@ -56,8 +62,9 @@ from domain.roles import ClusterKind, Role
 from store.access import create_invitation
 from store.db import SQL_STATS_VARIABLE, unit_of_work
 from store.models import ChannelIdentity, Cluster, Report, ReportPhoto
-from testing.pg import PostgresUnavailable, new_database, postgres_server
+from testing.pg import PostgresUnavailable, free_port, new_database, postgres_server
 from testing.standin_telegram import StandinBotAPI
+from testing.webhook_relay import WebhookRelay
 
 PROJECT = Path(__file__).resolve().parents[1]
 FORMS = PROJECT / "store" / "forms"
@@ -552,6 +559,61 @@ class Child:
         return self.process.returncode
 
 
+WEBHOOK_PUBLIC_URL = "https://ccn-bot.lb.example/hook"  # every worker's WEBHOOK_URL: the balancer
+
+
+def webhook_environment(api: StandinBotAPI, port: int) -> dict[str, str]:
+    """What a webhook worker adds to the environment: the balancer's address as WEBHOOK_URL (the
+    path and secret derive from the token, the same in every worker) and a port of its own."""
+    return {
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_URL": api.root,
+        "WEBHOOK_URL": WEBHOOK_PUBLIC_URL,
+        "WEBHOOK_LISTEN": "127.0.0.1",
+        "WEBHOOK_PORT": str(port),
+    }
+
+
+async def port_open(port: int) -> bool:
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+@dataclass
+class WebhookChild(Child):
+    """`ccn-bot run` as one of several webhook workers (its env from webhook_environment):
+    started once it has registered the webhook and its port takes connections."""
+
+    port: int = 0
+
+    async def start(self, api: StandinBotAPI) -> float:
+        registered = len(api.called("setWebhook"))
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv(),
+                env=self.env,
+                cwd=self.workdir,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _live_groups.add(self.process.pid)
+        self.starts += 1
+        deadline = time.monotonic() + BOT_START_TIMEOUT
+        while len(api.called("setWebhook")) <= registered or not await port_open(self.port):
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} did not start: " + " | ".join(tail(self.log)))
+            await asyncio.sleep(0.05)
+        return time.monotonic()
+
+
 def tail(log: Path, lines: int = 6) -> list[str]:
     text = log.read_text(errors="replace") if log.exists() else ""
     return text.strip().splitlines()[-lines:]
@@ -749,11 +811,14 @@ class Target:
     mode: str  # saturation | rush
     people: int
     kill: bool = False
+    workers: int = 1  # with webhook: that many `ccn-bot run` behind testing/webhook_relay.py
+    webhook: bool = False
 
     @property
     def name(self) -> str:
         kill = "-kill" if self.kill else ""
-        return f"{self.bot}/{self.db}/{self.mode}/{self.people}{kill}"
+        workers = f"/webhook-x{self.workers}" if self.webhook else ""
+        return f"{self.bot}/{self.db}/{self.mode}/{self.people}{kill}{workers}"
 
 
 @dataclass
@@ -790,6 +855,8 @@ async def run_one(target: Target, context: Context) -> dict[str, Any]:
         data_dir = workdir / "data"
         data_dir.mkdir()
         async with database(target, context, workdir) as url:
+            if target.webhook:
+                return await measure_workers(target, context, workdir, data_dir, url)
             return await measure(target, context, workdir, data_dir, url)
 
 
@@ -923,6 +990,174 @@ async def measure(
     return result
 
 
+async def measure_workers(
+    target: Target, context: Context, workdir: Path, data_dir: Path, url: str
+) -> dict[str, Any]:
+    """`measure` for `--workers`: the same people and figures against `target.workers` webhook
+    workers on one PostgreSQL database, fed through testing/webhook_relay.py (round-robin); plus
+    what each worker was given and spent."""
+    progress(f"{target.name}: starting")
+    settings = settings_for(data_dir, url)
+    tokens = context.tokens[target.db][: target.people]
+    api = StandinBotAPI(token=TOKEN, bot_username="ccn_rush_bot", enforce_limits=False)
+    await api.start()
+    relay = WebhookRelay(api, public_url=WEBHOOK_PUBLIC_URL, seed=context.seed)
+    children: list[WebhookChild] = []
+    for index in range(target.workers):
+        port = free_port()
+        env = base_environment()
+        env.update(
+            DATA_DIR=str(data_dir),  # one photo folder for all, as on shared storage
+            DATABASE_URL=url,
+            CLOCK_START=CLOCK_START,
+            **QUIET_ENV,
+            **webhook_environment(api, port),
+        )
+        stats = workdir / f"sql-stats-{index}.json"
+        env[SQL_STATS_VARIABLE] = str(stats)
+        log = workdir / f"bot-{index}.log"
+        children.append(WebhookChild(target.bot, env, workdir, log, stats, port=port))
+    names = [f"worker-{chr(ord('a') + i)}" for i in range(target.workers)]
+    problems: list[str] = []
+    result: dict[str, Any] = {"bot": target.bot, "db": target.db, "mode": target.mode}
+    result["people"] = target.people
+    result["workers"] = target.workers
+    per_worker: dict[str, dict[str, Any]] = {name: {} for name in names}
+    try:
+        spawned = time.monotonic()
+        for name, child in zip(names, children, strict=True):  # one after the other: each
+            started = await child.start(api)  # is known up by its own setWebhook
+            relay.add(name, child.port)
+        progress(f"{target.name}: {target.workers} workers up after {started - spawned:.1f} s")
+        await relay.start()
+        load = Load(api, target.mode, context.seed, think=context.think)
+        people = [load.add(token, context.photos[i]) for i, token in enumerate(tokens)]
+        load.bot_up_since = started
+        pg_port = int(url.rsplit(":", 1)[1].split("/")[0])
+        pg_cpu_before = sum(cpu_seconds(p) for p in postgres_pids(pg_port))
+        sql_before = [await child.sql_stats() for child in children]
+        load_before = round(os.getloadavg()[0], 2)
+        cpu_before = [cpu_seconds(child.pid) for child in children]
+        harness_before = time.process_time()
+        with LoopWatch() as watch:
+            began = time.monotonic()
+            factor = RUSH_LOAD_FACTOR if target.mode == "rush" else 1.0
+            load.stop_at = began + factor * context.max_load_seconds
+            tasks = [asyncio.create_task(person.run()) for person in people]
+            reporter = asyncio.create_task(report_progress(target, load, began))
+            try:
+                cap = load.stop_at - began + DRAIN_SECONDS
+                drain = None if cap == float("inf") else cap
+                _done, pending = await asyncio.wait(tasks, timeout=drain)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            finally:
+                reporter.cancel()
+            ended = time.monotonic()
+        cpu_after = [cpu_seconds(child.pid) for child in children]
+        harness_cpu = time.process_time() - harness_before
+        sql_after = [await child.sql_stats() for child in children]
+        pg_cpu_after = sum(cpu_seconds(p) for p in postgres_pids(pg_port))
+        peaks = [peak_rss_mb(child.pid) for child in children]
+        await relay.stop()
+        for name, child in zip(names, children, strict=True):
+            code = await child.stop()
+            if code not in (0, None):
+                problems.append(f"{name} exited {code}: " + " | ".join(tail(child.log)))
+        load_after = os.getloadavg()[0]
+        result["harness"] = {**watch.summary(), "loadavg_1m": [load_before, round(load_after, 2)]}
+    finally:
+        await relay.stop()
+        for child in children:
+            await child.kill()
+        await api.stop()
+    stored = await stored_reports(settings)
+    result.update(
+        summarise(people, began, ended, stored, False),
+        cpu_s_per_update=None,
+        peak_rss_mb=max((p for p in peaks if p is not None), default=None),
+    )
+    updates = result["updates"]
+    relayed = relay.figures()
+    for index, name in enumerate(names):
+        given = relayed["workers"].get(name, {})
+        worker: dict[str, Any] = per_worker[name]
+        worker["updates_answered_2xx"] = given.get("answered_2xx", 0)
+        worker["posts"] = given.get("posted", 0)
+        worker["cpu_s"] = round(cpu_after[index] - cpu_before[index], 2)
+        worker["peak_rss_mb"] = peaks[index]
+        before, after = sql_before[index], sql_after[index]
+        if before and after:
+            worker["sql_statements"] = after["statements"] - before["statements"]
+            worker["sql_commits"] = after["commits"] - before["commits"]
+        worker["log_errors"] = len(log_errors(children[index].log))
+    result["per_worker"] = per_worker
+    result["relay"] = {k: v for k, v in relayed.items() if k != "workers"}
+    if updates:
+        result["harness"]["cpu_s_per_update"] = round(harness_cpu / updates, 5)
+        result["cpu_s_per_update"] = round((sum(cpu_after) - sum(cpu_before)) / updates, 5)
+        result["db_server_cpu_s_per_update"] = round((pg_cpu_after - pg_cpu_before) / updates, 5)
+        counted = [(b, a) for b, a in zip(sql_before, sql_after, strict=True) if b and a]
+        if len(counted) == len(children):
+            for key in ("statements", "commits", "rollbacks"):
+                total = sum(a[key] - b[key] for b, a in counted)
+                result[f"sql_{key}_per_update"] = round(total / updates, 2)
+    errors = [line for child in children for line in log_errors(child.log)]
+    if errors:
+        problems.append(f"{len(errors)} error lines in the logs, first: {errors[0][:300]}")
+    result["errors"]["log_errors"] = len(errors)
+    result["errors"]["updates_given_up_by_relay"] = relayed["updates_given_up"]
+    result["errors"]["total"] = sum(
+        v for k, v in result["errors"].items() if k != "total" and isinstance(v, int)
+    )
+    result["problems"] = problems + result.pop("person_problems")
+    if context.keep_logs is not None:
+        context.keep_logs.mkdir(parents=True, exist_ok=True)
+        stem = target.name.replace("/", "-")
+        for name, child in zip(names, children, strict=True):
+            (context.keep_logs / f"{stem}-{name}.log").write_bytes(child.log.read_bytes())
+    for line in result["problems"][:5]:
+        context.problems.append(f"{target.name}: {line}")
+    shares = ", ".join(f"{n} {w['updates_answered_2xx']}" for n, w in per_worker.items())
+    progress(
+        f"{target.name}: {result['updates_per_s']} updates/s, p50/p95/p99 "
+        f"{result['latency_ms']['p50']}/{result['latency_ms']['p95']}/"
+        f"{result['latency_ms']['p99']} ms, errors {result['errors']['total']} ({shares})"
+    )
+    return result
+
+
+def workers_ratio(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Throughput of N webhook workers against one: one worker behind the same relay (like with
+    like) and the one long-polling worker, by bot, mode and people, on PostgreSQL."""
+
+    def rate(like: dict[str, Any], workers: int | None) -> float | None:
+        """updates/s of the run like `like` with that many webhook workers (None: polling)."""
+        for other in runs:
+            same = all(other.get(k) == like.get(k) for k in ("bot", "db", "mode", "people"))
+            if same and other.get("workers") == workers and "lost" not in other:
+                value = other.get("updates_per_s")
+                return float(value) if value else None
+        return None
+
+    ratios: dict[str, Any] = {}
+    for run in runs:
+        many = run.get("workers") or 1
+        if run.get("db") != "postgresql" or many < 2:
+            continue
+        entry = ratios.setdefault(f"{run['bot']}/{run['mode']}/{run['people']}", {})
+        mine, webhook, polling = rate(run, many), rate(run, 1), rate(run, None)
+        entry[f"x{many}_updates_per_s"] = mine
+        entry["x1_webhook_updates_per_s"] = webhook
+        entry["x1_polling_updates_per_s"] = polling
+        if mine and webhook:
+            entry[f"x{many}_vs_x1_webhook"] = round(mine / webhook, 2)
+        if mine and polling:
+            entry[f"x{many}_vs_x1_polling"] = round(mine / polling, 2)
+    return ratios
+
+
 async def report_progress(target: Target, load: Load, began: float) -> None:
     while True:
         await asyncio.sleep(10)
@@ -1050,12 +1285,23 @@ def plan(
     *,
     baseline: bool,
     kill: bool,
+    workers: list[int] | None = None,
 ) -> list[Target]:
+    """The runs, in order. `workers`: 1 is the long-polling run; each N >= 2 adds, on
+    PostgreSQL, N webhook workers and (once) one webhook worker beside them."""
     targets: list[Target] = []
+    polling = workers is None or 1 in workers
+    many = sorted({w for w in workers or () if w >= 2})
     for mode in modes:
         for n in people:
             for db in dbs:
-                targets.extend(Target(bot, db, mode, n) for bot in bots if bot != "none")
+                if polling:
+                    targets.extend(Target(bot, db, mode, n) for bot in bots if bot != "none")
+                if many and db == "postgresql":
+                    for bot in (b for b in bots if b != "none"):
+                        targets.extend(
+                            Target(bot, db, mode, n, workers=w, webhook=True) for w in [1, *many]
+                        )
             if baseline:
                 for variant in ("baseline-default", "baseline-flush"):
                     targets.append(Target(variant, "pickle", mode, n))
@@ -1143,6 +1389,8 @@ async def run(
                 finally:
                     for pid in list(_live_groups):
                         kill_group(pid)
+    if any(t.webhook for t in targets):
+        result["workers_ratio"] = workers_ratio(result["runs"])
     result["errors_total"] = sum(r["errors"]["total"] for r in result["runs"])
     result["problems"] = problems
     result["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -1182,6 +1430,16 @@ def _people(text: str) -> list[int]:
     return values
 
 
+def _workers(text: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("numbers, like 1,2") from exc
+    if not values or min(values) < 1 or max(values) > 8:
+        raise argparse.ArgumentTypeError("1 to 8 workers")
+    return values
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--people", type=_people, default=[50, 200, 500])
@@ -1209,6 +1467,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a saturation run's time cap (a rush gets twice as long; not the kill); 0: none",
     )
     parser.add_argument("--keep-logs", type=Path, help="copy each run's bot log into this folder")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=[1],
+        help="1: one long-polling bot (default); N >= 2 (PostgreSQL): N webhook workers behind "
+        "testing/webhook_relay.py, and one webhook worker beside them; e.g. 1,2",
+    )
     return parser.parse_args(argv)
 
 
@@ -1220,6 +1485,18 @@ def targets_from(args: argparse.Namespace) -> list[Target]:
         )
     modes = [] if args.kill_only else args.mode
     kill = args.kill or args.kill_only
+    if args.workers != [1]:
+        if "postgresql" not in args.db and max(args.workers) >= 2:
+            raise SystemExit("--workers 2 or more needs --db postgresql (webhook workers)")
+        return plan(
+            args.people,
+            modes,
+            args.db,
+            args.bot,
+            baseline=args.baseline,
+            kill=kill,
+            workers=args.workers,
+        )
     return plan(args.people, modes, args.db, args.bot, baseline=args.baseline, kill=kill)
 
 

@@ -227,8 +227,8 @@ class Notifiers:
             *(getattr(n, "typed_channels", frozenset()) for n in notifiers)
         )
 
-    def turn(self, channel: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self.by_channel[channel].turn(channel)
+    def turn(self, channel: str, chat_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.by_channel[channel].turn(channel, chat_id)
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
         return await self.by_channel[channel].send(channel, chat_id, reply)

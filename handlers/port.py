@@ -85,10 +85,10 @@ class Notifier(Protocol):
 
     channels: frozenset[str]
 
-    def turn(self, channel: str) -> AbstractAsyncContextManager[None]:
-        """Wait until the channel's pace lets one more notice go; the send in the block goes
-        out at once. (A reminder's ledger row is claimed inside: a crash then loses only the
-        requests on the wire, not those waiting for their turn.)"""
+    def turn(self, channel: str, chat_id: str) -> AbstractAsyncContextManager[None]:
+        """Wait until the channel's pace lets one more notice go to that chat; the send in
+        the block goes out at once. (A reminder's ledger row is claimed inside: a crash then
+        loses only the requests on the wire, not those waiting for their turn.)"""
         ...
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery: ...

@@ -455,7 +455,7 @@ async def deliver(
     """Once the channel's pace lets it go: claim the ledger row, then send. None if another
     sender had already claimed it."""
     offered: list[list[str]] = []
-    async with notifier.turn(item.channel):
+    async with notifier.turn(item.channel, item.chat_id):
         if not await ledger.claim(
             sessions, item.person_id, item.period, item.kind, item.channel, now
         ):

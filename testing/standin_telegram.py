@@ -33,7 +33,8 @@ Behaviour copied from Telegram because bots break on it in production:
   not images and unknown file ids are refused with Telegram's error descriptions.
 * Private-chat message ids are shared between the person and the bot, as in Telegram.
 * A second concurrent ``getUpdates`` terminates the first with 409, and ``getUpdates`` while a
-  webhook is set answers 409.
+  webhook is set answers 409. With a webhook set, ``take_for_webhook`` and ``confirm_webhook``
+  let a relay post the queued updates to the bot (testing/webhook_relay.py).
 * ``setMyCommands`` refuses what the Bot API refuses: a command not matching
   ``^[a-z0-9_]{1,32}$``, a description over 256 characters, more than 100 commands, an unknown
   scope type, a chat scope for a chat the bot has never met, a malformed language code.
@@ -290,6 +291,7 @@ class StandinBotAPI:
         self.flood_next: set[int] = set()  # chats whose next send gets one 429, as in a flood
         self.blocked_chats: set[int] = set()
         self.webhook_url = ""
+        self.webhook_secret = ""  # the secret_token of the last setWebhook
         # when (time.monotonic()) each update was queued for getUpdates, first handed out and
         # confirmed (forgotten by a higher offset), and a hook called as each message to a chat
         # is recorded: for benchmarks' timings
@@ -460,6 +462,42 @@ class StandinBotAPI:
         update = copy.deepcopy(self._history[update_id])
         self._queue.append(_Queued(update_id, update, repeat=True))
         self._updates_signal.fire()
+
+    # ---------------------------------------------------------------- webhook delivery
+
+    # In webhook mode Telegram posts each update to the bot instead of waiting for getUpdates;
+    # testing/webhook_relay.py plays that part (and a load balancer's) with these three.
+
+    def take_for_webhook(self) -> list[tuple[int, JSONDict]]:
+        """The queued updates not handed out yet (duplicates queued by ``repeat_update``
+        included), oldest first, now marked handed out; they stay queued, as pending, until
+        ``confirm_webhook``. Nothing while no webhook is set: Telegram keeps them for
+        getUpdates."""
+        if not self.webhook_url:
+            return []
+        fresh = sorted(
+            (queued for queued in self._queue if not queued.delivered),
+            key=lambda queued: queued.update_id,
+        )
+        now = time.monotonic()
+        for queued in fresh:
+            queued.delivered = True
+            self.delivered_at.setdefault(queued.update_id, now)
+        return [(queued.update_id, copy.deepcopy(queued.update)) for queued in fresh]
+
+    def confirm_webhook(self, update_id: int) -> None:
+        """A post of the update was answered 2XX: Telegram forgets it (one queued copy)."""
+        for index, queued in enumerate(self._queue):
+            if queued.update_id == update_id and queued.delivered:
+                del self._queue[index]
+                break
+        self.confirmed_at.setdefault(update_id, time.monotonic())
+
+    async def updates_queued(self, timeout: float) -> None:
+        """Return when an update is queued or a webhook set (or after ``timeout`` s)."""
+        event = self._updates_signal.event
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
 
     # ---------------------------------------------------------------- what the bot did
 
@@ -773,8 +811,10 @@ class StandinBotAPI:
 
     async def _set_webhook(self, params: dict[str, Any]) -> bool:
         self.webhook_url = str(params.get("url") or "")
+        self.webhook_secret = str(params.get("secret_token") or "")
         if params.get("drop_pending_updates"):
             self._queue.clear()
+        self._updates_signal.fire()  # a webhook relay waiting for one may deliver now
         return True
 
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:

@@ -41,7 +41,7 @@ class Outbox:
     sent: list[tuple[str, Reply]] = field(default_factory=list)
     channels: frozenset[str] = frozenset({"telegram"})
 
-    def turn(self, channel: str) -> contextlib.AbstractAsyncContextManager[None]:
+    def turn(self, channel: str, chat_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:
@@ -247,7 +247,7 @@ class SlowChannel(Outbox):
     waiting: int = 0
 
     @contextlib.asynccontextmanager
-    async def turn(self, channel: str) -> AsyncIterator[None]:
+    async def turn(self, channel: str, chat_id: str) -> AsyncIterator[None]:
         self.waiting += 1
         await self.go.wait()
         yield

@@ -112,3 +112,35 @@ async def test_a_reply_does_not_wait_behind_a_broadcast() -> None:
         assert api.too_many_requests <= 1
     finally:
         await api.stop()
+
+
+async def test_a_reminder_is_claimed_only_once_its_chat_may_get_it() -> None:
+    """Someone answering questions has used their chat's burst: a reminder to them waits for
+    the chat's pace *before* the block where the sender claims its ledger row (killed while it
+    waits, the reminder is not lost), and its message does not wait a second time."""
+    api = StandinBotAPI(token="424242:PAID")
+    await api.start()
+    pacing = Pacing()
+    bot = ExtBot(api.token, base_url=f"{api.root}/bot", rate_limiter=pacing)
+    api.meet(7100)
+    entered = asyncio.Event()
+
+    async def reminder() -> None:
+        async with pacing.bulk_turn("7100"):
+            entered.set()  # here the sender claims its row
+            with bulk():
+                await bot.send_message(7100, "Nhắc: báo cáo tháng")
+
+    try:
+        async with bot:
+            for n in range(4):  # the person's burst: four replies at once
+                await bot.send_message(7100, f"Câu hỏi {n}")
+            sending = asyncio.create_task(reminder())
+            await asyncio.sleep(0.3)
+            assert not entered.is_set()  # still waiting for the chat: nothing claimed yet
+            await until(entered.is_set)
+            await sending
+        assert len(api.sent(7100)) == 5
+        assert pacing._chat("7100").tokens < 1  # one message, one token: not waited for twice
+    finally:
+        await api.stop()

@@ -53,6 +53,10 @@ MESSAGES = frozenset(  # in lower case: Bot API methods are case-insensitive
 
 _bulk: contextvars.ContextVar[str] = contextvars.ContextVar("telegram_bulk", default="")
 _NOT_BULK, _BULK, _PACED = "", "bulk", "paced"  # _PACED: the bulk turn is already taken
+# the chat whose pace a bulk turn has already waited for: its first message does not wait again
+_chat_paid: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "telegram_chat_paid", default=None
+)
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -135,14 +139,20 @@ class Pacing(BaseRateLimiter[None]):
         """Nothing to release."""
 
     @contextlib.asynccontextmanager
-    async def bulk_turn(self) -> AsyncIterator[None]:
-        """Wait for a bulk turn now; the bulk sends in the block do not wait again. The
-        reminder sender claims its ledger row in between."""
+    async def bulk_turn(self, chat_id: str | None = None) -> AsyncIterator[None]:
+        """Wait for the chat's pace (a person answering questions has used their burst) and
+        then a bulk turn, now; the first message to that chat in the block waits for neither
+        again. The reminder sender claims its ledger row in between: a crash then loses only
+        the request on the wire, not those still waiting."""
+        if chat_id is not None:
+            await self._chat(chat_id).take()
         await self.gate.turn()
         token = _bulk.set(_PACED)
+        paid = _chat_paid.set(chat_id)
         try:
             yield
         finally:
+            _chat_paid.reset(paid)
             _bulk.reset(token)
 
     def _chat(self, chat_id: str) -> ChatPace:
@@ -166,7 +176,9 @@ class Pacing(BaseRateLimiter[None]):
         for attempt in range(MAX_RETRIES + 1):
             if message and kind == _BULK:
                 await self.gate.turn()
-            if message:
+            if message and attempt == 0 and _chat_paid.get() == str(chat_id):
+                _chat_paid.set(None)  # its turn was taken before the claim
+            elif message:
                 await self._chat(str(chat_id)).take()
             try:
                 return await callback(*args, **kwargs)

@@ -290,13 +290,14 @@ class TelegramNotifier:
         return True, f"@{self.application.bot.username} reachable"
 
     @contextlib.asynccontextmanager
-    async def turn(self, channel: str) -> AsyncIterator[None]:
-        """Wait for a bulk turn; the send in the block goes out without waiting again."""
+    async def turn(self, channel: str, chat_id: str) -> AsyncIterator[None]:
+        """Wait for the chat's pace and a bulk turn; the send in the block goes out without
+        waiting again."""
         limiter = self.application.bot.rate_limiter
         if not isinstance(limiter, Pacing):
             yield
             return
-        async with limiter.bulk_turn():
+        async with limiter.bulk_turn(chat_id):
             yield
 
     async def send(self, channel: str, chat_id: str, reply: Reply) -> Delivery:

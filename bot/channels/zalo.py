@@ -725,7 +725,7 @@ class ZaloNotifier:
     def __init__(self, api: ZaloApi) -> None:
         self.api = api
 
-    def turn(self, channel: str) -> contextlib.AbstractAsyncContextManager[None]:
+    def turn(self, channel: str, chat_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Zalo documents no pace for an OA's messages: no wait."""
         return contextlib.nullcontext()
 
