@@ -1,16 +1,19 @@
 """The rules of a report being filled in, with no I/O: which questions apply given the answers
 so far (`ask_if`, `or_step`), the next one to ask, recording and forgetting an answer, which
-answer needs confirming (a figure that went down), which stored answers no longer hold, and the
-answers a submitted report keeps. The report conversation (handlers/reporting.py) reads and
-writes the draft's row and talks to the person; this module decides.
+answer needs confirming (a figure that went down or jumped, an unlikely date: `doubt`), which
+stored answers no longer hold, and the answers a submitted report keeps. The report
+conversation (handlers/reporting.py) reads and writes the draft's row and talks to the person;
+this module decides.
 
 The answers are kept as the store holds them: `{question id: {"v": value, "reason": why a
-figure went down}}`, and under keys of their own the items a district or department reports on
-(`_items`: [[key, title], …]), the kinds of step the cluster's plan has (`_steps`) and a location
-shared at any point of the report (`_location`: {"v": "lat,lon"})."""
+figure went down (or why a doubtful one is right), "flag": the doubt it was confirmed with}}`,
+and under keys of their own the items a district or department reports on (`_items`: [[key,
+title], …]), the kinds of step the cluster's plan has (`_steps`) and a location shared at any
+point of the report (`_location`: {"v": "lat,lon"})."""
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ ITEMS_KEY = "_items"
 STEPS_KEY = "_steps"  # the kinds of step the cluster's plan has (conditions may depend on them)
 LOCATION_KEY = "_location"  # a location shared at any point of the report
 REASON_LIMIT = 500  # characters of the reason a figure went down
+FLAG = "flag"  # under an answer: the doubt it was confirmed with (Doubt)
 NUMERIC = ("percent", "number")
 _COUNT = re.compile(r"[0-9]{1,3}")  # a photo count as stored, in ASCII
 _WHERE = re.compile(r"(-?[0-9]{1,3}\.[0-9]{6}),(-?[0-9]{1,3}\.[0-9]{6})")
@@ -82,6 +86,59 @@ def goes_down(question: Question, previous: str | None, value: str) -> bool:
     if not question.monotonic or question.type not in NUMERIC or previous is None:
         return False
     return Decimal(value) < Decimal(previous)
+
+
+class Doubt(enum.StrEnum):
+    """Why an answer is asked back once before it is taken (plausibility)."""
+
+    DOWN = "down"  # a figure the plan only sees grow went down: confirmed, with a reason
+    JUMP = "jump"  # moved more than the question's `max_jump` since the last report
+    FUTURE = "future"  # a date that has happened (`not_future`) after the period's end and today
+    EARLY = "early"  # a date before the question's `not_before` (the clusters' founding)
+
+    @property
+    def flagged(self) -> bool:
+        """Kept with the answer as its `flag`, for the reviewer (a figure that went down shows
+        its reason, as it always did)."""
+        return self is not Doubt.DOWN
+
+    @property
+    def needs_reason(self) -> bool:
+        """The reason is required (else it may be skipped)."""
+        return self is Doubt.DOWN
+
+
+def doubt(question: Question, previous: str | None, value: str, latest: date) -> Doubt | None:
+    """What makes `value`, an answer `question` takes, doubtful: a figure gone down or jumped
+    since the last report's `previous`, a date after `latest` (the later of the period's last
+    day and today) or before the question's `not_before`. None: nothing to ask."""
+    if goes_down(question, previous, value):
+        return Doubt.DOWN
+    if question.type in NUMERIC:
+        jump = question.max_jump
+        if (
+            jump is not None
+            and previous is not None
+            and abs(Decimal(value) - Decimal(previous)) > jump
+        ):
+            return Doubt.JUMP
+    elif question.type == "date" and value:
+        day = date.fromisoformat(value)
+        if question.not_future and day > latest:
+            return Doubt.FUTURE
+        if question.not_before is not None and day < question.not_before:
+            return Doubt.EARLY
+    return None
+
+
+def flag_of(stored: Mapping[str, Any], qid: str) -> Doubt | None:
+    """The doubt a stored answer was confirmed with (None if none, or not one we write)."""
+    entry = stored.get(qid)
+    flag = entry.get(FLAG) if isinstance(entry, dict) else None
+    try:
+        return Doubt(flag) if isinstance(flag, str) else None
+    except ValueError:
+        return None
 
 
 def initial_answers(
@@ -155,10 +212,18 @@ class Draft:
         ids = [q.id for q in self.applicable()]
         return ids.index(question.id) + 1, len(ids)
 
-    def record(self, qid: str, value: str | None, reason: str | None = None) -> Draft:
+    def record(
+        self,
+        qid: str,
+        value: str | None,
+        reason: str | None = None,
+        flag: Doubt | None = None,
+    ) -> Draft:
         entry: dict[str, Any] = {"v": value}
         if reason:
             entry["reason"] = reason
+        if flag is not None and flag.flagged:
+            entry[FLAG] = flag.value
         return Draft(self.form, {**self.answers, qid: entry})
 
     def located(self, where_text: str) -> Draft:

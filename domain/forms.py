@@ -9,6 +9,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
@@ -170,10 +171,15 @@ class Question:
     completes: tuple[Completes, ...] = ()  # the plan's steps this answer completes
     counts_toward: Counts | None = None  # the plan's target this answer counts toward
     column: Column | None = None  # the workbook column that shows this answer
+    # plausibility: asked back once, then flagged for the reviewer (domain.draft.doubt)
+    max_jump: Decimal | None = None  # a figure moving more than this since the last report
+    not_future: bool = False  # a date that has happened: not after the period's end and today
+    not_before: date | None = None  # a date not before this one (e.g. the cluster's founding)
 
     def __post_init__(self) -> None:
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"{self.id}: a choice needs at least two options")
+        self._check_plausibility()
         steps = [c.step for c in self.completes]
         if len(set(steps)) < len(steps):
             raise ValueError(f"{self.id}: completes a step twice")
@@ -182,6 +188,25 @@ class Question:
         if self.counts_toward is not None:
             target = self.counts_toward.target
             self._answers(self.counts_toward.when, f"counts toward {target} when")
+
+    def _check_plausibility(self) -> None:
+        """`max_jump` belongs to a figure, `not_future` and `not_before` to a date."""
+        if self.max_jump is not None:
+            if self.type not in ("percent", "number"):
+                raise ValueError(
+                    f"{self.id}: max_jump is for percent and number questions, not {self.type}"
+                )
+            if not self.max_jump.is_finite() or self.max_jump <= 0:
+                raise ValueError(f"{self.id}: max_jump {self.max_jump} is not a positive number")
+            if self.type == "percent" and self.max_jump >= 100:
+                raise ValueError(
+                    f"{self.id}: max_jump {self.max_jump} is 100 points or more: a percent "
+                    "never moves that much, so it would never be asked"
+                )
+        if (self.not_future or self.not_before is not None) and self.type != "date":
+            raise ValueError(
+                f"{self.id}: not_future and not_before are for date questions, not {self.type}"
+            )
 
     def _answers(self, values: tuple[Any, ...], what: str) -> None:
         """Each value of a `when` is an answer this question can take."""

@@ -21,10 +21,10 @@ stateDiagram-v2
     IDLE --> ASK: /baocao, one cluster / a reminder's button
     PICK_SUBJECT --> ASK: a cluster's button (the draft opened or resumed)
     ASK --> ASK: an answer, the next question
-    ASK --> CONFIRM_BACK: a figure went down since the last report
-    CONFIRM_BACK --> REASON_BACK: "Yes, it went down"
+    ASK --> CONFIRM_BACK: a doubtful answer (a figure went down or jumped, an unlikely date)
+    CONFIRM_BACK --> REASON_BACK: "Yes, it went down" / "Yes, that is right"
     CONFIRM_BACK --> ASK: "Re-enter", or a new figure typed
-    REASON_BACK --> ASK: the reason, the next question
+    REASON_BACK --> ASK: the reason (or Skip, unless it went down), the next question
     ASK --> SUMMARY: no question left
     REASON_BACK --> SUMMARY: the reason, no question left
     SUMMARY --> ASK: ✏️ n (editing), or an answer no longer valid
@@ -73,7 +73,7 @@ class Step(enum.StrEnum):
     IDLE = "idle"
     PICK_SUBJECT = "pick_subject"  # which cluster to report on (buttons `subject:<i>`)
     ASK = "ask"  # a question of the draft's form is open (`question`)
-    CONFIRM_BACK = "confirm_back"  # a figure went down (`pending`): is that right?
+    CONFIRM_BACK = "confirm_back"  # a doubtful answer (`pending`; domain.draft.doubt): right?
     REASON_BACK = "reason_back"  # it is: why?
     SUMMARY = "summary"  # the answers shown with ✏️ buttons and "Submit report"
     REVIEW_ANSWERS = "review_answers"  # a reviewer types the numbers of the answers concerned
@@ -109,7 +109,7 @@ class Offered:
 class ConversationState:
     step: Step = Step.IDLE
     question: str | None = None  # the question asked (ASK, CONFIRM_BACK, REASON_BACK)
-    pending: str | None = None  # the figure that went down, until confirmed
+    pending: str | None = None  # the doubtful answer (a figure that went down …), until confirmed
     editing: bool = False  # changing one answer from the summary: back to it afterwards
     draft: int | None = None  # the open draft's id
     period: Period | None = None  # the period being reported (kept while picking the subject)

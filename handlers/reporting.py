@@ -2,18 +2,27 @@
 photos, review, submit, get a receipt. Everything it remembers is in the store: the draft's
 answers in its row, where the chat is in the conversation's state (domain.state, with the
 diagram of the steps). What a draft's answers mean — which questions apply, the next one, a
-figure that went down, what a submitted report keeps — is decided by domain.draft; this module
-reads and writes the rows and talks to the person."""
+figure that went down, a doubtful one (plausibility: `domain.draft.doubt`), what a submitted
+report keeps — is decided by domain.draft; this module reads and writes the rows and talks to
+the person.
+
+A doubtful answer is asked back once with the reason it is doubtful (CONFIRM_BACK, its value
+`pending`); confirmed, a reason is asked (REASON_BACK: required for a figure that went down,
+else it may be skipped), and the answer is kept with its reason and its `flag`, which the
+reviewer sees (handlers.review). The doubt is not stored in the conversation's state: it is
+worked out again from the pending value, so a stored state stays as it was."""
 
 from __future__ import annotations
 
+import calendar
 from datetime import date
+from decimal import Decimal
 
 from domain import answers, i18n
 from domain.calendar import Period
 from domain.draft import ITEMS_KEY as ITEMS_KEY
 from domain.draft import LOCATION_KEY as LOCATION_KEY
-from domain.draft import REASON_LIMIT, Draft, carried, goes_down, initial_answers
+from domain.draft import REASON_LIMIT, Doubt, Draft, carried, doubt, initial_answers
 from domain.draft import STEPS_KEY as STEPS_KEY
 from domain.draft import valid_answer as valid_answer
 from domain.draft import valid_where as valid_where
@@ -62,8 +71,14 @@ def _save(row: ReportDraft, draft: Draft) -> None:
     row.answers = dict(draft.answers)  # a new dict, so the JSON column is saved
 
 
-def _set(row: ReportDraft, qid: str, value: str | None, reason: str | None = None) -> None:
-    _save(row, draft_of(row).record(qid, value, reason))
+def _set(
+    row: ReportDraft,
+    qid: str,
+    value: str | None,
+    reason: str | None = None,
+    flag: Doubt | None = None,
+) -> None:
+    _save(row, draft_of(row).record(qid, value, reason, flag))
 
 
 async def current_draft(ctx: Ctx) -> ReportDraft | None:
@@ -82,6 +97,24 @@ async def current_draft(ctx: Ctx) -> ReportDraft | None:
 
 def _today(ctx: Ctx) -> date:
     return ctx.now.astimezone(ctx.deps.config.zone).date()
+
+
+def _latest(ctx: Ctx, draft: ReportDraft) -> date:
+    """The last day a date that has happened may be: the later of the period's last day and
+    today (a late report may tell what happened since)."""
+    period = Period.parse(draft.period)
+    end = date(period.year, period.month, calendar.monthrange(period.year, period.month)[1])
+    return max(end, _today(ctx))
+
+
+async def _doubt(
+    ctx: Ctx, draft: ReportDraft, question: Question, value: str | None
+) -> Doubt | None:
+    """What makes `value` doubtful (None: nothing, or a value the question does not take)."""
+    if value is None or not valid_answer(question, value, _today(ctx)):
+        return None
+    previous = await _kept(ctx, draft, question) if question.type in ("percent", "number") else None
+    return doubt(question, previous, value, _latest(ctx, draft))
 
 
 async def _kept(ctx: Ctx, draft: ReportDraft, question: Question) -> str | None:
@@ -142,12 +175,12 @@ async def again(ctx: Ctx) -> list[Reply]:
     if question is None:
         return await ask_next(ctx, draft)
     if state.step is Step.REASON_BACK:
-        return [Reply(ctx._("Please write the reason in a few words."))]
+        return [_reason_prompt(ctx, question, await _doubt(ctx, draft, question, state.pending))]
     pending = state.pending
-    if state.step is Step.CONFIRM_BACK and valid_answer(question, pending, _today(ctx)):
-        previous = await _kept(ctx, draft, question)
-        if previous is not None and pending is not None:
-            return [_going_down(ctx, question, previous, pending)]
+    if state.step is Step.CONFIRM_BACK and pending is not None:
+        kind = await _doubt(ctx, draft, question, pending)
+        if kind is not None:
+            return [await _doubtful(ctx, draft, question, kind, pending)]
     return await ask(ctx, draft, question)
 
 
@@ -354,16 +387,7 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
     if step is Step.CONFIRM_BACK:
         return await on_confirm_back(ctx, draft, question, pressed)
     if step is Step.REASON_BACK:
-        if pressed is not None:
-            return await refuse(ctx)
-        reason = answers.clean_text(incoming.text).strip()[:REASON_LIMIT]
-        if not reason:
-            return [Reply(_("Please write the reason in a few words."))]
-        pending, ctx.state.pending = ctx.state.pending, None
-        if pending is None:  # no figure waits for its reason: ask for it again
-            return await ask(ctx, draft, question)
-        _set(draft, question.id, pending, reason)
-        return await after_answer(ctx, draft)
+        return await on_reason(ctx, draft, question, pressed)
     if pressed is not None:
         return await on_button(ctx, draft, question, pressed.value)
     if question.type == "location":
@@ -410,36 +434,87 @@ async def on_button(
 
 
 async def accept(ctx: Ctx, draft: ReportDraft, question: Question, value: str) -> list[Reply]:
-    """Store an answer the question takes; a figure that went down since the last report needs
-    confirming."""
+    """Store an answer the question takes; a doubtful one (a figure that went down or jumped
+    since the last report, an unlikely date) needs confirming."""
     if not valid_answer(question, value, _today(ctx)):
         return await refuse(ctx)
-    if question.monotonic and question.type in ("percent", "number"):
-        previous = await _kept(ctx, draft, question)
-        if previous is not None and goes_down(question, previous, value):
-            ctx.state.step = Step.CONFIRM_BACK
-            ctx.state.pending = value
-            return [_going_down(ctx, question, previous, value)]
+    kind = await _doubt(ctx, draft, question, value)
+    if kind is not None:
+        ctx.state.step = Step.CONFIRM_BACK
+        ctx.state.pending = value
+        return [await _doubtful(ctx, draft, question, kind, value)]
     _set(draft, question.id, value)
     return await after_answer(ctx, draft)
 
 
-def _going_down(ctx: Ctx, question: Question, previous: str, value: str) -> Reply:
+async def _doubtful(
+    ctx: Ctx, draft: ReportDraft, question: Question, kind: Doubt, value: str
+) -> Reply:
+    """The question asked back: why the answer is doubtful, is it right?"""
     _ = ctx._
+    locale = ctx.locale
+    label = question.label.get(locale).rstrip("?")
+    new = answers.display(question, value, locale)
+    previous = await _kept(ctx, draft, question) if kind in (Doubt.DOWN, Doubt.JUMP) else None
+    old = answers.display(question, previous, locale) if previous is not None else ""
+    yes = _("Yes, that is right")
+    if kind is Doubt.DOWN:
+        text = _("{label} went down from {old} to {new}. Is that right?")
+        yes = _("Yes, it went down")
+    elif kind is Doubt.JUMP and previous is not None and Decimal(value) < Decimal(previous):
+        text = _("{label} went down from {old} to {new} in one month. Is that right?")
+    elif kind is Doubt.JUMP:
+        text = _("{label} went up from {old} to {new} in one month. Is that right?")
+    elif kind is Doubt.FUTURE:
+        text = _("{label}: {new} is in the future. Is that right?")
+    else:
+        text = _("{label}: {new} is before the cluster was founded. Is that right?")
     return Reply(
-        _("{label} went down from {old} to {new}. Is that right?").format(
-            label=question.label.get(ctx.locale).rstrip("?"),
-            old=answers.display(question, previous, ctx.locale),
-            new=answers.display(question, value, ctx.locale),
-        ),
+        text.format(label=label, old=old, new=new),
         [
             [
-                Button(_("Yes, it went down"), payloads.encode(Back(question.id, True))),
+                Button(yes, payloads.encode(Back(question.id, True))),
                 Button(_("Re-enter"), payloads.encode(Back(question.id, False))),
             ]
         ],
-        free_input=True,  # a new figure may be typed instead
+        free_input=True,  # a new answer may be typed instead
     )
+
+
+def _reason_prompt(ctx: Ctx, question: Question, kind: Doubt | None) -> Reply:
+    """The reason asked for a confirmed doubtful answer: required for a figure that went down
+    (or a doubt that no longer holds), else it may be skipped."""
+    _ = ctx._
+    if kind is None or kind.needs_reason:
+        return Reply(_("Please write the reason in a few words."))
+    return Reply(
+        _("If you wish, write the reason in a few words; or tap Skip."),
+        [[Button(_("Skip"), payloads.encode(Skip(question.id)))]],
+        free_input=True,
+    )
+
+
+async def on_reason(
+    ctx: Ctx, draft: ReportDraft, question: Question, pressed: payloads.Pressed | None
+) -> list[Reply]:
+    """The reason of a confirmed doubtful answer, or Skip where it is optional."""
+    pending = ctx.state.pending
+    kind = await _doubt(ctx, draft, question, pending)
+    if pressed is not None:
+        value = pressed.value
+        skippable = kind is not None and not kind.needs_reason
+        if not (skippable and isinstance(value, Skip) and value.question == question.id):
+            return await refuse(ctx)
+        reason = ""
+    else:
+        reason = answers.clean_text(ctx.incoming.text).strip()[:REASON_LIMIT]
+        if not reason and (kind is None or kind.needs_reason):
+            return [_reason_prompt(ctx, question, kind)]
+    ctx.state.pending = None
+    if pending is None:  # no answer waits for its reason: ask for it again
+        return await ask(ctx, draft, question)
+    _set(draft, question.id, pending, reason or None, kind)
+    return await after_answer(ctx, draft)
 
 
 async def on_confirm_back(
@@ -449,7 +524,8 @@ async def on_confirm_back(
     value = pressed.value if pressed is not None else None
     if isinstance(value, Back) and value.question == question.id and value.confirmed:
         ctx.state.step = Step.REASON_BACK
-        return [Reply(_("Please write the reason in a few words."))]
+        kind = await _doubt(ctx, draft, question, ctx.state.pending)
+        return [_reason_prompt(ctx, question, kind)]
     if pressed is not None and pressed.kind is Kind.BACK and not isinstance(value, Back):
         return await refuse(ctx)  # the confirmation is asked again
     if isinstance(value, Back) and value.question != question.id:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import answers, i18n
 from domain.calendar import Period
-from domain.draft import LOCATION_KEY, Draft, initial_answers, value_of
+from domain.draft import LOCATION_KEY, Doubt, Draft, flag_of, initial_answers, value_of
 from domain.forms import Question
 from domain.roles import Role
 from domain.slots import Review, review_of
@@ -50,6 +50,12 @@ STATE_NAMES = {
     Review.NEW: i18n.N_("new, not yet reviewed"),
     Review.ACCEPTED: i18n.N_("accepted"),
     Review.NEEDS_CHANGES: i18n.N_("needs changes"),
+}
+# the flag shown next to an answer the sender confirmed when asked back (domain.draft.doubt)
+FLAG_NAMES = {
+    Doubt.JUMP: i18n.N_("⚠ big change in one month"),
+    Doubt.FUTURE: i18n.N_("⚠ date in the future"),
+    Doubt.EARLY: i18n.N_("⚠ before the cluster was founded"),
 }
 
 
@@ -79,6 +85,9 @@ def answer_line(question: Question, report: Report, locale: str) -> str:
     reason = entry.get("reason") if isinstance(entry, dict) else None
     if isinstance(reason, str) and reason:
         text += " (" + _("reason: {reason}").format(reason=reason) + ")"
+    flag = flag_of(report.answers, question.id)
+    if flag is not None and flag in FLAG_NAMES:
+        text += " " + _(FLAG_NAMES[flag])
     return text
 
 
