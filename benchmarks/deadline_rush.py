@@ -499,9 +499,8 @@ class Child:
         assert self.process is not None
         return self.process.pid
 
-    async def start(self, api: StandinBotAPI) -> float:
-        """Start the process; return once it polls the stand-in (monotonic time)."""
-        polls = len(api.called("getUpdates"))
+    async def spawn(self) -> None:
+        """The process, in a group of its own, its output to the log."""
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv(),
@@ -514,6 +513,12 @@ class Child:
             )
         _live_groups.add(self.process.pid)
         self.starts += 1
+
+    async def start(self, api: StandinBotAPI) -> float:
+        """Start the process; return once it polls the stand-in (monotonic time)."""
+        polls = len(api.called("getUpdates"))
+        await self.spawn()
+        assert self.process is not None
         deadline = time.monotonic() + BOT_START_TIMEOUT
         while len(api.called("getUpdates")) <= polls:
             if self.process.returncode is not None or time.monotonic() > deadline:
@@ -594,18 +599,8 @@ class WebhookChild(Child):
 
     async def start(self, api: StandinBotAPI) -> float:
         registered = len(api.called("setWebhook"))
-        with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.argv(),
-                env=self.env,
-                cwd=self.workdir,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _live_groups.add(self.process.pid)
-        self.starts += 1
+        await self.spawn()
+        assert self.process is not None
         deadline = time.monotonic() + BOT_START_TIMEOUT
         while len(api.called("setWebhook")) <= registered or not await port_open(self.port):
             if self.process.returncode is not None or time.monotonic() > deadline:

@@ -79,26 +79,21 @@ def start(
             log.info("forgot %s handled updates older than %s", forgotten, KEEP_PROCESSED)
 
     scheduler = AsyncIOScheduler(timezone=calendar.zone)
-    scheduler.add_job(
-        housekeeping,
-        "interval",
-        seconds=HOUSEKEEPING_SECONDS,
-        next_run_time=_now(),
-        max_instances=1,
-        coalesce=True,
-        id="housekeeping",
-    )
-    scheduler.add_job(
-        job,
-        "interval",
-        seconds=every_seconds,
-        # at once, in real time: the scheduler's timing is real even when `clock` (the time the
-        # tick reasons about) is set back; a past first run was "missed", and APScheduler
-        # walked every interval since then before the first tick (13 s at CLOCK_START 2021)
-        next_run_time=_now(),
-        max_instances=1,
-        coalesce=True,
-        id="reminders",
-    )
+    # each at once, in real time: the scheduler's timing is real even when `clock` (the time
+    # the tick reasons about) is set back; a past first run was "missed", and APScheduler
+    # walked every interval since then before the first tick (13 s at CLOCK_START 2021)
+    for work, seconds, name in (
+        (housekeeping, HOUSEKEEPING_SECONDS, "housekeeping"),
+        (job, every_seconds, "reminders"),
+    ):
+        scheduler.add_job(
+            work,
+            "interval",
+            seconds=seconds,
+            next_run_time=_now(),
+            max_instances=1,
+            coalesce=True,
+            id=name,
+        )
     scheduler.start()
     return scheduler

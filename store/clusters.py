@@ -92,7 +92,7 @@ class ImportResult:
     unchanged: list[str] = field(default_factory=list)
 
 
-class _Row:
+class TableRow:
     """One table row being validated; collects every bad cell instead of stopping at the first."""
 
     def __init__(self, line: int, raw: dict[str, str]) -> None:
@@ -112,7 +112,7 @@ class _Row:
             return None
         try:
             return parse(text)
-        except ValueError:
+        except (ValueError, ArithmeticError):
             self.fail(column, problem, text)
             return None
 
@@ -125,7 +125,7 @@ def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
     parsed: list[ClusterRow] = []
     seen: set[str] = set()
     for line, raw in rows:
-        row = _Row(line, raw)
+        row = TableRow(line, raw)
         for column in REQUIRED:
             if not row.get(column):
                 row.fail(column, "required")

@@ -9,7 +9,7 @@ named by line and column as the cluster import names them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.text import MAX_YEAR, MIN_YEAR, parse_decimal, parse_percent
-from store.clusters import ImportRejected, RowError
+from store.clusters import ImportRejected, RowError, TableRow
 from store.models import AuditLog, PlanTarget, YearPlan
 
 __all__ = [
@@ -120,30 +120,6 @@ def _year(text: str) -> int:
     return value
 
 
-class _Row:
-    def __init__(self, line: int, raw: dict[str, str]) -> None:
-        self.line, self.raw = line, raw
-        self.errors: list[RowError] = []
-
-    def get(self, column: str) -> str:
-        return self.raw.get(column, "").strip()
-
-    def fail(self, column: str, problem: str, value: str = "") -> None:
-        self.errors.append(RowError(self.line, column, problem, value))
-
-
-def _read(row: _Row, column: str, parse: Callable[[str], T], problem: str) -> T | None:
-    """The cell read by `parse`, or None when empty; a cell it cannot read is an error."""
-    text = row.get(column)
-    if not text:
-        return None
-    try:
-        return parse(text)
-    except (ValueError, ArithmeticError):
-        row.fail(column, problem, text)
-        return None
-
-
 def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> list[PlanSpec]:
     """Validate every row; raise ImportRejected naming every bad cell by line and column.
     The plans in the file's order of years, each with its targets in the file's order."""
@@ -155,14 +131,14 @@ def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> li
     plans: dict[int, PlanSpec] = {}
     first: dict[int, dict[str, str]] = {}  # year → its first row's plan columns as written
     for line, raw in rows:
-        row = _Row(line, raw)
+        row = TableRow(line, raw)
         for column in REQUIRED:
             if not row.get(column):
                 row.fail(column, "required")
-        year = _read(row, "year", _year, "bad_year")
-        signed = _read(row, "signed", parse_day, "bad_date")
-        reporters = _read(row, "annual_due_reporters", parse_day, "bad_date")
-        office = _read(row, "annual_due_office", parse_day, "bad_date")
+        year = row.parsed("year", _year, "bad_year")
+        signed = row.parsed("signed", parse_day, "bad_date")
+        reporters = row.parsed("annual_due_reporters", parse_day, "bad_date")
+        office = row.parsed("annual_due_office", parse_day, "bad_date")
         number = " ".join(row.get("number").split())
         if len(number) > MAX_NUMBER:
             row.fail("number", "too_long", number)
@@ -174,8 +150,8 @@ def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> li
             row.fail("unit", "bad_unit", unit)
         parse_value = parse_percent if unit == "percent" else parse_decimal
         problem = "bad_percent" if unit == "percent" else "bad_number"
-        low = _read(row, "value_min", parse_value, problem)
-        high = _read(row, "value_max", parse_value, problem)
+        low = row.parsed("value_min", parse_value, problem)
+        high = row.parsed("value_max", parse_value, problem)
         if isinstance(low, Decimal) and isinstance(high, Decimal) and high < low:
             row.fail("value_max", "bad_range", row.get("value_max"))
         period = row.get("period")
@@ -196,7 +172,7 @@ def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> li
                 for column in PLAN_COLUMNS:
                     if row.get(column) and not _same(column, row.get(column), written[column]):
                         row.fail(column, "plan_differs", row.get(column))
-        source_line = _read(row, "source_line", int, "not_integer")
+        source_line = row.parsed("source_line", int, "not_integer")
         if row.errors:
             errors.extend(row.errors)
             continue
@@ -309,17 +285,12 @@ async def upsert_plans(
     return result
 
 
+# a stored target's fields, compared with a file's to tell whether a year changed
+TARGET_FIELDS = ("seq", "code", "label", "value_min", "value_max", "unit", "period", "source_line")
+
+
 def _spec_values(seq: int, t: TargetSpec) -> dict[str, object]:
-    return {
-        "seq": seq,
-        "code": t.code,
-        "label": t.label,
-        "value_min": t.value_min,
-        "value_max": t.value_max,
-        "unit": t.unit,
-        "period": t.period,
-        "source_line": t.source_line,
-    }
+    return {"seq": seq, **{name: getattr(t, name) for name in TARGET_FIELDS[1:]}}
 
 
 def _target(seq: int, t: TargetSpec) -> PlanTarget:
@@ -327,19 +298,7 @@ def _target(seq: int, t: TargetSpec) -> PlanTarget:
 
 
 def _target_values(targets: Iterable[PlanTarget]) -> list[dict[str, object]]:
-    return [
-        {
-            "seq": t.seq,
-            "code": t.code,
-            "label": t.label,
-            "value_min": t.value_min,
-            "value_max": t.value_max,
-            "unit": t.unit,
-            "period": t.period,
-            "source_line": t.source_line,
-        }
-        for t in targets
-    ]
+    return [{name: getattr(t, name) for name in TARGET_FIELDS} for t in targets]
 
 
 async def plan_for(session: AsyncSession, year: int) -> YearPlan | None:
