@@ -1106,3 +1106,103 @@ def review_changes(reference: str, comment: str, answers: str) -> None:
         )
         sys.exit(2)
     _review_decision(reference, False, answers, comment)
+
+
+# --- organisations as data (store/orgs_table.py) ------------------------------------------------
+
+# the clusters import's `commune` column (store/clusters.py) is refused with these words
+PROBLEMS["bad_commune"] = i18n.N_(
+    "not a commune's or ward's People's Committee (e.g. UBND xã Phú Xuyên, UBND phường Tây Mỗ)"
+)
+ORG_PROBLEMS = {
+    **PLAN_PROBLEMS,
+    "bad_org_kind": i18n.N_(
+        "the kind is company, district_board, district_committee, commune_committee, "
+        "ward_committee, department or other"
+    ),
+    "duplicate_org": i18n.N_("this organisation appears earlier in the file"),
+    "bad_validity": i18n.N_("valid_to is before valid_from"),
+    "merged_needs_end": i18n.N_("an organisation merged into another needs its last day"),
+    "self_reference": i18n.N_("an organisation cannot refer to itself"),
+    "unknown_org": i18n.N_("no organisation of this name, in the file or already stored"),
+    "unknown_district": i18n.N_("no district of this name"),
+    "kind_fixed": i18n.N_(
+        "an organisation keeps its kind: enter what it became as a new organisation"
+    ),
+}
+
+
+def describe_org_error(error: RowError) -> str:
+    line = _("Line {line}, column {column}: {problem}").format(
+        line=error.line, column=error.column, problem=_(ORG_PROBLEMS[error.problem])
+    )
+    return f"{line} ({error.value!r})" if error.value else line
+
+
+@main.group()
+def orgs() -> None:
+    """Organisations as data: kinds, parents, when each existed and what it was merged into.
+    Who owes a report follows them from the period after a change; past reports keep theirs."""
+
+
+@orgs.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def orgs_import(file: Path) -> None:
+    """Add organisations and update the others (CSV or XLSX, the columns of export). All or
+    nothing; never deletes nor renames."""
+    from store.orgs_table import parse_orgs, upsert_orgs
+
+    def refuse(errors: list[RowError]) -> None:
+        for error in errors:
+            click.echo(describe_org_error(error), err=True)
+        click.echo(_("Nothing was imported: {count} error(s).").format(count=len(errors)), err=True)
+        sys.exit(1)
+
+    try:
+        table = read_table(file)
+        specs = parse_orgs(table.header, table.rows)
+    except TableFormatError as exc:
+        click.echo(_("Cannot read {file}: {problem}").format(file=file, problem=exc), err=True)
+        sys.exit(1)
+    except ImportRejected as exc:
+        refuse(exc.errors)
+
+    async def work(app: App) -> tuple[int, int, int] | list[RowError]:
+        try:
+            async with unit_of_work(app.sessions) as session:
+                result = await upsert_orgs(session, specs, actor="cli", source=str(file))
+        except ImportRejected as exc:
+            return exc.errors
+        return len(result.created), len(result.updated), len(result.unchanged)
+
+    done = _with_app(work)
+    if isinstance(done, list):
+        refuse(done)
+        return
+    created, updated, unchanged = done
+    click.echo(
+        _(
+            "Organisations imported: {created} new, {updated} updated, {unchanged} unchanged."
+        ).format(created=created, updated=updated, unchanged=unchanged)
+    )
+
+
+@orgs.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def orgs_export(file: Path) -> None:
+    """Export every organisation to CSV or XLSX, to edit in Excel and import again."""
+    from store.orgs_table import COLUMNS as ORG_COLUMNS
+    from store.orgs_table import all_organisations
+    from store.orgs_table import to_row as org_row
+
+    async def work(app: App) -> list[dict[str, str | int | float]]:
+        async with app.sessions() as session:
+            return [org_row(o) for o in await all_organisations(session)]
+
+    rows = _with_app(work)
+    try:
+        write_table(file, ORG_COLUMNS, rows)
+    except TableFormatError as exc:
+        click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
+        sys.exit(1)
+    click.echo(_("Exported {count} organisations to {file}.").format(count=len(rows), file=file))

@@ -9,8 +9,22 @@ class OrgKind(enum.StrEnum):
     COMPANY = "company"
     DISTRICT_BOARD = "district_board"
     DISTRICT_COMMITTEE = "district_committee"
+    # since 1 July 2025 (no district level): a commune's or a ward's People's Committee reports
+    # as a district's did, with the role `district`
+    COMMUNE_COMMITTEE = "commune_committee"
+    WARD_COMMITTEE = "ward_committee"
     DEPARTMENT = "department"
     OTHER = "other"
+
+    @property
+    def local_committee(self) -> bool:
+        """A People's Committee below the city: reports with the role `district`."""
+        return self in LOCAL_COMMITTEES
+
+
+LOCAL_COMMITTEES = frozenset(
+    {OrgKind.DISTRICT_COMMITTEE, OrgKind.COMMUNE_COMMITTEE, OrgKind.WARD_COMMITTEE}
+)
 
 
 class ClusterKind(enum.StrEnum):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, TypeVar
 
+from domain.calendar import Period
 from domain.subjects import Subject
 
 
@@ -57,6 +58,15 @@ def counted(versions: Sequence[V]) -> V | None:
     while first > 0 and review_of(versions[first - 1].review_state).received:
         first -= 1
     return versions[first]
+
+
+def owes(period: Period, valid_from: date | None, valid_to: date | None) -> bool:
+    """Whether an organisation that exists from `valid_from` to `valid_to` (its last day; None:
+    since always, still) owes a report for `period`: it must exist on the period's first day.
+    An organisation created or dissolved during a period changes what is owed from the next
+    period on, and the periods before its dates stay as they were."""
+    first = date(period.year, period.month, 1)
+    return (valid_from is None or valid_from <= first) and (valid_to is None or first <= valid_to)
 
 
 @dataclass

@@ -9,11 +9,11 @@ from handlers.context import Ctx
 from handlers.onboarding import ROLE_NAMES
 from handlers.port import Reply
 from store.access import InviteError, create_invitation, list_people, revoke_person
-from store.models import Person
+from store.models import Organisation, Person
 
 
 async def invite(ctx: Ctx, args: str) -> list[Reply]:
-    """/moi <role> [cluster codes | district | organisation]"""
+    """/moi <role> [cluster codes | district, commune or ward | organisation]"""
     _ = ctx._
     words = args.split()
     roles = {r.value: r for r in Role}
@@ -21,8 +21,8 @@ async def invite(ctx: Ctx, args: str) -> list[Reply]:
         return [
             Reply(
                 _(
-                    "Usage: /moi investor <cluster code> …, /moi district <district>, "
-                    "/moi department <organisation>, /moi admin"
+                    "Usage: /moi investor <cluster code> …, /moi district <district, "
+                    "commune or ward>, /moi department <organisation>, /moi admin"
                 )
             )
         ]
@@ -42,6 +42,14 @@ async def invite(ctx: Ctx, args: str) -> list[Reply]:
         return [Reply(_("Cannot invite: {problem}").format(problem=_(invite_problem(exc))))]
     link = ctx.deps.config.invite_link(invitation.token)
     role_name, days = _(ROLE_NAMES[role]), ctx.deps.config.invite_days
+    org = (
+        await ctx.session.get(Organisation, invitation.organisation_id)
+        if invitation.organisation_id is not None
+        else None
+    )
+    if role == Role.DISTRICT and org is not None:
+        # the words follow the organisation: "UBND xã Phú Xuyên", not "UBND quận/huyện"
+        role_name = org.name
     if link is None:
         text = _(
             "Invitation for {role}, valid {days} days. Send the person this code to type in "
@@ -62,6 +70,9 @@ def invite_problem(exc: InviteError) -> str:
         "no_district": i18n.N_("name the district"),
         "unknown_district": i18n.N_("unknown district"),
         "no_org": i18n.N_("name the organisation"),
+        "dissolved": i18n.N_(
+            "this organisation no longer exists (see ccn-bot orgs export): invite its successor"
+        ),
     }[exc.problem]
 
 

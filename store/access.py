@@ -33,7 +33,8 @@ ADMIN_ORG = "Sở Công Thương"
 
 
 class InviteError(ValueError):
-    """`no_cluster` | `unknown_cluster` | `no_district` | `unknown_district` | `no_org`."""
+    """`no_cluster` | `unknown_cluster` | `no_district` | `unknown_district` | `no_org` |
+    `dissolved` (the organisation no longer exists: `ccn-bot orgs import` ended it)."""
 
     def __init__(self, problem: str, value: str = "") -> None:
         super().__init__(f"{problem} {value}".strip())
@@ -68,7 +69,12 @@ async def create_invitation(
             raise InviteError("unknown_cluster", code)
         found.append(cluster)
     district_row: District | None = None
-    if district:
+    # a commune's or ward's People's Committee reports as a district's did (role `district`)
+    local = directory.find_local(district) if district else None
+    if local is not None:
+        if local.district_id is not None:
+            district_row = await session.get(District, local.district_id)
+    elif district:
         district_row = directory.find_district(district)
         if district_row is None:
             raise InviteError("unknown_district", district)
@@ -81,11 +87,16 @@ async def create_invitation(
         elif found[0].investor_id is not None:
             org = await session.get(Organisation, found[0].investor_id)
     elif role == Role.DISTRICT:
-        if district_row is None:
+        if local is not None:
+            org = local
+        elif district_row is None:
             raise InviteError("no_district")
-        org = await directory.organisation(
-            f"UBND {district_row.name}", OrgKind.DISTRICT_COMMITTEE, district_row
-        )
+        else:
+            org = await directory.organisation(
+                f"UBND {district_row.name}", OrgKind.DISTRICT_COMMITTEE, district_row
+            )
+        if org.valid_to is not None and org.valid_to < now.date():
+            raise InviteError("dissolved", org.name)
     elif role == Role.DEPARTMENT:
         if not organisation:
             raise InviteError("no_org")
@@ -110,7 +121,11 @@ async def create_invitation(
             action="invitation.create",
             entity="invitation",
             entity_id=str(invitation.id),
-            detail={"role": role.value, "clusters": [c.code for c in found]},
+            detail={
+                "role": role.value,
+                "clusters": [c.code for c in found],
+                **({"organisation": org.name} if org else {}),
+            },
         )
     )
     return invitation

@@ -19,7 +19,7 @@ from domain.subjects import MAX_CODE
 from domain.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
 from store.integrity import format_location, parse_location
 from store.models import AuditLog, Cluster, ClusterStep
-from store.orgs import Directory, district_short
+from store.orgs import Directory, district_short, local_kind
 
 COLUMNS = (
     "code",
@@ -38,6 +38,9 @@ COLUMNS = (
     "missing",
     "source_line",
     "location",  # latitude,longitude in degrees; optional: a file without it keeps the locations
+    # since 1 July 2025, the People's Committee of the cluster's commune or ward (`UBND xã …`,
+    # `UBND phường …`); optional like `location`. `district` stays the plan's district.
+    "commune",
 )
 REQUIRED = ("code", "appendix", "number", "name", "kind")
 T = TypeVar("T")
@@ -52,7 +55,7 @@ class RowError:
     column: str
     problem: str  # missing_column | required | bad_code | duplicate_code | not_integer |
     # bad_appendix | bad_kind | bad_investor_type | bad_percent | bad_month | bad_quarter |
-    # bad_location
+    # bad_location | bad_commune
     value: str = ""
 
 
@@ -83,6 +86,8 @@ class ClusterRow:
     # empty cell clears the location (a file without the column leaves it as it is)
     location: tuple[Decimal, Decimal] | None = None
     location_given: bool = False
+    commune: str = ""  # `UBND xã …` or `UBND phường …`; `commune_given` as `location_given`
+    commune_given: bool = False
 
 
 @dataclass
@@ -149,6 +154,12 @@ def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
         completion = row.parsed("planned_completion", parse_quarter, "bad_quarter")
         source_line = row.parsed("source_line", int, "not_integer")
         location = row.parsed("location", parse_location, "bad_location")
+        commune = " ".join(row.get("commune").split())
+        if commune and local_kind(commune) not in (
+            OrgKind.COMMUNE_COMMITTEE,
+            OrgKind.WARD_COMMITTEE,
+        ):
+            row.fail("commune", "bad_commune", commune)
         if row.errors:
             errors.extend(row.errors)
             continue
@@ -173,6 +184,8 @@ def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
                 source_line=source_line,
                 location=location,
                 location_given="location" in header,
+                commune=commune,
+                commune_given="commune" in header,
             )
         )
     if errors:
@@ -217,6 +230,13 @@ async def upsert_clusters(
         }
         if row.location_given:
             values["latitude"], values["longitude"] = row.location or (None, None)
+        if row.commune_given:
+            commune = (
+                await directory.organisation(row.commune, local_kind(row.commune), district)
+                if row.commune
+                else None
+            )
+            values["commune_id"] = commune.id if commune else None
         cluster = existing.get(row.code)
         if cluster is None:
             cluster = Cluster(code=row.code, **values)
@@ -266,6 +286,7 @@ async def all_clusters(session: AsyncSession, district: str | None = None) -> li
             selectinload(Cluster.district),
             selectinload(Cluster.investor),
             selectinload(Cluster.lead_org),
+            selectinload(Cluster.commune),
         )
         .order_by(*REGISTRY_ORDER)
     )
@@ -329,6 +350,7 @@ def to_row(cluster: Cluster) -> dict[str, str | int | float]:
         "missing": cluster.missing,
         "source_line": cluster.source_line if cluster.source_line is not None else "",
         "location": format_location(cluster.latitude, cluster.longitude),
+        "commune": cluster.commune.name if cluster.commune else "",
     }
 
 

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -99,8 +100,18 @@ class Organisation(Base):
     kind: Mapped[str] = mapped_column(String(32))
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"))
     aliases: Mapped[str] = mapped_column(Text, default="")  # "|"-separated other spellings
+    # organisations as data (`ccn-bot orgs import`): the one above it (a district's board →
+    # its committee), when it existed (None: since always / still), the one it became
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)  # its last day
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
 
     district: Mapped[District | None] = relationship()
+    parent: Mapped[Organisation | None] = relationship(foreign_keys=[parent_id], remote_side=[id])
+    merged_into: Mapped[Organisation | None] = relationship(
+        foreign_keys=[merged_into_id], remote_side=[id]
+    )
 
 
 class Cluster(Base):
@@ -125,10 +136,14 @@ class Cluster(Base):
     # located reports that an admin confirmed): site photos far from it are flagged
     latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    # its place since 1 July 2025: the People's Committee of its commune or ward (`district`
+    # stays the district the plan names)
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     district: Mapped[District | None] = relationship()
+    commune: Mapped[Organisation | None] = relationship(foreign_keys=[commune_id])
     investor: Mapped[Organisation | None] = relationship(foreign_keys=[investor_id])
     lead_org: Mapped[Organisation | None] = relationship(foreign_keys=[lead_org_id])
     steps: Mapped[list[ClusterStep]] = relationship(

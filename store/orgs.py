@@ -29,8 +29,37 @@ def is_generic_board(name: str) -> bool:
     return fold(name) in _GENERIC_BOARDS
 
 
+_COMMITTEE_PREFIXES = ("ubnd ", "uy ban nhan dan ")
+
+
+def place_of(name: str) -> str:
+    """`UBND xã Phú Xuyên` → `xã Phú Xuyên`: a People's Committee's place, as printed."""
+    words = " ".join(name.split())
+    for prefix in _COMMITTEE_PREFIXES:
+        if fold(words).startswith(prefix):
+            return words[len(prefix) :]
+    return words
+
+
+def local_kind(name: str) -> OrgKind | None:
+    """The kind of People's Committee a name says: `UBND xã …` a commune's, `UBND phường …` a
+    ward's, `UBND huyện|quận|thị xã …` a district's; None when it names none."""
+    folded = fold(name)
+    for prefix in _COMMITTEE_PREFIXES:
+        if folded.startswith(prefix):
+            place = folded[len(prefix) :]
+            if place.startswith("xa "):
+                return OrgKind.COMMUNE_COMMITTEE
+            if place.startswith("phuong "):
+                return OrgKind.WARD_COMMITTEE
+            return OrgKind.DISTRICT_COMMITTEE
+    return None
+
+
 def guess_kind(name: str) -> OrgKind:
     folded = fold(name)
+    if (local := local_kind(name)) is not None:
+        return local
     if folded.startswith("ubnd"):
         return OrgKind.DISTRICT_COMMITTEE
     if folded.startswith(("so ", "ban qlda")):
@@ -78,6 +107,24 @@ class Directory:
 
     def find(self, name: str) -> Organisation | None:
         return self._orgs.get(fold(name))
+
+    def find_local(self, name: str) -> Organisation | None:
+        """A commune's or ward's People's Committee by its name or its place's (`xã Phú
+        Xuyên`, `UBND xã Phú Xuyên`); None for anything else."""
+        if not name.strip():
+            return None
+        for candidate in (name, f"UBND {name}"):
+            found = self.find(candidate)
+            if found is not None and found.kind in (
+                OrgKind.COMMUNE_COMMITTEE,
+                OrgKind.WARD_COMMITTEE,
+            ):
+                return found
+        return None
+
+    def organisations(self) -> list[Organisation]:
+        """Every organisation loaded, once each."""
+        return list({id(o): o for o in self._orgs.values()}.values())
 
     async def organisation(
         self,

@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.calendar import Calendar, Period
-from domain.roles import REPORTER_ROLES, Role
-from domain.slots import Review, Slot, counted, review_of
+from domain.roles import LOCAL_COMMITTEES, REPORTER_ROLES, OrgKind, Role
+from domain.slots import Review, Slot, counted, owes, review_of
 from domain.subjects import Subject
 from domain.text import fold
 from store.models import Cluster, PaperReceipt, Person, Report
+from store.orgs import place_of
 
 
 async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -> list[Slot]:
@@ -31,6 +32,7 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
         )
     ).all()
     slots: dict[Subject, Slot] = {}
+    gone: set[Subject] = set()  # organisations that do not exist in the period
     for person in people:
         if person.role == Role.INVESTOR:
             for cluster in person.clusters:
@@ -46,14 +48,17 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
                 )
                 slot.people.append(person.id)
         elif person.organisation is not None:
-            subject = Subject.org(person.organisation.id)
+            org = person.organisation
+            subject = Subject.org(org.id)
+            if not owes(period, org.valid_from, org.valid_to):
+                gone.add(subject)
             slot = slots.setdefault(
                 subject,
                 Slot(
                     subject,
-                    person.organisation.name,
+                    org.name,
                     person.role or "",
-                    person.district.name if person.district else "",
+                    _area(person),
                 ),
             )
             slot.people.append(person.id)
@@ -93,4 +98,18 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             on_paper.paper = True
             when = paper.claimed_at or paper.confirmed_at
             on_paper.on_time = when is not None and when < deadline
+    for subject in gone - versions.keys():  # a report sent keeps the organisation it was for
+        if not slots[subject].paper:
+            del slots[subject]
     return sorted(slots.values(), key=lambda s: (fold(s.district), s.reporter, fold(s.title)))
+
+
+def _area(person: Person) -> str:
+    """Where an organisation's slot is counted: the person's district (for a commune or ward,
+    the district it was part of); a commune or ward with none is its own area."""
+    if person.district is not None:
+        return person.district.name
+    org = person.organisation
+    if org is not None and org.kind in LOCAL_COMMITTEES and org.kind != OrgKind.DISTRICT_COMMITTEE:
+        return place_of(org.name)
+    return ""
