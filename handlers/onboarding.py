@@ -6,7 +6,7 @@ is kept (a stranger's until they are invited). Then help and the language."""
 from __future__ import annotations
 
 from domain import i18n
-from domain.roles import Role
+from domain.roles import OrgKind, Role
 from handlers import payloads, reporting
 from handlers.context import Ctx
 from handlers.port import Button, Reply
@@ -28,6 +28,8 @@ ROLE_NAMES = {
     Role.DISTRICT: i18n.N_("district People's Committee"),
     Role.INVESTOR: i18n.N_("cluster investor"),
 }
+# a reporter of the district role whose organisation is a commune's or a ward's (since 7/2025)
+LOCAL_COMMITTEE = i18n.N_("commune or ward People's Committee")
 INVITE_PROBLEMS = {
     "unknown": i18n.N_("This invitation code is not valid."),
     "expired": i18n.N_("This invitation has expired."),
@@ -131,11 +133,7 @@ async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
     ctx.person = person
     phone = _take_phone(ctx, person)
     ctx.state.reset()
-    lines = [
-        _("Welcome! You are registered as {role}.").format(
-            role=_(ROLE_NAMES[Role(person.role or Role.INVESTOR)])
-        )
-    ]
+    lines = [_("Welcome! You are registered as {role}.").format(role=_(role_name(person)))]
     if person.clusters:
         lines.append(
             _("Your clusters: {names}.").format(names=", ".join(c.name for c in person.clusters))
@@ -143,6 +141,15 @@ async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
     elif person.organisation is not None:
         lines.append(_("Organisation: {name}.").format(name=person.organisation.name))
     return [Reply("\n".join(lines)), *help_for(ctx), *phone]
+
+
+def role_name(person: Person) -> str:
+    """What the person is registered as (a message id): a commune's or ward's committee is
+    named as such, though its role is the district's."""
+    org = person.organisation
+    if org is not None and org.kind in (OrgKind.COMMUNE_COMMITTEE, OrgKind.WARD_COMMITTEE):
+        return LOCAL_COMMITTEE
+    return ROLE_NAMES[Role(person.role or Role.INVESTOR)]
 
 
 async def link_code(ctx: Ctx, _args: str = "") -> list[Reply]:

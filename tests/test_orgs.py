@@ -361,3 +361,18 @@ async def test_the_2021_workbook_of_a_past_month_is_unchanged(app: App, tmp_path
     cells = [c for sheet in before for row in sheet for c in row]
     assert any(isinstance(c, str) and DISTRICT in c for c in cells)
     assert not any(isinstance(c, str) and COMMUNE in c for c in cells)
+
+
+async def test_a_communes_officer_is_welcomed_as_the_communes_committee(
+    app: App, tmp_path: Path
+) -> None:
+    await reorganise(app, tmp_path)
+    async with unit_of_work(app.sessions) as session:
+        invitation = await create_invitation(
+            session, now=at("2025-08-01T09:00"), role=Role.DISTRICT, district=COMMUNE
+        )
+    base = app.deps()
+    officer = Chat(Deps(base.sessions, base.config, Clock(at("2025-08-01T09:00"))), chat_id="5005")
+    welcome = await officer.say(f"/start {invitation.token}")
+    assert "UBND xã/phường" in welcome and "quận/huyện" not in welcome
+    assert COMMUNE in welcome
