@@ -1206,3 +1206,43 @@ def orgs_export(file: Path) -> None:
         click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
         sys.exit(1)
     click.echo(_("Exported {count} organisations to {file}.").format(count=len(rows), file=file))
+
+
+# --- photos -----------------------------------------------------------------------------------
+
+
+@main.group()
+def photos() -> None:
+    """The stored site photos."""
+
+
+@photos.command("rehash")
+def photos_rehash() -> None:
+    """Give the photos stored before photo checks came in (no perceptual hash) their hash, so
+    a photo sent again later is recognised as used before. Safe to run again; a file missing
+    or unreadable is named and left."""
+    from store.photos import PhotoRejected, inspect
+
+    async def work(app: App) -> tuple[int, list[str]]:
+        data_dir = app.settings.data_dir
+        done, left, after = 0, [], 0
+        while True:
+            async with unit_of_work(app.sessions) as session:
+                batch = await integrity.unhashed(session, after)
+                for photo in batch:
+                    after = photo.id
+                    try:
+                        data = await asyncio.to_thread((data_dir / photo.path).read_bytes)
+                        seen = await asyncio.to_thread(inspect, data, len(data))
+                    except (OSError, PhotoRejected):
+                        left.append(photo.path)
+                        continue
+                    await integrity.set_hash(session, photo, seen.phash)
+                    done += 1
+            if not batch:
+                return done, left
+
+    done, left = _with_app(work)
+    for path in left:
+        click.echo(_("Not hashed (missing or unreadable): {path}").format(path=path), err=True)
+    click.echo(_("Photos hashed: {count}.").format(count=done))

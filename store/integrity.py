@@ -112,6 +112,20 @@ async def index_hash(session: AsyncSession, photo_id: int, phash: str) -> None:
 # --- the checks -----------------------------------------------------------------------------
 
 
+async def unhashed(session: AsyncSession, after: int = 0, limit: int = 200) -> list[Photo]:
+    """Photos stored before hashing (no pHash), by id after `after`: for `photos rehash`."""
+    query = (
+        select(Photo).where(Photo.phash.is_(None), Photo.id > after).order_by(Photo.id).limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def set_hash(session: AsyncSession, photo: Photo, phash: str) -> None:
+    """A hash computed after the fact, indexed for the reuse lookup."""
+    photo.phash = phash
+    await index_hash(session, photo.id, phash)
+
+
 def metres_between(a: tuple[float, float], b: tuple[float, float]) -> float:
     """The great-circle distance (haversine) between two (latitude, longitude) in degrees."""
     lat1, lon1, lat2, lon2 = (math.radians(v) for v in (*a, *b))

@@ -5,6 +5,7 @@ EXIF are flagged with exact distances."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from datetime import datetime
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import ExifTags, Image
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from benchmarks.photo_reuse import jpeg, resent, site_photo
 from bot.app import App
@@ -27,8 +28,9 @@ from store import integrity
 from store.clusters import COLUMNS, parse_rows
 from store.db import unit_of_work
 from store.integrity import REUSE_BITS, Rules, Target, bits_apart, metres_between
-from store.models import Cluster, Person, Photo, PhotoCheck, Report, ReportPhoto
+from store.models import Cluster, Person, Photo, PhotoCheck, PhotoHashBand, Report, ReportPhoto
 from store.photos import inspect, save_photo
+from tests import inprocess
 from tests.dialog import file_may_report
 from tests.test_dialogs import investor
 
@@ -326,3 +328,33 @@ async def test_the_sender_is_told_and_the_photo_is_kept(deps: Deps, app: App) ->
     async with app.sessions() as session:
         [check] = (await session.scalars(select(PhotoCheck))).all()
     assert check.period == "2021-06" and check.flags[0]["kind"] == "reused"
+
+
+async def test_photos_stored_before_hashing_get_their_hash_from_the_cli(
+    app: App, tmp_path: Path
+) -> None:
+    """A photo stored before the checks came in has no hash, so its reuse goes unseen until
+    `ccn-bot photos rehash` gives it one from its file."""
+    data_dir = tmp_path / "data"
+    march = jpeg(site_photo(61), 92)
+    await _file(app, "dai-thang", "2026-03", [march], data_dir, "BC-202603-00061")
+    async with unit_of_work(app.sessions) as session:  # as stored before migration 0010
+        photo = await session.scalar(select(Photo))
+        assert photo is not None
+        photo.phash = None
+        await session.execute(delete(PhotoHashBand))
+    again = resent(march, 0.5, 60)
+    assert await _check(app, again, data_dir, "dai-thang", "2026-04") == []  # unseen
+    env = {
+        "DATABASE_URL": app.settings.database_url,
+        "DATA_DIR": str(data_dir),
+        "TELEGRAM_BOT_TOKEN": None,
+    }
+    done = await asyncio.to_thread(inprocess.ccn, tmp_path, env, "photos", "rehash")
+    assert done.returncode == 0, done.stderr
+    # the March photo (April's has its own hash already)
+    assert "Đã tính mã nhận dạng cho 1 ảnh." in done.stdout
+    [flag] = await _check(app, again, data_dir, "dai-thang", "2026-05")
+    assert flag["kind"] == "reused" and flag["reference"] == "BC-202603-00061"
+    again_run = await asyncio.to_thread(inprocess.ccn, tmp_path, env, "photos", "rehash")
+    assert "cho 0 ảnh" in again_run.stdout  # nothing left to do
