@@ -7,11 +7,11 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -708,23 +708,44 @@ def describe(error: RowError) -> str:
     return f"{line} ({error.value!r})" if error.value else line
 
 
-@clusters.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def clusters_import(file: Path) -> None:
-    """Import clusters from CSV or XLSX (same columns as export). All or nothing."""
+def _refuse(errors: list[RowError], described: Callable[[RowError], str]) -> NoReturn:
+    """Every bad cell, by line and column, and nothing imported."""
+    for error in errors:
+        click.echo(described(error), err=True)
+    click.echo(_("Nothing was imported: {count} error(s).").format(count=len(errors)), err=True)
+    sys.exit(1)
+
+
+def _read_import(
+    file: Path,
+    parse: Callable[[list[str], list[tuple[int, dict[str, str]]]], T],
+    described: Callable[[RowError], str],
+) -> T:
+    """The table in FILE validated by `parse` (all or nothing), or the errors and exit 1."""
     try:
         table = read_table(file)
-        rows = parse_rows(table.header, table.rows)
+        return parse(table.header, table.rows)
     except TableFormatError as exc:
         click.echo(_("Cannot read {file}: {problem}").format(file=file, problem=exc), err=True)
         sys.exit(1)
     except ImportRejected as exc:
-        for error in exc.errors:
-            click.echo(describe(error), err=True)
-        click.echo(
-            _("Nothing was imported: {count} error(s).").format(count=len(exc.errors)), err=True
-        )
+        _refuse(exc.errors, described)
+
+
+def _write_export(file: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """The rows written to FILE (CSV or XLSX), or why not and exit 1."""
+    try:
+        write_table(file, columns, rows)
+    except TableFormatError as exc:
+        click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
         sys.exit(1)
+
+
+@clusters.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def clusters_import(file: Path) -> None:
+    """Import clusters from CSV or XLSX (same columns as export). All or nothing."""
+    rows = _read_import(file, parse_rows, describe)
 
     async def work(app: App) -> tuple[int, int, int]:
         async with unit_of_work(app.sessions) as session:
@@ -749,11 +770,7 @@ def clusters_export(file: Path) -> None:
             return [to_row(c) for c in await all_clusters(session)]
 
     rows = _with_app(work)
-    try:
-        write_table(file, COLUMNS, rows)
-    except TableFormatError as exc:
-        click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
-        sys.exit(1)
+    _write_export(file, COLUMNS, rows)
     click.echo(_("Exported {count} clusters to {file}.").format(count=len(rows), file=file))
 
 
@@ -867,19 +884,7 @@ def plan_import(file: Path) -> None:
     row per target). All or nothing; the other years stay as they are."""
     from store.plans import parse_plans, upsert_plans
 
-    try:
-        table = read_table(file)
-        specs = parse_plans(table.header, table.rows)
-    except TableFormatError as exc:
-        click.echo(_("Cannot read {file}: {problem}").format(file=file, problem=exc), err=True)
-        sys.exit(1)
-    except ImportRejected as exc:
-        for error in exc.errors:
-            click.echo(describe_plan_error(error), err=True)
-        click.echo(
-            _("Nothing was imported: {count} error(s).").format(count=len(exc.errors)), err=True
-        )
-        sys.exit(1)
+    specs = _read_import(file, parse_plans, describe_plan_error)
 
     async def work(app: App) -> tuple[list[int], list[int], list[int]]:
         async with unit_of_work(app.sessions) as session:
@@ -911,11 +916,7 @@ def plan_export(file: Path) -> None:
             return len(plans), to_rows(plans)
 
     count, rows = _with_app(work)
-    try:
-        write_table(file, PLAN_COLUMNS, rows)
-    except TableFormatError as exc:
-        click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
-        sys.exit(1)
+    _write_export(file, PLAN_COLUMNS, rows)
     click.echo(
         _("Exported {count} plan(s), {targets} targets, to {file}.").format(
             count=count, targets=len(rows), file=file
@@ -1152,20 +1153,7 @@ def orgs_import(file: Path) -> None:
     nothing; never deletes nor renames."""
     from store.orgs_table import parse_orgs, upsert_orgs
 
-    def refuse(errors: list[RowError]) -> None:
-        for error in errors:
-            click.echo(describe_org_error(error), err=True)
-        click.echo(_("Nothing was imported: {count} error(s).").format(count=len(errors)), err=True)
-        sys.exit(1)
-
-    try:
-        table = read_table(file)
-        specs = parse_orgs(table.header, table.rows)
-    except TableFormatError as exc:
-        click.echo(_("Cannot read {file}: {problem}").format(file=file, problem=exc), err=True)
-        sys.exit(1)
-    except ImportRejected as exc:
-        refuse(exc.errors)
+    specs = _read_import(file, parse_orgs, describe_org_error)
 
     async def work(app: App) -> tuple[int, int, int] | list[RowError]:
         try:
@@ -1177,8 +1165,7 @@ def orgs_import(file: Path) -> None:
 
     done = _with_app(work)
     if isinstance(done, list):
-        refuse(done)
-        return
+        _refuse(done, describe_org_error)
     created, updated, unchanged = done
     click.echo(
         _(
@@ -1200,11 +1187,7 @@ def orgs_export(file: Path) -> None:
             return [org_row(o) for o in await all_organisations(session)]
 
     rows = _with_app(work)
-    try:
-        write_table(file, ORG_COLUMNS, rows)
-    except TableFormatError as exc:
-        click.echo(_("Cannot write {file}: {problem}").format(file=file, problem=exc), err=True)
-        sys.exit(1)
+    _write_export(file, ORG_COLUMNS, rows)
     click.echo(_("Exported {count} organisations to {file}.").format(count=len(rows), file=file))
 
 
