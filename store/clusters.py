@@ -251,21 +251,37 @@ async def upsert_clusters(
         for key, value in changed.items():
             setattr(cluster, key, value)
         result.updated.append(row.code)
-    session.add(
-        AuditLog(
-            actor=actor,
-            action="clusters.import",
-            entity="clusters",
-            detail={
-                "source": source,
-                "created": result.created,
-                "updated": result.updated,
-                "unchanged": len(result.unchanged),
-            },
-        )
+    audit_import(
+        session, "clusters", actor, source, result.created, result.updated, len(result.unchanged)
     )
     await session.flush()
     return result
+
+
+def audit_import(
+    session: AsyncSession,
+    entity: str,
+    actor: str,
+    source: str,
+    created: Sequence[object],
+    updated: Sequence[object],
+    unchanged: object,
+) -> None:
+    """The audit row of a table import (clusters, plans, organisations): from which file, what
+    it created and updated, and how much it left as it was."""
+    session.add(
+        AuditLog(
+            actor=actor,
+            action=f"{entity}.import",
+            entity=entity,
+            detail={
+                "source": source,
+                "created": list(created),
+                "updated": list(updated),
+                "unchanged": unchanged,
+            },
+        )
+    )
 
 
 def _differs(old: object, new: object) -> bool:

@@ -21,8 +21,8 @@ from sqlalchemy.orm import selectinload
 
 from domain.roles import OrgKind
 from domain.text import fold
-from store.clusters import ImportRejected, RowError, TableRow
-from store.models import AuditLog, Organisation
+from store.clusters import ImportRejected, RowError, TableRow, audit_import
+from store.models import Organisation
 from store.orgs import Directory
 from store.plans import parse_day
 
@@ -183,18 +183,14 @@ async def upsert_orgs(
         if org.name in result.created:
             continue
         (result.updated if changed else result.unchanged).append(org.name)
-    session.add(
-        AuditLog(
-            actor=actor,
-            action="organisations.import",
-            entity="organisations",
-            detail={
-                "source": source,
-                "created": result.created,
-                "updated": result.updated,
-                "unchanged": len(result.unchanged),
-            },
-        )
+    audit_import(
+        session,
+        "organisations",
+        actor,
+        source,
+        result.created,
+        result.updated,
+        len(result.unchanged),
     )
     await session.flush()
     return result

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.text import MAX_YEAR, MIN_YEAR, parse_decimal, parse_percent
-from store.clusters import ImportRejected, RowError, TableRow
-from store.models import AuditLog, PlanTarget, YearPlan
+from store.clusters import ImportRejected, RowError, TableRow, audit_import
+from store.models import PlanTarget, YearPlan
 
 __all__ = [
     "COLUMNS",
@@ -268,19 +268,7 @@ async def upsert_plans(
             plan.targets = kept
             changed = True
         (result.updated if changed else result.unchanged).append(spec.year)
-    session.add(
-        AuditLog(
-            actor=actor,
-            action="plans.import",
-            entity="plans",
-            detail={
-                "source": source,
-                "created": result.created,
-                "updated": result.updated,
-                "unchanged": result.unchanged,
-            },
-        )
-    )
+    audit_import(session, "plans", actor, source, result.created, result.updated, result.unchanged)
     await session.flush()
     return result
 
