@@ -63,6 +63,17 @@ def ccn(cwd: Path, env: Mapping[str, str | None], *args: str, stdin: str = "") -
     return Done(result.exit_code, result.stdout, result.stderr)
 
 
+def ccn_at(tmp_path: Path, url: str, *args: str, data_dir: Path | None = None) -> Done:
+    """`ccn-bot ARGS` on the database at `url`, no Telegram, data in `data_dir` (default
+    tmp_path/data): a command run beside a test's own database."""
+    env: dict[str, str | None] = {
+        "DATABASE_URL": url,
+        "TELEGRAM_BOT_TOKEN": None,
+        "DATA_DIR": str(data_dir or tmp_path / "data"),
+    }
+    return ccn(tmp_path, env, *args)
+
+
 class Bot:
     """`ccn-bot run` with exactly the environment `env`, on this event loop: the settings, the
     wait for the database, migrations and `serve`, as the command does (less its log set-up,

@@ -77,13 +77,7 @@ def write_csv(
     return path
 
 
-def ccn(tmp_path: Path, url: str, *args: str) -> inprocess.Done:
-    env: dict[str, str | None] = {
-        "DATABASE_URL": url,
-        "TELEGRAM_BOT_TOKEN": None,
-        "DATA_DIR": str(tmp_path / "data"),
-    }
-    return inprocess.ccn(tmp_path, env, *args)
+ccn = inprocess.ccn_at
 
 
 async def import_orgs(app: App, path: Path) -> None:

@@ -345,16 +345,13 @@ async def test_photos_stored_before_hashing_get_their_hash_from_the_cli(
         await session.execute(delete(PhotoHashBand))
     again = resent(march, 0.5, 60)
     assert await _check(app, again, data_dir, "dai-thang", "2026-04") == []  # unseen
-    env = {
-        "DATABASE_URL": app.settings.database_url,
-        "DATA_DIR": str(data_dir),
-        "TELEGRAM_BOT_TOKEN": None,
-    }
-    done = await asyncio.to_thread(inprocess.ccn, tmp_path, env, "photos", "rehash")
+    url = app.settings.database_url
+    rehash = ("photos", "rehash")
+    done = await asyncio.to_thread(inprocess.ccn_at, tmp_path, url, *rehash, data_dir=data_dir)
     assert done.returncode == 0, done.stderr
     # the March photo (April's has its own hash already)
     assert "Đã tính mã nhận dạng cho 1 ảnh." in done.stdout
     [flag] = await _check(app, again, data_dir, "dai-thang", "2026-05")
     assert flag["kind"] == "reused" and flag["reference"] == "BC-202603-00061"
-    again_run = await asyncio.to_thread(inprocess.ccn, tmp_path, env, "photos", "rehash")
+    again_run = await asyncio.to_thread(inprocess.ccn_at, tmp_path, url, *rehash, data_dir=data_dir)
     assert "cho 0 ảnh" in again_run.stdout  # nothing left to do

@@ -319,13 +319,7 @@ def test_every_bad_cell_is_named_by_line_and_column() -> None:
 # --- the command line, on SQLite and PostgreSQL ------------------------------------------------
 
 
-def ccn(tmp_path: Path, url: str, *args: str) -> inprocess.Done:
-    env: dict[str, str | None] = {
-        "DATABASE_URL": url,
-        "TELEGRAM_BOT_TOKEN": None,
-        "DATA_DIR": str(tmp_path / "data"),
-    }
-    return inprocess.ccn(tmp_path, env, *args)
+ccn = inprocess.ccn_at
 
 
 async def test_a_bad_row_is_refused_and_nothing_is_stored(

@@ -353,14 +353,12 @@ async def test_review_from_the_command_line(deps: Deps, app: App, tmp_path: Path
     owner = await investor(deps)
     await play(owner, FOUNDED_JUNE)
     [report] = await reports(app)
-    env: dict[str, str | None] = {
-        "DATABASE_URL": app.settings.database_url,
-        "DATA_DIR": str(tmp_path / "cli"),
-        "TELEGRAM_BOT_TOKEN": None,
-    }
+    url, data_dir = app.settings.database_url, tmp_path / "cli"
 
     async def ccn(*args: str) -> inprocess.Done:
-        return await asyncio.to_thread(inprocess.ccn, tmp_path, env, "review", *args)
+        return await asyncio.to_thread(
+            inprocess.ccn_at, tmp_path, url, "review", *args, data_dir=data_dir
+        )
 
     done = await ccn("list", "--period", "6/2021")
     assert report.reference in done.stdout and "Báo cáo chờ duyệt: 1." in done.stdout
