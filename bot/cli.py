@@ -11,32 +11,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from bot import logs
-from bot.app import App, Startup, StartupFailed, StartupStopped, open_app, prepare, serve
 from bot.settings import Settings, SettingsError, load_settings
 from domain import i18n
 from domain.roles import Role
-from store import integrity
-from store.access import InviteError, create_invitation, list_people, revoke_person
-from store.backup import BackupError
-from store.clusters import (
-    COLUMNS,
-    ImportRejected,
-    RowError,
-    all_clusters,
-    parse_rows,
-    search,
-    to_row,
-    upsert_clusters,
-)
-from store.db import current_revision, unit_of_work
-from store.models import utcnow
-from store.seed import load_registry
-from store.tables import TableFormatError, read_table, write_table
+
+if TYPE_CHECKING:
+    from bot.app import App, Startup
+    from store import integrity
+    from store.backup import BackupError
+    from store.clusters import RowError
 
 T = TypeVar("T")
 
@@ -75,6 +62,8 @@ def _settings() -> Settings:
 
 
 def _with_app(work: Callable[[App], Awaitable[T]], *, migrate: bool = True) -> T:
+    from bot.app import open_app, prepare
+
     settings = _settings()
 
     async def main() -> T:
@@ -103,6 +92,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply migrations; load the plan's registry into an empty database."""
+    from bot.app import prepare
+    from store.db import current_revision
 
     async def work(app: App) -> None:
         counts = await prepare(app)
@@ -133,8 +124,10 @@ def db_upgrade() -> None:
 def demo(role: str) -> None:
     """Chat with the bot in this terminal, on the demo database DATA_DIR/demo.db (the registry
     and one demo person of each role). No token needed."""
+    from bot.app import open_app, prepare
     from bot.channels import terminal
     from bot.demo import ensure_demo_people
+    from store.db import unit_of_work
 
     settings = _settings()
     settings.database_url = f"sqlite+aiosqlite:///{(settings.data_dir / 'demo.db').resolve()}"
@@ -185,6 +178,9 @@ async def _wait_for_database(app: App, startup: Startup) -> None:
 @main.command()
 def run() -> None:
     """Run the bot: on Telegram and/or Zalo as configured, else the terminal demo."""
+    from bot import logs
+    from bot.app import Startup, StartupFailed, StartupStopped, open_app, prepare, serve
+
     settings = _settings()
     if settings.telegram_bot_token is None and not settings.zalo_enabled:
         if not has_terminal():
@@ -292,7 +288,8 @@ def _backup_problem(exc: BackupError) -> str:
 def backup_command(folder: Path) -> None:
     """Back up the database and the photos into FOLDER (new or empty), with a manifest.
     Safe while the bot runs."""
-    from store.backup import backup
+    from bot import logs
+    from store.backup import BackupError, backup
 
     settings = _settings()
     logs.setup(settings)
@@ -322,7 +319,8 @@ def backup_command(folder: Path) -> None:
 def restore_command(folder: Path, force: bool) -> None:
     """Restore a backup into an empty database and DATA_DIR, then check it against the
     backup's manifest. Stop the bot first."""
-    from store.backup import restore
+    from bot import logs
+    from store.backup import BackupError, restore
 
     settings = _settings()
     logs.setup(settings)
@@ -363,6 +361,9 @@ def invite(
     TELEGRAM_BOT_USERNAME is set)."""
     from bot.channels.telegram import deep_link
     from handlers.conversation import invite_problem
+    from store.access import InviteError, create_invitation
+    from store.db import unit_of_work
+    from store.models import utcnow
 
     async def work(app: App) -> tuple[str, str]:
         async with unit_of_work(app.sessions) as session:
@@ -402,6 +403,7 @@ def people() -> None:
 def people_list(include_revoked: bool) -> None:
     """List people with their role, scope and chats."""
     from handlers.conversation import describe_person
+    from store.access import list_people
 
     async def work(app: App) -> list[str]:
         async with app.sessions() as session:
@@ -419,6 +421,7 @@ def people_phone(person_id: int, phone: str) -> None:
     """Record a person's phone number (used for Zalo ZNS reminders), e.g. 84912345678."""
     from store.access import set_phone
     from store.contacts import normalise_phone
+    from store.db import unit_of_work
 
     digits = normalise_phone(phone)
     if digits is None:
@@ -439,6 +442,9 @@ def people_phone(person_id: int, phone: str) -> None:
 @click.argument("person_id", type=int)
 def people_revoke(person_id: int) -> None:
     """Withdraw a person's access (their reports stay)."""
+    from store.access import revoke_person
+    from store.db import unit_of_work
+    from store.models import utcnow
 
     async def work(app: App) -> bool:
         async with unit_of_work(app.sessions) as session:
@@ -511,6 +517,7 @@ def reminders_preview(at: str | None) -> None:
 @click.option("--at", "at", help="The moment, e.g. 2021-06-20T08:00+07:00 (default: now).")
 def reminders_send(at: str | None) -> None:
     """Send the reminders due at that moment through Telegram; each goes out at most once."""
+    from bot import logs
     from bot.channels import telegram
     from reminders.sender import tick
 
@@ -602,6 +609,8 @@ def registry() -> None:
 @registry.command("load")
 def registry_load() -> None:
     """Reload the embedded registry (updates by code; never duplicates)."""
+    from store.db import unit_of_work
+    from store.seed import load_registry
 
     async def work(app: App) -> None:
         async with unit_of_work(app.sessions) as session:
@@ -631,6 +640,7 @@ def clusters() -> None:
 )
 def clusters_list(district: str | None, fmt: str) -> None:
     """List the clusters."""
+    from store.clusters import COLUMNS, all_clusters, to_row
 
     async def work(app: App) -> list[dict[str, str | int | float]]:
         async with app.sessions() as session:
@@ -686,6 +696,7 @@ def _print_table(rows: list[dict[str, str | int | float]]) -> None:
 @click.argument("query", nargs=-1, required=True)
 def clusters_search(query: tuple[str, ...]) -> None:
     """Find clusters by name (accents, case and word order do not matter)."""
+    from store.clusters import all_clusters, search
 
     async def work(app: App) -> list[str]:
         async with app.sessions() as session:
@@ -722,6 +733,9 @@ def _read_import(
     described: Callable[[RowError], str],
 ) -> T:
     """The table in FILE validated by `parse` (all or nothing), or the errors and exit 1."""
+    from store.clusters import ImportRejected
+    from store.tables import TableFormatError, read_table
+
     try:
         table = read_table(file)
         return parse(table.header, table.rows)
@@ -734,6 +748,8 @@ def _read_import(
 
 def _write_export(file: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
     """The rows written to FILE (CSV or XLSX), or why not and exit 1."""
+    from store.tables import TableFormatError, write_table
+
     try:
         write_table(file, columns, rows)
     except TableFormatError as exc:
@@ -745,6 +761,9 @@ def _write_export(file: Path, columns: Sequence[str], rows: list[dict[str, Any]]
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def clusters_import(file: Path) -> None:
     """Import clusters from CSV or XLSX (same columns as export). All or nothing."""
+    from store.clusters import parse_rows, upsert_clusters
+    from store.db import unit_of_work
+
     rows = _read_import(file, parse_rows, describe)
 
     async def work(app: App) -> tuple[int, int, int]:
@@ -764,6 +783,7 @@ def clusters_import(file: Path) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def clusters_export(file: Path) -> None:
     """Export clusters to CSV or XLSX, to edit in Excel and import again."""
+    from store.clusters import COLUMNS, all_clusters, to_row
 
     async def work(app: App) -> list[dict[str, str | int | float]]:
         async with app.sessions() as session:
@@ -781,6 +801,9 @@ def clusters_export(file: Path) -> None:
 def clusters_locate(code: str | None, confirm: bool, at: str | None) -> None:
     """Clusters' locations (site photos far from them are flagged). Without CODE: the locations
     proposed for clusters that have none, from their first located reports."""
+    from store import integrity
+    from store.db import unit_of_work
+
     if code is None:
 
         async def proposed(app: App) -> list[integrity.Proposal]:
@@ -882,6 +905,7 @@ def plan() -> None:
 def plan_import(file: Path) -> None:
     """Add or replace the plans of the years in FILE (CSV or XLSX, the columns of export; one
     row per target). All or nothing; the other years stay as they are."""
+    from store.db import unit_of_work
     from store.plans import parse_plans, upsert_plans
 
     specs = _read_import(file, parse_plans, describe_plan_error)
@@ -1016,7 +1040,8 @@ def _review_decision(reference: str, accepted: bool, answers: str = "", comment:
     from domain.slots import Review, review_of
     from handlers import review as chat_review
     from store import reviews
-    from store.models import AuditLog
+    from store.db import unit_of_work
+    from store.models import AuditLog, utcnow
 
     async def work(app: App) -> tuple[bool, str]:
         async with unit_of_work(app.sessions) as session:
@@ -1151,6 +1176,8 @@ def orgs() -> None:
 def orgs_import(file: Path) -> None:
     """Add organisations and update the others (CSV or XLSX, the columns of export). All or
     nothing; never deletes nor renames."""
+    from store.clusters import ImportRejected
+    from store.db import unit_of_work
     from store.orgs_table import parse_orgs, upsert_orgs
 
     specs = _read_import(file, parse_orgs, describe_org_error)
@@ -1204,6 +1231,8 @@ def photos_rehash() -> None:
     """Give the photos stored before photo checks came in (no perceptual hash) their hash, so
     a photo sent again later is recognised as used before. Safe to run again; a file missing
     or unreadable is named and left."""
+    from store import integrity
+    from store.db import unit_of_work
     from store.photos import PhotoRejected, inspect
 
     async def work(app: App) -> tuple[int, list[str]]:

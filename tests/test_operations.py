@@ -595,6 +595,27 @@ def test_ccn_health_asks_the_web_server(tmp_path: Path) -> None:
     assert unset.returncode == 2 and "WEB_PORT" in unset.stderr
 
 
+def test_the_health_check_starts_light(tmp_path: Path) -> None:
+    """Docker runs `ccn-bot health` every 30 s: it must not import the bot (about 2 s of CPU
+    each time), only the settings."""
+    probe = (
+        "import sys; from bot import cli\n"
+        "try:\n    cli.main(['health'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('bot.app', 'aiohttp', 'telegram', 'openpyxl', 'alembic', 'sqlalchemy.ext')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=environment(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert "WEB_PORT" in done.stderr  # it ran the command
+    assert done.stdout.strip() == "[]", done.stdout
+
 def test_systemd_unit() -> None:
     unit = (DEPLOY / "ccn-bot.service").read_text(encoding="utf-8")
     keys: dict[str, list[str]] = {}
