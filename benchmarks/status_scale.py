@@ -84,9 +84,13 @@ CHUNK = 2000
 ADMIN_CHAT = "700000001"
 DISTRICT_CHAT = "700000002"
 FIRST_CHAT = 800_000_000
+OTHER_ADMIN_CHAT = str(FIRST_CHAT)  # the first of the three other admins (`people`)
 TINHHINH_CALLS = 240
 DISTRICT_CALLS = 200
 TONGHOP_CALLS = 5
+WHILE_BUILDING_SAMPLES = 100  # /tinhhinh sent while /tonghop builds the month's files, ...
+WHILE_BUILDING_MIN_BUILDS = 3  # ... over at least this many /tonghop ...
+WHILE_BUILDING_MAX_BUILDS = 12  # ... and at most this many (on SQLite each one waits for it)
 WARMUP = 10
 TARGET_P99_MS = 50.0
 TARGET_WORKBOOK_S = 5.0
@@ -1343,6 +1347,135 @@ async def tinhhinh(deps: Deps, chat: str, typed: list[str], label: str) -> dict[
     return result
 
 
+@contextlib.contextmanager
+def phase_marks(marks: list[tuple[str, float]]) -> Iterator[None]:
+    """While it lasts, `(phase, moment)` is appended to `marks` as each `/tonghop` goes from
+    reading the month (its summary, then `upward.read`) to building the files
+    (`upward.write`), and from there to the rest (the chart, the commit)."""
+    from reports import upward
+
+    module: Any = upward
+    real_read, real_build = upward.read, upward.build
+
+    async def read(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await real_read(*args, **kwargs)
+        finally:
+            marks.append(("files", time.perf_counter()))
+
+    async def build(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await real_build(*args, **kwargs)
+        finally:
+            marks.append(("chart", time.perf_counter()))
+
+    module.read, module.build = read, build
+    try:
+        yield
+    finally:
+        module.read, module.build = real_read, real_build
+
+
+def phase_of(moment: float, marks: list[tuple[str, float]]) -> str:
+    phase = "reading"
+    for name, at in marks:
+        if at <= moment:
+            phase = name
+    return phase
+
+
+async def tinhhinh_while_building(deps: Deps, typed: list[str]) -> dict[str, Any]:
+    """`/tonghop` for the month as an admin and, on the same event loop while it runs,
+    `/tinhhinh` after `/tinhhinh` from another admin (updates of different people are handled
+    at the same time, bot/lanes.py), each timed; again until there are enough samples. Only
+    the `/tinhhinh` sent before the `/tonghop` answered count; `by_phase` splits them by what
+    the `/tonghop` was doing when each was sent, and `loop_stall_ms` says how long the event
+    loop was held, in each phase."""
+    command = f"/tonghop {SUMMARY_PERIOD.month}/{SUMMARY_PERIOD.year}"
+    for query in typed[:WARMUP]:
+        await handle_timed(deps, OTHER_ADMIN_CHAT, f"/tinhhinh {query}")
+    samples: list[float] = []
+    phases: dict[str, list[float]] = {"reading": [], "files": [], "chart": []}
+    per_build: list[int] = []
+    tonghop_ms: list[float] = []
+    outcomes: Counter[str] = Counter()
+    queue = iter(typed * (1 + WHILE_BUILDING_SAMPLES * WHILE_BUILDING_MAX_BUILDS // len(typed)))
+    stalls: dict[str, list[float]] = {"reading": [], "files": [], "chart": []}
+    marks: list[tuple[str, float]] = []
+
+    async def ticker() -> None:
+        """How long the event loop was held: each 5 ms sleep's overrun, by phase."""
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            stalls[phase_of(started, marks)].append((time.perf_counter() - started) * 1000 - 5)
+
+    builds = 0
+    while builds < WHILE_BUILDING_MIN_BUILDS or (
+        len(samples) < WHILE_BUILDING_SAMPLES and builds < WHILE_BUILDING_MAX_BUILDS
+    ):
+        builds += 1
+        marks.clear()
+        with phase_marks(marks):
+            building = asyncio.create_task(handle_timed(deps, ADMIN_CHAT, command))
+            ticking = asyncio.create_task(ticker())
+            await asyncio.sleep(0)  # /tonghop's update starts first, as it came first
+            count = 0
+            while not building.done():
+                query = next(queue)
+                sent = time.perf_counter()
+                elapsed, replies = await handle_timed(deps, OTHER_ADMIN_CHAT, f"/tinhhinh {query}")
+                kind = outcome(replies)
+                if kind == "error":
+                    raise RuntimeError(f"/tinhhinh {query!r} failed: {replies[0].text}")
+                outcomes[kind] += 1
+                samples.append(elapsed)
+                phases[phase_of(sent, marks)].append(elapsed)
+                count += 1
+            elapsed, replies = await building
+            ticking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticking
+        if workbook_of(replies) is None or document_of(replies) is None:
+            raise RuntimeError(f"{command} did not send both files: {replies[:1]}")
+        tonghop_ms.append(elapsed)
+        per_build.append(count)
+    result: dict[str, Any] = {
+        **ms_summary(samples),
+        "outcomes": dict(sorted(outcomes.items())),
+        "builds": builds,
+        "per_build": short_summary(per_build),
+        "tonghop_ms": short_summary(tonghop_ms),
+        "by_phase": {
+            name: ms_summary(values) if len(values) > 1 else {"n": len(values)}
+            for name, values in phases.items()
+        },
+        "loop_stall_ms": {
+            name: {
+                "p99": round(statistics.quantiles(v, n=100, method="inclusive")[98], 1),
+                "max": round(max(v), 1),
+            }
+            for name, v in stalls.items()
+            if len(v) > 1
+        },
+    }
+    progress(
+        f"  /tinhhinh while /tonghop builds: p50 {result['p50']} ms, p99 {result['p99']} ms "
+        f"({len(samples)} over {builds} builds, /tonghop p50 {result['tonghop_ms']['p50']} ms); "
+        + ", ".join(
+            f"{name} p99 {v.get('p99', '–')} ms (n {v['n']})"
+            for name, v in result["by_phase"].items()
+        )
+        + f"; longest loop stalls {result['loop_stall_ms']}"
+    )
+    return result
+
+
+def document_of(replies: list[Reply]) -> Path | None:
+    """The DOCX among /tonghop's replies (with the chart)."""
+    return next((r.file for r in replies if r.file is not None and r.file.suffix == ".docx"), None)
+
+
 def workbook_of(replies: list[Reply]) -> Path | None:
     """The XLSX among /tonghop's replies (after the text, the chart with the DOCX)."""
     return next((r.file for r in replies if r.file is not None and r.file.suffix == ".xlsx"), None)
@@ -1434,8 +1567,8 @@ def peak_rss_mb() -> float:
 
 
 async def workbook_child(url: str, data_dir: Path) -> dict[str, Any]:
-    """In a process of its own: summarise the period and build its files as /tonghop sends
-    them (the workbook, then the report with it, from one reading); the process's peak RSS
+    """In a process of its own: summarise the period and build its workbook, then its files
+    (the workbook and the report, from one reading) in this process; the process's peak RSS
     before and after each build."""
     from reports import upward, workbook
     from reports.summary import summarise
@@ -1454,8 +1587,10 @@ async def workbook_child(url: str, data_dir: Path) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
             after_workbook = peak_rss_mb()
             started = time.perf_counter()
-            await upward.build(session, summary, calendar, data_dir / "exports" / "child", NOW)
-            files_elapsed = time.perf_counter() - started
+            # in this process, as `ccn-bot export` builds them (the bot: reports.offload)
+            month = await upward.read(session, summary, calendar, NOW)
+        upward.write(month, data_dir / "exports" / "child")
+        files_elapsed = time.perf_counter() - started
     return {
         "rss_after_imports_mb": imported,
         "rss_before_build_mb": before,
@@ -1466,6 +1601,32 @@ async def workbook_child(url: str, data_dir: Path) -> dict[str, Any]:
         "ru_maxrss_mb_inherited_from_parent": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
+    }
+
+
+async def month_files_child(app: App) -> dict[str, Any]:
+    """The month's files as /tonghop builds them: read here, written in the files' child
+    process (`reports.offload`, the Month pickled to it); three builds, the child's peak RSS
+    during each (from what it held before), its time and the whole call's."""
+    from reports import offload, upward
+    from reports.summary import summarise
+
+    calendar = app.deps().calendar
+    folder = app.settings.data_dir / "exports" / "offload"
+    async with app.sessions() as session:
+        summary = await summarise(session, SUMMARY_PERIOD, calendar)
+        month = await upward.read(session, summary, calendar, NOW)
+    runs = []
+    for _i in range(3):
+        started = time.perf_counter()
+        done = await offload.measured(upward.write, month, folder, "vi")
+        runs.append((time.perf_counter() - started, done))
+    return {
+        "pid_differs": all(d.pid != os.getpid() for _s, d in runs),
+        "peak_rss_mb": max(d.peak_rss_mb or 0.0 for _s, d in runs),
+        "peak_rss_runs_mb": [d.peak_rss_mb for _s, d in runs],
+        "in_child_s": round(statistics.median(d.seconds for _s, d in runs), 3),
+        "call_s": round(statistics.median(s for s, _d in runs), 3),  # with the Month's pickling
     }
 
 
@@ -1565,6 +1726,9 @@ async def measure(app: App, officer_district_id: int) -> dict[str, Any]:
     )
     result["tinhhinh_district_ms"]["visible_clusters"] = len(mine)
     result["tonghop_ms"] = await tonghop(deps)
+    result["tinhhinh_while_building_ms"] = await tinhhinh_while_building(
+        deps, queries(targets, TINHHINH_CALLS, random.Random(SEED + 2))
+    )
     in_process = await workbook_in_process(app)
     result["workbook_s"] = in_process["build_s"]
     result["workbook_tracemalloc_mb"] = in_process["tracemalloc_mb"]
@@ -1572,14 +1736,22 @@ async def measure(app: App, officer_district_id: int) -> dict[str, Any]:
     result["month_files_s"] = in_process["files_s"]
     child = await workbook_rss(app)
     result["workbook_peak_rss_mb"] = child["peak_rss_workbook_mb"]
-    result["month_files_peak_rss_mb"] = child["peak_rss_mb"]
-    result["workbook_detail"] = {**in_process, "child": child, "period": str(SUMMARY_PERIOD)}
+    result["month_files_peak_rss_mb"] = child["peak_rss_mb"]  # read and written in one process
+    files_child = await month_files_child(app)
+    result["month_files_child_peak_rss_mb"] = files_child["peak_rss_mb"]  # as /tonghop builds
+    result["workbook_detail"] = {
+        **in_process,
+        "child": child,
+        "files_child": files_child,
+        "period": str(SUMMARY_PERIOD),
+    }
     progress(
         f"  workbook: {result['workbook_s']} s, peak RSS {child['peak_rss_workbook_mb']} MB "
         f"(before build {child['rss_before_build_mb']} MB), "
         f"tracemalloc {result['workbook_tracemalloc_mb']} MB; report (DOCX) "
         f"{result['document_s']} s; both from one reading {result['month_files_s']} s, "
-        f"peak RSS {child['peak_rss_mb']} MB"
+        f"peak RSS {child['peak_rss_mb']} MB; in the files' child {files_child['call_s']} s, "
+        f"peak RSS {files_child['peak_rss_mb']} MB"
     )
     return result
 
@@ -1654,13 +1826,22 @@ def targets_met(result: dict[str, Any]) -> dict[str, Any]:
     sqlite = result.get("sqlite")
     if not isinstance(sqlite, dict) or "tinhhinh_ms" not in sqlite:
         return {"measured": False}
+    usual = sqlite["tinhhinh_ms"]["p99"]
     met = {
-        "tinhhinh_p99_under_50ms": sqlite["tinhhinh_ms"]["p99"] < TARGET_P99_MS,
+        "tinhhinh_p99_under_50ms": usual < TARGET_P99_MS,
+        # a /tinhhinh asked while the month's files are being built: its usual p99, give or
+        # take this machine's noise (20 %, and 5 ms for the short tail of a quiet run)
+        "tinhhinh_while_building_p99_within_usual": (
+            sqlite["tinhhinh_while_building_ms"]["p99"] <= usual * 1.2 + 5.0
+        ),
         "workbook_under_5s": sqlite["workbook_s"] < TARGET_WORKBOOK_S,
         "workbook_under_300mb": sqlite["workbook_peak_rss_mb"] < TARGET_WORKBOOK_MB,
         # the month's files: the workbook and the report (DOCX), as /tonghop builds them
         "month_files_under_5s": sqlite["month_files_s"] < TARGET_WORKBOOK_S,
-        "month_files_under_300mb": sqlite["month_files_peak_rss_mb"] < TARGET_WORKBOOK_MB,
+        "month_files_under_300mb": max(
+            sqlite["month_files_peak_rss_mb"], sqlite["month_files_child_peak_rss_mb"]
+        )
+        < TARGET_WORKBOOK_MB,
     }
     return {**met, "all": all(met.values()), "on": "sqlite"}
 
@@ -1681,6 +1862,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "tinhhinh_calls": TINHHINH_CALLS,
             "district_calls": DISTRICT_CALLS,
             "tonghop_calls": TONGHOP_CALLS,
+            "while_building_samples": WHILE_BUILDING_SAMPLES,
+            "while_building_min_builds": WHILE_BUILDING_MIN_BUILDS,
+            "while_building_max_builds": WHILE_BUILDING_MAX_BUILDS,
         },
     }
     by_db: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from bot.web import FileLinks, secret_from
 from domain import i18n
 from handlers.context import Config, Deps
 from handlers.port import Delivery, Notifier, Reply
+from reports import offload
 from reports.files import exports_root
 from store.contacts import admin_chats
 from store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
@@ -252,6 +253,8 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     notifiers: list[Notifier] = []
     checks: dict[str, web.Check] = {"database": web.database_check(deps.sessions)}
     async with contextlib.AsyncExitStack() as stack:
+        # last out: once no update is being handled, the files' child process is reaped
+        stack.push_async_callback(offload.aclose)
         if settings.telegram_bot_token is not None:
             on_telegram = await stack.enter_async_context(
                 telegram.running(

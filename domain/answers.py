@@ -151,7 +151,7 @@ def display(question: Question, value: str | None, locale: str) -> str:
     if kind == "yesno":
         return _("Yes") if value == "yes" else _("No")
     if kind == "choice":
-        for choice in question.choices:
+        for choice in (*question.choices, *question.formerly):
             if choice.value == value:
                 return choice.label(locale)
         return value

@@ -81,9 +81,14 @@ def carried(question: Question, last: Mapping[str, Any] | None, today: date) -> 
 
 
 def goes_down(question: Question, previous: str | None, value: str) -> bool:
-    """A figure the plan only sees grow (`monotonic`) that is lower than last time: it needs
-    confirming, and a reason."""
-    if not question.monotonic or question.type not in NUMERIC or previous is None:
+    """A figure the plan only sees grow (`monotonic`) that is lower than last time, or a stage
+    before last time's (a choice, in its choices' order): it needs confirming, and a reason."""
+    if not question.monotonic or previous is None:
+        return False
+    if question.type == "choice":
+        order = [c.value for c in question.choices]
+        return previous in order and value in order and order.index(value) < order.index(previous)
+    if question.type not in NUMERIC:
         return False
     return Decimal(value) < Decimal(previous)
 

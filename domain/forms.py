@@ -23,6 +23,8 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a step kind or a target code
 # The cluster's planned dates a step of its chain can be due by (Phụ lục 3's columns).
 PlanDate = Literal["planned_groundbreaking", "planned_completion"]
 MEANINGFUL: tuple[QuestionType, ...] = ("percent", "number", "yesno", "choice")
+# a figure that may not go down; a choice of stages that may not go back (its choices' order)
+MONOTONIC: tuple[QuestionType, ...] = ("percent", "number", "choice")
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,9 @@ class Question:
     monotonic: bool = False
     max_length: int = 1000
     max_photos: int = 10
+    # a choice question's earlier answers (e.g. the yes/no it was before it became stages):
+    # shown in their words where a stored report has one, never offered or accepted
+    formerly: tuple[Choice, ...] = ()
     ask_if: Condition | None = None
     completes: tuple[Completes, ...] = ()  # the plan's steps this answer completes
     counts_toward: Counts | None = None  # the plan's target this answer counts toward
@@ -179,6 +184,7 @@ class Question:
     def __post_init__(self) -> None:
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"{self.id}: a choice needs at least two options")
+        self._check_choices()
         self._check_plausibility()
         steps = [c.step for c in self.completes]
         if len(set(steps)) < len(steps):
@@ -188,6 +194,19 @@ class Question:
         if self.counts_toward is not None:
             target = self.counts_toward.target
             self._answers(self.counts_toward.when, f"counts toward {target} when")
+
+    def _check_choices(self) -> None:
+        """`monotonic` belongs to a figure or to a choice of stages (in the order of its
+        choices); `formerly` to a choice, with values none of its choices has."""
+        if self.monotonic and self.type not in MONOTONIC:
+            raise ValueError(
+                f"{self.id}: monotonic is for percent, number and choice questions, not {self.type}"
+            )
+        if self.formerly and self.type != "choice":
+            raise ValueError(f"{self.id}: formerly is for choice questions, not {self.type}")
+        values = [c.value for c in (*self.choices, *self.formerly)]
+        if len(set(values)) < len(values):
+            raise ValueError(f"{self.id}: a choice value is given twice ({', '.join(values)})")
 
     def _check_plausibility(self) -> None:
         """`max_jump` belongs to a figure, `not_future` and `not_before` to a date."""

@@ -26,7 +26,7 @@ async def claim(ctx: Ctx, value: payloads.Payload | None) -> list[Reply]:
     period = reporting.button_period(ctx, asked)
     if period is None:  # the future, before the plan, or not a month
         return await reporting.refuse(ctx)
-    mine = {s.subject for s in subjects_of(ctx.person)}
+    mine = {s.subject for s in subjects_of(ctx.person, period)}
     slots = await slots_for(ctx.session, period, ctx.deps.calendar)
     open_subjects = [s.subject for s in slots if s.subject in mine and not s.filled]
     if not open_subjects:

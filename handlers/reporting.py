@@ -113,7 +113,11 @@ async def _doubt(
     """What makes `value` doubtful (None: nothing, or a value the question does not take)."""
     if value is None or not valid_answer(question, value, _today(ctx)):
         return None
-    previous = await _kept(ctx, draft, question) if question.type in ("percent", "number") else None
+    previous = (
+        await _kept(ctx, draft, question)
+        if question.type in ("percent", "number", "choice")
+        else None
+    )
     return doubt(question, previous, value, _latest(ctx, draft))
 
 
@@ -164,7 +168,7 @@ async def again(ctx: Ctx) -> list[Reply]:
     assert ctx.person is not None
     state = ctx.state
     if state.step is Step.PICK_SUBJECT:
-        subjects = subjects_of(ctx.person)
+        subjects = subjects_of(ctx.person, state.period)
         return [Reply(ctx._("Which cluster are you reporting on?"), _subject_buttons(subjects))]
     draft = await current_draft(ctx) if state.step is not Step.IDLE else None
     if draft is None:
@@ -214,7 +218,7 @@ async def start(ctx: Ctx, args: str) -> list[Reply]:
                     )
                 )
             ]
-    subjects = subjects_of(ctx.person)
+    subjects = subjects_of(ctx.person, period)
     if not subjects:
         return [Reply(_("You have nothing to report on. Please contact Sở Công Thương."))]
     if len(subjects) == 1:
@@ -229,8 +233,8 @@ async def start_from_reminder(ctx: Ctx, value: Payload | None) -> list[Reply]:
     assert ctx.person is not None
     if not isinstance(value, payloads.OpenReport):
         return await refuse(ctx)
-    subject = next((s for s in subjects_of(ctx.person) if s.subject == value.subject), None)
     period = button_period(ctx, value.period)
+    subject = next((s for s in subjects_of(ctx.person, period) if s.subject == value.subject), None)
     if subject is None or period is None:  # someone else's, the future, before the plan
         return await refuse(ctx)
     return await open_subject(ctx, subject, period)
@@ -239,10 +243,10 @@ async def start_from_reminder(ctx: Ctx, value: Payload | None) -> list[Reply]:
 async def pick_subject(ctx: Ctx, value: Payload | None) -> list[Reply]:
     """A button while picking the subject: only one of the subjects offered is taken."""
     assert ctx.person is not None
-    subjects = subjects_of(ctx.person)
+    period = ctx.state.period or ctx.deps.calendar.period_at(ctx.now)
+    subjects = subjects_of(ctx.person, period)
     if not isinstance(value, payloads.PickSubject) or value.index >= len(subjects):
         return await refuse(ctx)
-    period = ctx.state.period or ctx.deps.calendar.period_at(ctx.now)
     return await open_subject(ctx, subjects[value.index], period)
 
 
@@ -252,7 +256,7 @@ async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Re
     draft = await drafts.open_draft_for(ctx.session, ctx.person.id, subject.subject, str(period))
     replies: list[Reply] = []
     if draft is None:
-        items = await items_of(ctx.session, ctx.person) if subject.form == "tasks" else None
+        items = await items_of(ctx.session, ctx.person, period) if subject.form == "tasks" else None
         steps = (
             await step_kinds(ctx.session, subject.cluster_id)
             if subject.cluster_id is not None
@@ -288,6 +292,18 @@ async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Re
         )
     ctx.state.draft = draft.id
     ctx.state.period = period
+    merged = ctx.person.organisation
+    if merged is not None and subject.organisation_id not in (None, merged.id):
+        # the person's organisation was merged into the one they now report for (store.slots)
+        replies.insert(
+            0,
+            Reply(
+                _(
+                    "{old} has been merged into {new}: from {period} you report for {new}. "
+                    "If that is not right, please tell Sở Công Thương."
+                ).format(old=merged.name, new=subject.title, period=period.label())
+            ),
+        )
     replies.extend(await _attach_pending(ctx, draft))
     return replies + await ask_next(ctx, draft)
 
@@ -458,7 +474,10 @@ async def _doubtful(
     previous = await _kept(ctx, draft, question) if kind in (Doubt.DOWN, Doubt.JUMP) else None
     old = answers.display(question, previous, locale) if previous is not None else ""
     yes = _("Yes, that is right")
-    if kind is Doubt.DOWN:
+    if kind is Doubt.DOWN and question.type == "choice":  # a stage before last time's
+        text = _("{label}: last report {old}, now {new}, an earlier stage. Is that right?")
+        yes = _("Yes, it went back")
+    elif kind is Doubt.DOWN:
         text = _("{label} went down from {old} to {new}. Is that right?")
         yes = _("Yes, it went down")
     elif kind is Doubt.JUMP and previous is not None and Decimal(value) < Decimal(previous):

@@ -3,20 +3,21 @@ month's summary (with the workbook and the chart). Each person sees only their p
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 
 from domain import answers, i18n
 from domain.calendar import Period
 from domain.roles import ClusterKind, Role
-from domain.slots import Rate, counted
+from domain.slots import Rate, Slot, counted
 from domain.text import bare_cluster_name, parse_month
 from handlers import integrity, payloads, review
 from handlers.context import Ctx
 from handlers.port import Button, Photo, Reply
-from handlers.subjects import cluster_subject
-from reports import chart, upward, workbook
+from handlers.subjects import answering_for, cluster_subject
+from reports import tasks as late_tasks
+from reports import upward, workbook
 from reports.files import person_exports
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
@@ -27,8 +28,9 @@ from store.clusters import ClusterRef, Match, cluster_refs, search
 from store.drafts import has_open_draft
 from store.forms import load_forms
 from store.models import Cluster
-from store.orgs import district_short
+from store.orgs import district_short, lineage
 from store.people import clusters_with_steps_of
+from store.slots import cluster_places, commune_of, covers, first_day, sees_slot
 
 FIGURE_TYPES = ("percent", "number", "yesno", "choice", "date")
 CODE_SHOWN = 60  # characters of an unknown cluster code repeated back
@@ -41,6 +43,7 @@ TARGET_NAMES = {
     "groundbreakings_q4": i18n.N_("Groundbreakings, Q4"),
     "infrastructure_completed": i18n.N_("Infrastructure finished"),
     "new_clusters": i18n.N_("New clusters founded"),
+    "operating_full_infrastructure": i18n.N_("Operating clusters, complete infrastructure"),
     "wastewater_new": i18n.N_("Wastewater plant to standard, new clusters"),
     "wastewater_operating": i18n.N_("Wastewater plant to standard, operating clusters"),
 }
@@ -69,8 +72,10 @@ def cluster_buttons(matches: list[Match[ClusterRef]], locale: str) -> list[list[
 
 
 async def visible_clusters(ctx: Ctx) -> list[ClusterRef]:
-    """Admins see every cluster; a district officer their district's; an investor their own;
-    a department the clusters where the plan gives it a step; anyone else none."""
+    """Admins see every cluster; a district's officer their district's (with any it shares
+    with another district), a commune's or ward's officer the clusters placed in it; an
+    investor their own; a department the clusters where the plan gives it (or one merged into
+    it) a step; anyone else none."""
     person = ctx.person
     if person is None or not person.active:
         return []
@@ -78,12 +83,19 @@ async def visible_clusters(ctx: Ctx) -> list[ClusterRef]:
     if person.role == Role.ADMIN:
         return clusters
     if person.role == Role.DISTRICT:
-        return [c for c in clusters if c.district_id == person.district_id]
+        # a commune's or ward's committee: its own clusters; a district's: its district's
+        return [c for c in clusters if covers(person, c.districts, c.commune_id)]
     if person.role == Role.INVESTOR:
         mine = {c.id for c in person.clusters}
         return [c for c in clusters if c.id in mine]
-    if person.role == Role.DEPARTMENT and person.organisation_id is not None:
-        owned = await clusters_with_steps_of(ctx.session, person.organisation_id)
+    if person.role == Role.DEPARTMENT and person.organisation is not None:
+        # with the steps of the organisations merged into it (or into what it was merged into)
+        period = ctx.deps.calendar.period_at(ctx.now)
+        org = answering_for(person, period)
+        assert org is not None
+        owned = await clusters_with_steps_of(
+            ctx.session, await lineage(ctx.session, org.id, first_day(period))
+        )
         return [c for c in clusters if c.id in owned]
     return []
 
@@ -115,9 +127,11 @@ async def status(ctx: Ctx, query: str) -> list[Reply]:
             Reply(_("No cluster matches “{query}”. Please check the name.").format(query=shown))
         ]
     if not query:
+        late = await late_task_lines(ctx, this_month(ctx))  # the organisation's own
         if len(visible) == 1:
-            return await card(ctx, await _loaded(ctx, visible[0]))
-        return [Reply(_("Type the cluster's name, e.g. /tinhhinh Đại Thắng."))]
+            replies = await card(ctx, await _loaded(ctx, visible[0]))
+            return [*replies, Reply("\n".join(late))] if late else replies
+        return [Reply("\n".join([*late, _("Type the cluster's name, e.g. /tinhhinh Đại Thắng.")]))]
     matches = search(visible, query)
     if not matches:
         lines = [_("No cluster matches “{query}”. Please check the name.").format(query=query)]
@@ -274,28 +288,34 @@ def _period_and_rest(ctx: Ctx, args: str) -> tuple[Period, str]:
     return ctx.deps.calendar.focus(ctx.now), args.strip()
 
 
-def _district_scope(ctx: Ctx, asked: str) -> tuple[bool, str | None]:
-    """(allowed, district name or None for the whole city)."""
+SlotFilter = Callable[[Slot], bool]
+
+
+async def _slot_scope(ctx: Ctx, asked: str) -> tuple[bool, SlotFilter | None]:
+    """(allowed, which slots or None for the whole city): an admin the city or the district
+    asked; a district-role officer their area (store.slots.sees_slot: a commune's or ward's
+    committee its clusters and itself, not the former district)."""
     person = ctx.person
     assert person is not None
     if person.role == Role.ADMIN:
-        return True, asked or None
-    if person.role == Role.DISTRICT and person.district is not None:
-        return True, person.district.name
+        if not asked:
+            return True, None
+        wanted = district_short(asked)
+        return True, lambda s: district_short(s.district) == wanted
+    if person.role == Role.DISTRICT and (person.district is not None or commune_of(person)):
+        places = await cluster_places(ctx.session)
+        return True, lambda s: sees_slot(person, s, places)
     return False, None
 
 
 async def missing(ctx: Ctx, args: str) -> list[Reply]:
     _ = ctx._
     period, rest = _period_and_rest(ctx, args)
-    allowed, district = _district_scope(ctx, rest)
+    allowed, within = await _slot_scope(ctx, rest)
     if not allowed:
         return [Reply(_("Only Sở Công Thương and district People's Committees can see this."))]
-    summary = await summarise(ctx.session, period, ctx.deps.calendar)
+    summary = await summarise(ctx.session, period, ctx.deps.calendar, within=within)
     rows = await missing_rows(ctx.session, period, summary.slots)
-    if district is not None:
-        wanted = district_short(district)
-        rows = [r for r in rows if district_short(r.slot.district) == wanted]
     if not rows:
         return [Reply(_("All reports for {period} are in.").format(period=period.label()))]
     lines = [
@@ -363,8 +383,8 @@ def summary_text(summary: Summary, locale: str, *, targets: bool = True) -> str:
     for row in summary.targets:
         if row.actual is None:
             continue
-        if row.unit == "percent":
-            actual = f"{row.count}/{row.of} ({i18n.percent(row.actual, locale)})"
+        if row.unit == "percent":  # the denominator is the registry's rows, said so
+            actual = f"{i18n.percent(row.actual, locale)} ({row.counted(_)})"
             plan = i18n.percent(row.plan_min or 0, locale)
         else:
             actual = i18n.number(row.actual, locale)
@@ -376,6 +396,8 @@ def summary_text(summary: Summary, locale: str, *, targets: bool = True) -> str:
         mark = " ✓" if row.met else ""
         name = _(TARGET_NAMES[row.code]) if row.code in TARGET_NAMES else row.title(_, locale)
         lines.append(f"• {name}: {actual}" if no_plan else f"• {name}: {actual} / {plan}{mark}")
+        if row.basis:
+            lines.append(f"  ({_(row.basis)})")
     return "\n".join(lines)
 
 
@@ -383,23 +405,62 @@ async def summary(ctx: Ctx, args: str) -> list[Reply]:
     _ = ctx._
     assert ctx.person is not None
     period, _rest = _period_and_rest(ctx, args)
-    allowed, district = _district_scope(ctx, "")
+    allowed, within = await _slot_scope(ctx, "")
     if not allowed:
         return [Reply(_("Only Sở Công Thương and district People's Committees can see this."))]
-    result = await summarise(ctx.session, period, ctx.deps.calendar, district=district)
+    result = await summarise(ctx.session, period, ctx.deps.calendar, within=within)
     # a district sees its own reporting rate; the city's plan against actual is Sở Công
     # Thương's consolidated figure, sent upward by them (trust issue, row 14)
     text = summary_text(result, ctx.locale, targets=ctx.person.role == Role.ADMIN)
+    text = "\n".join([text, *await late_task_lines(ctx, period)])
     if ctx.person.role != Role.ADMIN:
         return [Reply(text)]
     exports = person_exports(ctx.deps.config.data_dir, ctx.person.id)
     # the report to sign (DOCX, a type Zalo takes) and its appendices, built off the loop
     files = await upward.build(ctx.session, result, ctx.deps.calendar, exports, ctx.now, ctx.locale)
-    picture = await asyncio.to_thread(
-        chart.render, result, exports / f"tong-hop-{period}.png", ctx.locale
-    )
+    picture = await upward.chart(result, exports / f"tong-hop-{period}.png", ctx.locale)
     return [
         Reply(text),
         Reply("", photos=(Photo(picture, _("Chart")),), file=files.document),
         Reply("", file=files.workbook),
+    ]
+
+
+# --- Phụ lục 1's tasks past their due time (reports/tasks.py) ---------------------------------
+
+
+def this_month(ctx: Ctx) -> Period:
+    """The calendar month of today, Hanoi time (a task due in Quý II is late from July 1)."""
+    local = ctx.now.astimezone(ctx.deps.calendar.zone)
+    return Period(local.year, local.month)
+
+
+def _status_words(locale: str) -> dict[str, str]:
+    """A task's status as the tasks form words it (Đang triển khai …)."""
+    status = next(q for q in load_forms()["tasks"].each_item if q.id == "status")
+    return {c.value: c.label(locale) for c in status.choices}
+
+
+async def late_task_lines(ctx: Ctx, period: Period) -> list[str]:
+    """The tasks late at the end of `period`: for an admin, the city's (as the workbook says
+    them); for a district's or department's officer, those its organisation leads, with what
+    it last reported; nothing for anyone else or when none is late."""
+    _ = ctx._
+    person = ctx.person
+    if person is None or not person.active:
+        return []
+    if person.role == Role.ADMIN:
+        tasks, _duties = await late_tasks.city(ctx.session, period)
+        return late_tasks.city_lines(tasks, period, ctx.locale)
+    org = person.organisation
+    if org is None or person.role not in (Role.DISTRICT, Role.DEPARTMENT):
+        return []
+    found = await late_tasks.late_of(
+        ctx.session, period, [(org.id, late_tasks.lead_group(person.role))]
+    )
+    if org.id not in found:
+        return []
+    return [
+        _("Tasks of Appendix 1 that {organisation} leads, late:").format(organisation=org.name),
+        *late_tasks.own_lines(found[org.id], ctx.locale, _status_words(ctx.locale)),
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from domain.subjects import Subject
 from handlers import choices, payloads, review
 from handlers.port import Button, Delivery, Notifier, Reply
 from reminders.policy import Due, Policy, due
+from reports.tasks import OwnTask, late_of, lead_group, own_lines
 from store import reminders as ledger
 from store import reviews
 from store.access import mark_unreachable
@@ -40,10 +42,12 @@ from store.models import (
     Report,
     ReportReview,
 )
-from store.slots import slots_for
+from store.orgs import place_of
+from store.slots import cluster_places, commune_of, sees_slot, slots_for
 
 log = logging.getLogger(__name__)
 MAX_SLOT_BUTTONS = 8
+ORG_ROLES = (Role.DISTRICT, Role.DEPARTMENT, Role.ADMIN)  # report for an organisation
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,10 @@ def _reporter_message(
     calendar: Calendar,
     now: datetime,
     waiting: list[review.Waiting] | None = None,
+    late: Sequence[OwnTask] = (),
 ) -> Reply:
-    """The reminder to report: the slots still open, and the reports waiting for changes."""
+    """The reminder to report: the slots still open, the Phụ lục 1 tasks the person's
+    organisation leads that are late (reports/tasks.py), and the reports waiting for changes."""
     _ = i18n.gettext_for(person.locale)
     deadline = calendar.deadline(period)
     days = (deadline.date() - now.astimezone(calendar.zone).date()).days
@@ -119,6 +125,11 @@ def _reporter_message(
             _("Not yet received:"),
             *_slot_lines(slots),
         ]
+        if late:
+            lines += [
+                _("Tasks of Appendix 1 your organisation leads, late and not reported done:"),
+                *own_lines(late, person.locale),
+            ]
     fixes: list[Button] = []
     if waiting:
         more, fixes = review.waiting_lines(waiting, person.locale)
@@ -192,6 +203,8 @@ def _escalation(
     if not missing:
         return None
     district = person.district.name if person.district else ""
+    if commune_of(person) is not None and person.organisation is not None:
+        district = place_of(person.organisation.name)  # a commune's or ward's: its place
     lines = [
         _("The deadline for {period} has passed. Missing reports in {district}: {count}.").format(
             period=period.label(), district=district, count=len(missing)
@@ -339,12 +352,14 @@ async def _plan_due(
     period = item.period
     out: list[tuple[Person, str, Reply | None]] = []
     if item.audience == "reporters":
+        late = await _late_tasks(session, period, people)
         for person in people:
             # a slot waiting for changes is listed with its comment, not as not received
             mine = [s for s in open_slots if person.id in s.people and s.changes is None]
             to_fix = (waiting or {}).get(person.id, [])
             if mine or to_fix:
-                reply = _reporter_message(person, period, mine, calendar, now, to_fix)
+                overdue = late.get(person.organisation_id, []) if person.organisation_id else []
+                reply = _reporter_message(person, period, mine, calendar, now, to_fix, overdue)
                 out.append((person, item.kind, reply))
     elif item.audience == "escalation":
         missed = await ledger.unreachable_people(session, str(period))
@@ -355,10 +370,11 @@ async def _plan_due(
             and ((_identity(p, channels) is None and p.identities) or p.id in missed)
         ]
         uncertain = await ledger.uncertain_count(session)
+        places = await cluster_places(session)
         for person in people:
-            if person.role == Role.DISTRICT and person.district is not None:
-                name = person.district.name
-                mine = [s for s in open_slots if s.district == name]
+            if person.role == Role.DISTRICT and (person.district or commune_of(person)):
+                # a commune's or ward's committee: its clusters and itself (store.slots)
+                mine = [s for s in open_slots if sees_slot(person, s, places)]
                 out.append((person, item.kind, _escalation(person, period, mine, [], 0)))
             elif person.role == Role.ADMIN:
                 out.append(
@@ -372,6 +388,19 @@ async def _plan_due(
         for admin in admins:
             out.append((admin, item.kind, _office_message(admin, period, slots, calendar, now)))
     return out
+
+
+async def _late_tasks(
+    session: AsyncSession, period: Period, people: list[Person]
+) -> dict[int, list[OwnTask]]:
+    """Organisation id → the Phụ lục 1 tasks it leads that are late at the end of `period`,
+    for the organisations of the districts' and departments' people."""
+    leads = {
+        p.organisation_id: lead_group(p.role)
+        for p in people
+        if p.organisation_id is not None and p.role in ORG_ROLES
+    }
+    return await late_of(session, period, list(leads.items()))
 
 
 def _owners(sender_id: int, subject: Subject, people: list[Person]) -> list[Person]:

@@ -71,10 +71,15 @@ TEXT_WIDTH = 16.5  # cm: 210 − 30 − 15 mm
 INDENT = Cm(1)
 # What the month's figures are said about, per topic (reports.month.TOPICS).
 TOPIC_DONE = {
-    "clearance": N_("Cumulative: {done}/{count} clusters have finished site clearance."),
-    "infrastructure": N_("Cumulative: {done}/{count} clusters have finished infrastructure."),
+    "clearance": N_(
+        "Cumulative: {done} of {count} clusters in the registry have finished site clearance."
+    ),
+    "infrastructure": N_(
+        "Cumulative: {done} of {count} clusters in the registry have finished infrastructure."
+    ),
     "wastewater": N_(
-        "Cumulative: {done}/{count} clusters have a wastewater plant operating to standard."
+        "Cumulative: {done} of {count} clusters in the registry have a wastewater plant "
+        "operating to standard."
     ),
 }
 
@@ -384,11 +389,10 @@ def _plan_text(t: TargetRow, _: Gettext, locale: str) -> str:
 def _actual_text(t: TargetRow, _: Gettext, locale: str) -> str:
     if t.actual is None:
         return _("No figure reported")
-    if t.unit == "percent":
-        return _("{percent} ({count}/{of} clusters)").format(
-            percent=i18n.percent(t.actual, locale), count=t.count, of=t.of
-        )
-    return _("{count} clusters").format(count=i18n.number(t.actual, locale))
+    mark = " (*)" if t.basis else ""  # counted from the registry: said under the table
+    if t.unit == "percent":  # the denominator is the registry's rows, said so
+        return f"{i18n.percent(t.actual, locale)} ({t.counted(_)}){mark}"
+    return _("{count} clusters").format(count=i18n.number(t.actual, locale)) + mark
 
 
 def _targets(document: DocumentObject, month: Month, _: Gettext, locale: str) -> None:
@@ -435,6 +439,13 @@ def _targets(document: DocumentObject, month: Month, _: Gettext, locale: str) ->
             if index != 1:
                 paragraph.paragraph_format.alignment = WD_ALIGN_PARAGRAPH.CENTER
             _run(paragraph, text)
+    for number, t in enumerate(targets, start=1):
+        if t.basis and t.actual is not None:
+            _para(
+                document,
+                _("(*) Target {number}: {basis}.").format(number=number, basis=_(t.basis)),
+                after=0,
+            )
     _para(document, after=0)
 
 
@@ -482,7 +493,10 @@ def _group_topics(
                 )
 
             if broke:
-                text = _("{title}: cumulative {done}/{count} clusters have broken ground: {names}.")
+                text = _(
+                    "{title}: cumulative {done} of {count} clusters in the registry have broken "
+                    "ground: {names}."
+                )
                 _para(
                     document,
                     "- "

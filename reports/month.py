@@ -28,8 +28,9 @@ from reports.missing import MissingRow, missing_rows
 from reports.plan import Plan
 from reports.progress import next_step
 from reports.summary import Summary, TargetRow
+from reports.tasks import DutyFacts, TaskFacts, city
 from store import summaries
-from store.models import Report, Task
+from store.models import Report
 from store.progress import person_names
 
 FiledState = Literal["unassigned", "missing", "received", "paper"]
@@ -97,32 +98,6 @@ class ClusterFacts:
 
 
 @dataclass(frozen=True)
-class TaskFacts:
-    number: int
-    title: str
-    lead: str
-    partners: str
-    due_text: str
-    due_kind: str
-    due_value: str
-    done: int
-    in_progress: int
-    not_started: int
-    average: float | None  # the reported percentages' mean, 0–100
-
-    def overdue(self, period: Period) -> bool:
-        """Past its due month, quarter or year at the end of `period`, with no organisation
-        reporting it done this month."""
-        if self.done or not self.due_value:
-            return False
-        last = {"month": self.due_value, "year": f"{self.due_value}-12"}.get(self.due_kind)
-        if self.due_kind == "quarter" and "-Q" in self.due_value:
-            year, quarter = self.due_value.split("-Q")
-            last = f"{year}-{int(quarter) * 3:02d}"
-        return last is not None and str(period) > last
-
-
-@dataclass(frozen=True)
 class Remark:
     """A difficulty or a proposal a reporter wrote in the month's report."""
 
@@ -157,6 +132,7 @@ class Month:
     missing: list[MissingRow]
     remarks: list[Remark] = field(default_factory=list)
     plan: Plan | None = None  # the plan of the period's year; None: the year has none
+    duties: list[DutyFacts] = field(default_factory=list)  # section III's, beyond Phụ lục 1
 
     def of_kind(self, kind: ClusterKind) -> list[ClusterFacts]:
         return [c for c in self.clusters if c.kind == kind]
@@ -296,40 +272,6 @@ def _latest_per_subject(reports: Iterable[Report]) -> dict[Subject, Report]:
     return latest
 
 
-def _tasks(tasks: list[Task], reports: Iterable[Report]) -> list[TaskFacts]:
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    percents: dict[str, list[float]] = defaultdict(list)
-    for report in reports:
-        for qid, entry in report.answers.items():
-            item, _sep, sub = qid.partition(".")
-            if not item.startswith("t") or not isinstance(entry, dict):
-                continue
-            if sub == "status" and entry.get("v"):
-                counts[item][entry["v"]] += 1
-            elif sub == "percent" and entry.get("v") not in (None, ""):
-                percents[item].append(float(Decimal(str(entry["v"]))))
-    out = []
-    for task in tasks:
-        key = f"t{task.number}"
-        values = percents[key]
-        out.append(
-            TaskFacts(
-                task.number,
-                task.title,
-                task.lead_text,
-                task.partners_text,
-                task.due_text,
-                task.due_kind,
-                task.due_value,
-                counts[key].get("done", 0),
-                counts[key].get("in_progress", 0),
-                counts[key].get("not_started", 0),
-                sum(values) / len(values) if values else None,
-            )
-        )
-    return out
-
-
 @dataclass(frozen=True)
 class _Sent:
     """A report of the month, as the remarks need it."""
@@ -435,7 +377,7 @@ async def gather(
         for s, r in organisations.items()
     ]
     people = await person_names(session, (s.person for s in sent))
-    tasks = await summaries.tasks(session)
+    tasks, duties = await city(session, summary.period)
     return Month(
         period=summary.period,
         office_deadline=calendar.office_deadline(summary.period).date(),
@@ -446,11 +388,12 @@ async def gather(
         slots=summary.slots,
         forms=summary.forms,
         clusters=facts,
-        tasks=_tasks(tasks, organisations.values()),
+        tasks=tasks,
         missing=[
             MissingRow(m.slot, m.people, _local(m.last_reminded, calendar))
             for m in await missing_rows(session, summary.period, summary.slots)
         ],
         remarks=_remarks(sent, people),
         plan=summary.plan,
+        duties=duties,
     )

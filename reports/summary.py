@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -27,9 +27,23 @@ from store.forms import load_forms
 from store.models import Cluster, Report
 from store.slots import slots_for
 
-# The one target not counted from answers: clusters newly founded under the plan, from the
-# registry (Sở Công Thương adds them by import).
+# The targets not counted from answers, but from the registry: clusters newly founded under
+# the plan (Sở Công Thương adds them by import), and operating clusters with complete
+# infrastructure — no question of the operating form says a cluster's infrastructure is
+# complete (`htkt_unfinished` is optional free text: an empty answer says nothing), so it is
+# the registry's group of each operating cluster, Phụ lục 2 A (finished) against A and B.
 NEW_CLUSTERS = "new_clusters"
+FULL_INFRASTRUCTURE = "operating_full_infrastructure"
+OPERATING = (ClusterKind.OPERATING_COMPLETE, ClusterKind.OPERATING_INCOMPLETE)
+# How a figure not counted from reports is counted, said beside it (a message id).
+BASES = {
+    FULL_INFRASTRUCTURE: i18n.N_(
+        "counted from the registry, not from reports: operating clusters listed with their "
+        "infrastructure finished (Phụ lục 2 A); no report question says so"
+    ),
+}
+# A percentage's denominator is the registry's rows, not the plan's 70 or 43 clusters.
+OF_REGISTRY = i18n.N_("{count} of {of} clusters in the registry")
 _QUARTER = re.compile(r"^\d{4}-Q[1-4]$")
 
 
@@ -45,6 +59,7 @@ class TargetRow:
     of: int | None = None  # ... out of how many
     period: str = ""  # the target's period: a year, a quarter (2021-Q2), or none
     measure: str = ""  # a year without a plan: the figure's name (a message id), no label
+    basis: str = ""  # how a figure not counted from reports is counted (a message id, BASES)
 
     def title(self, _: Gettext, locale: str = "vi") -> str:
         """The plan's words; for a figure without a plan its name, a quarter's with the
@@ -56,6 +71,13 @@ class TargetRow:
                 quarter=i18n.quarter(self.period, locale), measure=_(self.measure)
             )
         return _(self.measure)
+
+    def counted(self, _: Gettext) -> str | None:
+        """`8 trên 22 cụm trong danh mục`: how many clusters of how many (a percentage's), the
+        registry's rows said to be its denominator; None for a count."""
+        if self.count is None or self.of is None:
+            return None
+        return _(OF_REGISTRY).format(count=self.count, of=self.of)
 
     @property
     def met(self) -> bool | None:
@@ -166,6 +188,13 @@ def _targets(
                 actual = Decimal(counted)
         elif target.code == NEW_CLUSTERS:
             actual = Decimal(sum(1 for c in clusters if c.kind == ClusterKind.FOUNDED_2021))
+        elif target.code == FULL_INFRASTRUCTURE:
+            operating = [c for c in clusters if c.kind in OPERATING]
+            count, of = (
+                sum(1 for c in operating if c.kind == ClusterKind.OPERATING_COMPLETE),
+                len(operating),
+            )
+            actual = _percent(count, of) if target.unit == "percent" else Decimal(count)
         rows.append(
             TargetRow(
                 target.code,
@@ -178,6 +207,7 @@ def _targets(
                 of,
                 target.period or "",
                 target.measure,
+                BASES.get(target.code, "") if actual is not None and not feeding else "",
             )
         )
     return rows
@@ -188,15 +218,16 @@ async def summarise(
     period: Period,
     calendar: Calendar,
     *,
-    district: str | None = None,
+    within: Callable[[Slot], bool] | None = None,
     forms: Mapping[str, Form] | None = None,
 ) -> Summary:
-    """The period's summary; `district` narrows the reporting rate to one district; `forms`:
-    the forms whose answers count (those of store/forms unless given)."""
+    """The period's summary; `within` narrows the reporting rate to the slots a person sees
+    (a district's or a commune's: store.slots.sees_slot); `forms`: the forms whose answers
+    count (those of store/forms unless given)."""
     forms = load_forms() if forms is None else forms
     slots = await slots_for(session, period, calendar)
-    if district is not None:
-        slots = [s for s in slots if s.district == district]
+    if within is not None:
+        slots = [s for s in slots if within(s)]
     by_district: dict[str, list[Slot]] = defaultdict(list)
     by_reporter: dict[str, list[Slot]] = defaultdict(list)
     for slot in slots:

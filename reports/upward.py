@@ -2,13 +2,16 @@
 (DOCX) and its appendices (the XLSX workbook), from one reading of the month.
 
 `read` is the only part that touches the database, and is short; `write` builds both files
-and is slow (about a second for a thousand clusters), so it runs in a worker thread:
+from the plain-data `Month` and is slow (about a second for a thousand clusters), so it runs in
+the files' child process (reports.offload), where it does not hold the event loop's GIL:
 `await build(...)` does both, or a caller that wants the files built after its transaction
-has closed awaits `read` inside it and `asyncio.to_thread(write, ...)` after it."""
+has closed awaits `read` inside it and `offload.run(write, ...)` after it. `write` called
+directly (`ccn-bot export`) builds them in the caller's process. The summary chart /tonghop
+sends with them is drawn there too (`chart`)."""
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,11 +19,12 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Calendar
-from reports import document, workbook
+from reports import chart as charts
+from reports import document, offload, workbook
 from reports.month import Month, gather
 from reports.summary import Summary
 
-__all__ = ["MonthFiles", "build", "read", "write"]
+__all__ = ["MonthFiles", "build", "chart", "read", "write"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,13 @@ async def build(
     now: datetime,
     locale: str = "vi",
 ) -> MonthFiles:
-    """Read the month, then write both files in a worker thread."""
+    """Read the month here, then write both files in the files' child process."""
     month = await read(session, summary, calendar, now)
-    return await asyncio.to_thread(write, month, folder, locale)
+    return await offload.run(write, month, folder, locale)
+
+
+async def chart(summary: Summary, path: Path, locale: str = "vi") -> Path:
+    """The summary chart (`reports.chart.render`) drawn in the files' child process, from the
+    summary's figures: its slots and answers (rows of the store) stay here."""
+    figures = dataclasses.replace(summary, slots=[], answers={})
+    return await offload.run(charts.render, figures, path, locale)

@@ -463,9 +463,8 @@ def _summary_sheet(workbook: Workbook, month: Month) -> None:
     for index, t in enumerate(month.targets):
         plan, plan_format, actual, actual_format = _target_cells(t)
         formats[(index, 1)], formats[(index, 2)] = plan_format, actual_format
-        counted = f"{t.count}/{t.of}" if t.of is not None else None
-        note = _("No figure reported") if t.actual is None else None
-        rows.append([t.label, plan, actual, counted, _assessment(t, month), note])
+        note = _("No figure reported") if t.actual is None else (_(t.basis) if t.basis else None)
+        rows.append([t.label, plan, actual, t.counted(_), _assessment(t, month), note])
     _block(ws, row, widths, header, rows, {}, cell_formats=formats)
     ws.freeze_panes = None
 
@@ -487,8 +486,7 @@ def _actual_block(ws: Worksheet, row: int, widths: Sequence[float], month: Month
             continue
         _plan, _plan_format, actual, actual_format = _target_cells(t)
         formats[(len(rows), 1)] = actual_format
-        counted = f"{t.count}/{t.of}" if t.of is not None else None
-        rows.append([t.title(_, LOCALE), actual, counted])
+        rows.append([t.title(_, LOCALE), actual, t.counted(_)])
     _block(ws, row, widths, header, rows, {}, cell_formats=formats)
 
 
@@ -549,6 +547,9 @@ def _block(
 
 
 def _tasks_sheet(workbook: Workbook, month: Month) -> None:
+    """Phụ lục 1's tasks, each with how many organisations last reported it done, in progress
+    or not started and whether it is late ("Quá hạn từ Quý II/2021", reports/tasks.py); then,
+    when the plan's section III gives organisations duties beyond those tasks, the duties."""
     _ = i18n.gettext_for(LOCALE)
     counted = sum_of
     sheet = Sheet(
@@ -568,9 +569,12 @@ def _tasks_sheet(workbook: Workbook, month: Month) -> None:
             Col(_("In progress"), 11, INTEGER, counted, center=True),
             Col(_("Not started"), 11, INTEGER, counted, center=True),
             Col(_("Average progress"), 11, PERCENT, center=True),
+            Col(_("Overdue"), 15, total=count_of_text, center=True),
         ],
         _attached(month),
     )
+    if month.duties:
+        sheet.group(Group(_("Tasks of Appendix 1"), 0, GROUP_MARKS[0]))
     for task in month.tasks:
         sheet.add(
             [
@@ -582,9 +586,39 @@ def _tasks_sheet(workbook: Workbook, month: Month) -> None:
                 task.in_progress,
                 task.not_started,
                 _fraction(round(task.average, 2)) if task.average is not None else None,
+                task.late_text(month.period, LOCALE),
             ]
         )
-    sheet.total(_("Total ({count} tasks)").format(count=len(month.tasks)))
+    if not month.duties:
+        sheet.total(_("Total ({count} tasks)").format(count=len(month.tasks)))
+        return
+    beyond = _("Duties under section III of the plan, beyond Appendix 1")
+    sheet.group(Group(beyond, 0, GROUP_MARKS[1]))
+    sheet.number = 0  # the duties are numbered on their own
+    for duty in month.duties:
+        sheet.add(
+            [
+                duty.text,
+                _("{who} (section {section})").format(who=duty.who, section=duty.section),
+                None,
+                None,
+                duty.done,
+                duty.in_progress,
+                duty.not_started,
+                _fraction(round(duty.average, 2)) if duty.average is not None else None,
+                None,
+            ]
+        )
+    sheet.total(
+        _("Total ({count} tasks, {duties} duties)").format(
+            count=len(month.tasks), duties=len(month.duties)
+        )
+    )
+
+
+def count_of_text(cells: list[Any]) -> int:
+    """How many cells say something (a late task's words)."""
+    return sum(1 for v in cells if isinstance(v, str) and v)
 
 
 def _answer_columns(form: Form) -> list[Col]:

@@ -252,7 +252,10 @@ async def is_member(
 # identity: a person has a few of each).
 _SCOPE = (
     joinedload(Person.clusters).joinedload(Cluster.district),
-    joinedload(Person.organisation),
+    # with what it was merged into, two levels (store.orgs.successor_on)
+    joinedload(Person.organisation)
+    .joinedload(Organisation.merged_into)
+    .joinedload(Organisation.merged_into),
     joinedload(Person.district),
     joinedload(Person.identities),
 )

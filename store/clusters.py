@@ -18,8 +18,8 @@ from domain.roles import ClusterKind, OrgKind
 from domain.subjects import MAX_CODE
 from domain.text import SLUG_RE, bare_cluster_name, fold, parse_month, parse_percent, parse_quarter
 from store.integrity import format_location, parse_location
-from store.models import AuditLog, Cluster, ClusterStep
-from store.orgs import Directory, district_short, local_kind
+from store.models import AuditLog, Cluster, ClusterDistrict, ClusterStep
+from store.orgs import Directory, district_parts, district_short, local_kind
 
 COLUMNS = (
     "code",
@@ -200,11 +200,20 @@ async def upsert_clusters(
     directory = await Directory(session).load()
     existing = {
         c.code: c
-        for c in (await session.scalars(select(Cluster).options(selectinload(Cluster.steps)))).all()
+        for c in (
+            await session.scalars(
+                select(Cluster).options(
+                    selectinload(Cluster.steps), selectinload(Cluster.shared_districts)
+                )
+            )
+        ).all()
     }
     result = ImportResult()
     for row in rows:
         district = await directory.district(row.district)
+        # a cell naming two districts (the plan's `Quận Nam Từ Liêm - Bắc Từ Liêm`): both share it
+        parts = district_parts(row.district)
+        shared = [await directory.district(p) for p in parts] if len(parts) > 1 else []
         investor = (
             await directory.organisation(row.investor, INVESTOR_TYPES[row.investor_type], district)
             if row.investor
@@ -237,14 +246,17 @@ async def upsert_clusters(
                 else None
             )
             values["commune_id"] = commune.id if commune else None
+        sharing = [d for d in shared if d is not None]
         cluster = existing.get(row.code)
         if cluster is None:
-            cluster = Cluster(code=row.code, **values)
+            cluster = Cluster(code=row.code, **values, shared_districts=sharing)
             session.add(cluster)
             existing[row.code] = cluster
             result.created.append(row.code)
             continue
         changed = {k: v for k, v in values.items() if _differs(getattr(cluster, k), v)}
+        if {d.id for d in cluster.shared_districts} != {d.id for d in sharing}:
+            changed["shared_districts"] = sharing
         if not changed:
             result.unchanged.append(row.code)
             continue
@@ -303,13 +315,21 @@ async def all_clusters(session: AsyncSession, district: str | None = None) -> li
             selectinload(Cluster.investor),
             selectinload(Cluster.lead_org),
             selectinload(Cluster.commune),
+            selectinload(Cluster.shared_districts),
         )
         .order_by(*REGISTRY_ORDER)
     )
     clusters = list((await session.scalars(query)).all())
     if district:
         wanted = district_short(district)
-        clusters = [c for c in clusters if c.district and district_short(c.district.name) == wanted]
+        clusters = [
+            c
+            for c in clusters
+            if any(
+                district_short(d.name) == wanted
+                for d in [*([c.district] if c.district else []), *c.shared_districts]
+            )
+        ]
     return clusters
 
 
@@ -323,10 +343,14 @@ class ClusterRef(NamedTuple):
     name: str
     kind: str
     district_id: int | None
+    # its place, for who sees it: the districts it belongs to (the plan's and any sharing it)
+    # and the People's Committee of its commune or ward
+    districts: tuple[int, ...] = ()
+    commune_id: int | None = None
 
 
 @lru_cache(maxsize=16384)
-def _ref(values: tuple[int, str, str, str, int | None]) -> ClusterRef:
+def _ref(values: tuple[int, str, str, str, int | None, tuple[int, ...], int | None]) -> ClusterRef:
     """One ClusterRef per distinct row, kept across messages. Besides saving the work, this
     keeps a thousand new objects per message from living through it, which is what brought on
     the garbage collector's full collections (80–95 ms each in benchmarks/status_scale.py)."""
@@ -335,12 +359,37 @@ def _ref(values: tuple[int, str, str, str, int | None]) -> ClusterRef:
 
 async def cluster_refs(session: AsyncSession) -> list[ClusterRef]:
     """Every cluster as a ClusterRef, in the order of `all_clusters`."""
-    result = await session.execute(
-        select(Cluster.id, Cluster.code, Cluster.name, Cluster.kind, Cluster.district_id).order_by(
-            *REGISTRY_ORDER
+    shared: dict[int, tuple[int, ...]] = {}
+    for cluster_id, district_id in await session.execute(
+        select(ClusterDistrict.cluster_id, ClusterDistrict.district_id).order_by(
+            ClusterDistrict.cluster_id, ClusterDistrict.district_id
         )
+    ):
+        shared[cluster_id] = (*shared.get(cluster_id, ()), district_id)
+    result = await session.execute(
+        select(
+            Cluster.id,
+            Cluster.code,
+            Cluster.name,
+            Cluster.kind,
+            Cluster.district_id,
+            Cluster.commune_id,
+        ).order_by(*REGISTRY_ORDER)
     )
-    return [_ref(tuple(row)) for row in result]  # row by row: no list of Row objects
+    return [  # row by row: no list of Row objects
+        _ref(
+            (
+                id_,
+                code,
+                name,
+                kind,
+                district_id,
+                (*((district_id,) if district_id is not None else ()), *shared.get(id_, ())),
+                commune_id,
+            )
+        )
+        for id_, code, name, kind, district_id, commune_id in result
+    ]
 
 
 def to_row(cluster: Cluster) -> dict[str, str | int | float]:

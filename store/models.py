@@ -143,12 +143,29 @@ class Cluster(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     district: Mapped[District | None] = relationship()
+    # the districts that share the cluster besides `district` (migration 0012): the plan
+    # prints one row for two districts ("Quận Nam Từ Liêm - Bắc Từ Liêm"); each one's officer
+    # sees it and reports on it, and its slot is owed once
+    shared_districts: Mapped[list[District]] = relationship(
+        secondary="cluster_districts", order_by="District.id"
+    )
     commune: Mapped[Organisation | None] = relationship(foreign_keys=[commune_id])
     investor: Mapped[Organisation | None] = relationship(foreign_keys=[investor_id])
     lead_org: Mapped[Organisation | None] = relationship(foreign_keys=[lead_org_id])
     steps: Mapped[list[ClusterStep]] = relationship(
         back_populates="cluster", order_by="ClusterStep.seq", cascade="all, delete-orphan"
     )
+
+
+class ClusterDistrict(Base):
+    """A district that shares a cluster with the district the plan files it under."""
+
+    __tablename__ = "cluster_districts"
+
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), primary_key=True)
 
 
 class ClusterStep(Base):
@@ -203,6 +220,38 @@ class TaskAssignment(Base):
     group_code: Mapped[str | None] = mapped_column(String(32))
 
     task: Mapped[Task] = relationship(back_populates="assignments")
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class Duty(Base):
+    """A duty section III of the plan gives an organisation that no Phụ lục 1 task it leads
+    already covers (store/registry/duties.csv); asked in its monthly task report."""
+
+    __tablename__ = "duties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)  # the report's item key: d5-1
+    section: Mapped[str] = mapped_column(String(16))  # III.5
+    who: Mapped[str] = mapped_column(Text)  # the section's heading, as the plan names them
+    text: Mapped[str] = mapped_column(Text)
+    source_line: Mapped[int | None] = mapped_column(Integer)
+
+    assignments: Mapped[list[DutyAssignment]] = relationship(
+        back_populates="duty", cascade="all, delete-orphan"
+    )
+
+
+class DutyAssignment(Base):
+    """Whose duty it is: a named organisation, or a group (all_districts, ...)."""
+
+    __tablename__ = "duty_assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    duty_id: Mapped[int] = mapped_column(ForeignKey("duties.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    group_code: Mapped[str | None] = mapped_column(String(32))
+
+    duty: Mapped[Duty] = relationship(back_populates="assignments")
     organisation: Mapped[Organisation | None] = relationship()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import date
+
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.roles import OrgKind
@@ -22,6 +24,25 @@ def district_short(name: str) -> str:
         if folded.startswith(prefix):
             return folded[len(prefix) :]
     return folded
+
+
+def district_parts(name: str) -> list[str]:
+    """The districts a district cell names: the plan prints a cluster two districts share as
+    one district, `Quận Nam Từ Liêm - Bắc Từ Liêm` → `Quận Nam Từ Liêm`, `Quận Bắc Từ Liêm`
+    (the first one's `Quận`, `Huyện` or `Thị xã` carried over); one district → itself."""
+    name = " ".join(name.split())
+    parts = [p.strip() for p in name.split(" - ") if p.strip()]
+    if len(parts) < 2:
+        return [name] if name else []
+    folded = fold(parts[0])
+    prefix = next((p for p in _DISTRICT_PREFIXES if folded.startswith(p)), None)
+    if prefix is None:
+        return [name]  # not a district's name with a hyphen: one name
+    carried = parts[0][: len(prefix)]
+    out = [parts[0]]
+    for part in parts[1:]:
+        out.append(part if fold(part).startswith(_DISTRICT_PREFIXES) else carried + part)
+    return out
 
 
 def is_generic_board(name: str) -> bool:
@@ -156,3 +177,41 @@ class Directory:
         await self.session.flush()
         self._index(org)
         return org
+
+
+# --- merges --------------------------------------------------------------------------------
+
+
+def successor_on(org: Organisation, day: date) -> Organisation:
+    """Who answers for `org` on `day`: itself while it exists, else the organisation it was
+    merged into, and so on (as far as the loaded relations go: a person's organisation is
+    loaded with two levels of `merged_into`). One that ended with no successor answers for
+    itself, and then owes nothing (domain.slots.owes)."""
+    seen = {org.id}
+    while org.valid_to is not None and org.valid_to < day:
+        if "merged_into" in inspect(org).unloaded:
+            break
+        successor = org.merged_into
+        if successor is None or successor.id in seen:
+            break
+        seen.add(successor.id)
+        org = successor
+    return org
+
+
+async def lineage(session: AsyncSession, org_id: int, day: date) -> set[int]:
+    """The organisation and every organisation merged into it (and into those, …) that ended
+    before `day`: what it owes and sees on that day, its own and its predecessors'."""
+    found = {org_id}
+    frontier = {org_id}
+    while frontier:
+        rows = await session.scalars(
+            select(Organisation.id).where(
+                Organisation.merged_into_id.in_(frontier),
+                Organisation.valid_to.is_not(None),
+                Organisation.valid_to < day,
+            )
+        )
+        frontier = set(rows.all()) - found
+        found |= frontier
+    return found

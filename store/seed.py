@@ -12,7 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.roles import ClusterKind, OrgKind
 from domain.text import fold
 from store.clusters import parse_rows, upsert_clusters
-from store.models import AuditLog, Base, Cluster, ClusterStep, Target, Task, TaskAssignment
+from store.models import (
+    AuditLog,
+    Base,
+    Cluster,
+    ClusterStep,
+    Duty,
+    DutyAssignment,
+    Target,
+    Task,
+    TaskAssignment,
+)
 from store.orgs import INVESTOR_PLACEHOLDER, Directory
 from store.plans import parse_plans, upsert_plans
 from store.tables import read_table
@@ -33,6 +43,7 @@ class SeedCounts:
     tasks: int
     targets: int
     plans: int = 0
+    duties: int = 0
 
 
 def _int(text: str) -> int | None:
@@ -145,6 +156,8 @@ async def load_registry(session: AsyncSession, folder: Path = REGISTRY) -> SeedC
             session.add(TaskAssignment(task_id=task.id, role="lead", group_code=group))
         task_count += 1
 
+    duties = await load_duties(session, folder, directory)
+
     targets = {t.code: t for t in (await session.scalars(select(Target))).all()}
     for _line, row in read_table(folder / "targets.csv").rows:
         target = targets.get(row["code"]) or Target(code=row["code"])
@@ -167,8 +180,44 @@ async def load_registry(session: AsyncSession, folder: Path = REGISTRY) -> SeedC
         tasks=task_count,
         targets=await _count(session, "targets"),
         plans=plans,
+        duties=duties,
     )
     return counts
+
+
+async def load_duties(
+    session: AsyncSession, folder: Path = REGISTRY, directory: Directory | None = None
+) -> int:
+    """The duties of section III that are asked (duties.csv rows with no `covered_by`): added
+    or updated by code, their organisations matched as tasks' `lead_orgs` are; a duty no longer
+    asked is removed (answers keep their item keys, so no report changes)."""
+    directory = directory or await Directory(session).load()
+    existing = {d.code: d for d in (await session.scalars(select(Duty))).all()}
+    await session.execute(delete(DutyAssignment))
+    asked = [row for _line, row in read_table(folder / "duties.csv").rows if not row["covered_by"]]
+    for row in asked:
+        values = {
+            "section": row["section"],
+            "who": row["who"],
+            "text": row["text"],
+            "source_line": _int(row["source_line"]),
+        }
+        duty = existing.pop(row["code"], None)
+        if duty is None:
+            duty = Duty(code=row["code"], **values)
+            session.add(duty)
+            await session.flush()
+        else:
+            for key, value in values.items():
+                setattr(duty, key, value)
+        for name in filter(None, row["orgs"].split("|")):
+            org = await directory.organisation(name, OrgKind.DEPARTMENT)
+            session.add(DutyAssignment(duty_id=duty.id, organisation_id=org.id))
+        for group in filter(None, row["groups"].split("|")):
+            session.add(DutyAssignment(duty_id=duty.id, group_code=group))
+    for gone in existing.values():
+        await session.delete(gone)
+    return len(asked)
 
 
 async def _load_plans(session: AsyncSession, folder: Path) -> int:

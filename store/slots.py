@@ -1,9 +1,23 @@
 """What each reporter owes for a period, derived at each call from the registry and the people
 (so an invitation or a reassignment changes what is owed with no job to re-create), and
 whether it has been filled by a report or a confirmed paper copy. A report sent back for
-changes does not fill it until a new version fixes it (domain.slots, the rule of the rate)."""
+changes does not fill it until a new version fixes it (domain.slots, the rule of the rate).
+
+Merges: from the period after an organisation's last day, what it owed is owed by the
+organisation it was merged into (`merged_into`), under that one's name, and its people still
+attached to it are counted among the successor's (reminded, listed) — they are told so when
+they report (handlers.reporting). A report already sent for a period keeps its organisation's
+slot; the months before the merge keep the predecessor's.
+
+Who sees which slots (`sees_slot`): a commune's or ward's committee its clusters (those whose
+`commune_id` is it) and its own; a district's committee the clusters of its district (also
+those it shares with another district) and the organisations counted in it."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,8 +28,14 @@ from domain.roles import LOCAL_COMMITTEES, REPORTER_ROLES, OrgKind, Role
 from domain.slots import Review, Slot, counted, owes, review_of
 from domain.subjects import Subject
 from domain.text import fold
-from store.models import Cluster, PaperReceipt, Person, Report
-from store.orgs import place_of
+from store.models import Cluster, ClusterDistrict, Organisation, PaperReceipt, Person, Report
+from store.orgs import place_of, successor_on
+
+COMMUNES = frozenset({OrgKind.COMMUNE_COMMITTEE, OrgKind.WARD_COMMITTEE})
+
+
+def first_day(period: Period) -> date:
+    return date(period.year, period.month, 1)
 
 
 async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -> list[Slot]:
@@ -25,14 +45,18 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             .where(Person.active.is_(True), Person.role.in_([r.value for r in REPORTER_ROLES]))
             .options(
                 selectinload(Person.clusters).selectinload(Cluster.district),
-                selectinload(Person.organisation),
+                selectinload(Person.organisation)
+                .selectinload(Organisation.merged_into)
+                .selectinload(Organisation.merged_into),
                 selectinload(Person.district),
             )
             .order_by(Person.id)
         )
     ).all()
+    day = first_day(period)
     slots: dict[Subject, Slot] = {}
     gone: set[Subject] = set()  # organisations that do not exist in the period
+    successors: dict[Subject, tuple[Organisation, Person]] = {}  # … and who answers for them
     for person in people:
         if person.role == Role.INVESTOR:
             for cluster in person.clusters:
@@ -52,6 +76,9 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             subject = Subject.org(org.id)
             if not owes(period, org.valid_from, org.valid_to):
                 gone.add(subject)
+                successor = successor_on(org, day)
+                if successor is not org and owes(period, successor.valid_from, successor.valid_to):
+                    successors.setdefault(subject, (successor, person))
             slot = slots.setdefault(
                 subject,
                 Slot(
@@ -67,6 +94,26 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             select(Report).where(Report.period == str(period)).order_by(Report.version)
         )
     ).all()
+    papers = (
+        await session.scalars(
+            select(PaperReceipt).where(
+                PaperReceipt.period == str(period), PaperReceipt.status == "confirmed"
+            )
+        )
+    ).all()
+    # a report (or paper) sent keeps the organisation it was for; an organisation gone without
+    # one hands its slot and its people to its successor
+    kept = {r.subject for r in reports} | {p.subject for p in papers}
+    for subject in gone - kept:
+        left = slots.pop(subject)
+        if subject not in successors:
+            continue
+        successor, person = successors[subject]
+        heir = slots.setdefault(
+            Subject.org(successor.id),
+            Slot(Subject.org(successor.id), successor.name, person.role or "", _area(person)),
+        )
+        heir.people.extend(p for p in left.people if p not in heir.people)
     versions: dict[Subject, list[Report]] = {}
     for report in reports:
         if report.subject in slots:
@@ -85,22 +132,12 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             filed.submitted_at = counts.submitted_at
             filed.on_time = counts.on_time
     deadline = calendar.deadline(period)
-    papers = (
-        await session.scalars(
-            select(PaperReceipt).where(
-                PaperReceipt.period == str(period), PaperReceipt.status == "confirmed"
-            )
-        )
-    ).all()
     for paper in papers:
         on_paper = slots.get(paper.subject)
         if on_paper is not None and on_paper.report is None:
             on_paper.paper = True
             when = paper.claimed_at or paper.confirmed_at
             on_paper.on_time = when is not None and when < deadline
-    for subject in gone - versions.keys():  # a report sent keeps the organisation it was for
-        if not slots[subject].paper:
-            del slots[subject]
     return sorted(slots.values(), key=lambda s: (fold(s.district), s.reporter, fold(s.title)))
 
 
@@ -113,3 +150,69 @@ def _area(person: Person) -> str:
     if org is not None and org.kind in LOCAL_COMMITTEES and org.kind != OrgKind.DISTRICT_COMMITTEE:
         return place_of(org.name)
     return ""
+
+
+# --- who sees which slots -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a cluster is, for who sees it: its districts (the plan's and any sharing it) and
+    its commune's or ward's committee."""
+
+    districts: frozenset[int]
+    commune_id: int | None
+
+
+def commune_of(person: Person) -> int | None:
+    """The commune's or ward's committee a district-role person is of; None for anyone else
+    (a district's committee, whose area is its district)."""
+    org = person.organisation
+    if person.role == Role.DISTRICT and org is not None and org.kind in COMMUNES:
+        return org.id
+    return None
+
+
+def covers(
+    person: Person, districts: frozenset[int] | tuple[int, ...], commune: int | None
+) -> bool:
+    """Whether a cluster in these districts and this commune is in a district-role person's
+    area: a commune's or ward's committee sees its own clusters, not the former district's."""
+    mine = commune_of(person)
+    if mine is not None:
+        return commune == mine
+    return person.district_id is not None and person.district_id in districts
+
+
+async def cluster_places(session: AsyncSession) -> dict[str, Place]:
+    """Every cluster's Place, by code."""
+    shared: dict[int, set[int]] = {}
+    for cluster_id, district_id in await session.execute(
+        select(ClusterDistrict.cluster_id, ClusterDistrict.district_id)
+    ):
+        shared.setdefault(cluster_id, set()).add(district_id)
+    rows = await session.execute(
+        select(Cluster.id, Cluster.code, Cluster.district_id, Cluster.commune_id)
+    )
+    return {
+        code: Place(
+            frozenset({*([district] if district is not None else []), *shared.get(id_, ())}),
+            commune,
+        )
+        for id_, code, district, commune in rows
+    }
+
+
+def sees_slot(person: Person, slot: Slot, places: Mapping[str, Place]) -> bool:
+    """Whether a district-role person sees this slot (in /chuabaocao, their reporting rate and
+    the digest after the deadline): the clusters of their area, their own slot, and for a
+    district's committee the organisations counted in its district."""
+    code = slot.subject.code
+    if code is not None:
+        place = places.get(code)
+        return place is not None and covers(person, place.districts, place.commune_id)
+    if person.id in slot.people or slot.subject.org_id == person.organisation_id:
+        return True
+    if commune_of(person) is None and person.district is not None:
+        return slot.district == person.district.name
+    return False

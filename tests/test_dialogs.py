@@ -59,7 +59,10 @@ FOUNDED_JUNE = [
     ("[Có]", "Khởi công ngày nào?"),
     ("32/13", "ngày/tháng/năm"),
     ("15/6", "HTKT"),
-    ("12", "Trạm XLNT"),
+    ("12", "Đã tiếp nhận bao nhiêu dự án đầu tư vào cụm?"),
+    ("3", "Quy chế quản lý dịch vụ công cộng"),  # asked once a project is in
+    ("[Đang xây dựng]", "giá XLNT đến bước nào? | Sở Công Thương đã thẩm định"),
+    ("[Chủ đầu tư đã xây dựng giá]", "Trạm XLNT"),
     ("[Đang xây dựng]", "Khó khăn, vướng mắc"),
     ("Chậm giải ngân kinh phí GPMB", "Kiến nghị, đề xuất"),
     ("[Bỏ qua]", "Xin gửi ảnh hiện trường | tối đa 10 ảnh"),
@@ -87,14 +90,18 @@ OPERATING_JUNE = [
     ("Đường nội bộ, thoát nước", "Trạm XLNT"),
     ("[Có trạm, chưa đạt chuẩn]", "xây dựng trái phép"),
     ("[Có]", "Vi phạm ở đâu"),
-    ("Lô B3, 200 m2, đã lập biên bản", "phải di dời"),
+    ("Lô B3, 200 m2, đã lập biên bản", "Trong tháng có sử dụng đất trái phép không?"),
+    ("[Không]", "phải di dời | !Sử dụng đất trái phép ở đâu"),
     ("-3", "Không có thì nhập 0"),
     ("12", "Chuyển đổi quản lý"),
-    ("[Đang rà soát]", "giá dịch vụ chung"),
-    ("[Không]", "Khó khăn"),
+    ("[Đang rà soát]", "giá XLNT đến bước nào? | UBND Thành phố đã phê duyệt"),
+    ("[Sở Công Thương đã thẩm định]", "Quy chế quản lý dịch vụ công cộng"),
+    ("[Đã phê duyệt]", "cải tạo, nâng cấp, duy tu HTKT"),
+    ("[Có]", "Cải tạo, duy tu hạng mục nào?"),
+    ("Nạo vét cống thoát nước", "Khó khăn"),
     ("[Bỏ qua]", "Kiến nghị"),
     ("[Bỏ qua]", "ảnh"),
-    ("[Xong]", "68,45 % | 12 hộ | Lô B3"),
+    ("[Xong]", "68,45 % | 12 hộ | Lô B3 | Sở Công Thương đã thẩm định | Nạo vét cống"),
     ("[✏️ 4]", "Trong tháng có xây dựng trái phép"),  # change an answer from the summary
     ("[Không]", "kiểm tra lại | !Lô B3"),  # the detail no longer applies
     ("[Gửi báo cáo]", "Đã nhận báo cáo"),
@@ -120,6 +127,7 @@ async def test_founded_cluster_report_end_to_end(deps: Deps, app: App) -> None:
         assert report.period == "2021-06" and report.form == "founded"
         values = report.answers
         assert values["gpmb"] == {"v": "60.5"}
+        assert values["projects"] == {"v": "3"} and values["service_prices"] == {"v": "drafted"}
         assert values["groundbreaking_date"] == {"v": "2021-06-15"}
         assert values["proposals"].get("v") is None
         assert "land_lease" not in values
@@ -162,7 +170,10 @@ async def test_next_month_unchanged_backwards_figure_and_correction(
             ("[Không thay đổi]", "Đã khởi công"),
             ("[Không thay đổi]", "Khởi công ngày nào? | 15/06/2021"),
             ("[Không thay đổi]", "HTKT"),
-            ("30", "Trạm XLNT"),
+            ("30", "Đã tiếp nhận bao nhiêu dự án | Báo cáo lần trước: 3 dự án"),
+            ("[Không thay đổi]", "Quy chế quản lý"),
+            ("[Không thay đổi]", "Giá dịch vụ chung"),
+            ("[Không thay đổi]", "Trạm XLNT"),
             ("[Không thay đổi]", "Khó khăn"),
             ("[Bỏ qua]", "Kiến nghị"),
             ("[Bỏ qua]", "ảnh hiện trường"),
@@ -261,6 +272,10 @@ async def test_operating_cluster_form(deps: Deps, app: App) -> None:
     assert report.answers["occupancy"] == {"v": "68.45"}
     assert report.answers["illegal_build"] == {"v": "no"}
     assert "illegal_detail" not in report.answers
+    assert report.answers["illegal_land"] == {"v": "no"} and "land_detail" not in report.answers
+    assert report.answers["service_prices"] == {"v": "appraised"}
+    assert report.answers["utility_rules"] == {"v": "approved"}
+    assert report.answers["maintenance_detail"] == {"v": "Nạo vét cống thoát nước"}
 
 
 async def test_district_task_report(deps: Deps, app: App) -> None:

@@ -325,7 +325,9 @@ async def test_reminders_follow_the_organisations(app: App, tmp_path: Path) -> N
         return {o.chat_id for o in outgoing if o.kind.startswith("due")}
 
     assert await reminded("2025-06-20T08:00") == {"3003"}
-    assert await reminded("2025-07-20T08:00") == {"4004"}
+    # the district's committee was merged into the commune's: from July its officer is counted
+    # among the commune's and reminded of the commune's report, with the commune's officer
+    assert await reminded("2025-07-20T08:00") == {"3003", "4004"}
 
 
 # --- the reports of the past stay as they were ---------------------------------------------------

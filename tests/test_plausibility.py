@@ -124,7 +124,7 @@ async def test_a_plausible_step_and_a_skipped_reason(deps: Deps, app: App) -> No
             ("1/6/2021", "HTKT | Báo cáo lần trước: 10 %"),
             ("75", "HTKT đã hoàn thành bao nhiêu % tăng từ 10 % lên 75 % trong một tháng"),
             ("[Đúng vậy]", OPTIONAL_REASON),
-            ("[Bỏ qua]", "Trạm XLNT"),
+            ("[Bỏ qua]", "Đã tiếp nhận bao nhiêu dự án"),
         ],
     )
     await finish(chat)

@@ -133,3 +133,68 @@ def test_what_is_missing_is_marked() -> None:
     assert any(g["appendix"] == "3" and "cut" in g["note"] for g in gaps)
     assert any(g["appendix"] == "2" and g["numbers"] == "2-3" for g in gaps)
     assert "truncated" in CLUSTERS["duong-lieu-giai"]["missing"]
+
+
+DUTIES = rows("duties.csv")
+SECTION_III = range(100, 237)  # the lines of "III. TỔ CHỨC THỰC HIỆN" up to section IV
+
+
+def clauses(line: int) -> list[str]:
+    text = SEED[line - 1].lstrip("-+ ").rstrip(";.")
+    return [c.strip().rstrip(".") for c in text.split(";")]
+
+
+def test_every_duty_is_the_plans_words() -> None:
+    """A duty's text is one or more whole clauses of its line of section III, word for word,
+    in their order; its `who` is its section's heading."""
+    for duty in DUTIES:
+        line = int(duty["source_line"])
+        assert line in SECTION_III, duty["code"]
+        parts = clauses(line)
+        runs = {
+            "; ".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)
+        }
+        assert duty["text"] in runs, (duty["code"], duty["text"], parts)
+        number = duty["section"].removeprefix("III.")
+        heading = next(SEED[n - 1] for n in SECTION_III if SEED[n - 1].startswith(f"{number}. "))
+        assert heading.removeprefix(f"{number}. ").rstrip(":") == duty["who"], duty["code"]
+
+
+def test_every_line_of_section_iii_is_a_duty_asked_or_covered() -> None:
+    """Nothing of section III is forgotten: each of its lines is a duty (a heading or a
+    lead-in ending in ':' is not); a duty is asked unless a Phụ lục 1 task its organisations
+    lead says the same, or it is the report itself or the appendices' tasks."""
+    duty_lines = {int(d["source_line"]) for d in DUTIES}
+    for n in SECTION_III:
+        text = SEED[n - 1].strip()
+        if text and not text.endswith(":"):
+            assert n in duty_lines, (n, text[:60])
+    assert len({d["code"] for d in DUTIES}) == len(DUTIES)
+    for duty in DUTIES:
+        covered = duty["covered_by"]
+        if covered in ("", "report", "appendices"):
+            continue
+        names = {fold(n) for n in duty["orgs"].split("|") if n}
+        groups = {g for g in duty["groups"].split("|") if g}
+        for number in covered.split("|"):
+            task = TASKS[int(number)]
+            leads = {fold(n) for n in task["lead_orgs"].split("|") if n}
+            lead_groups = set(task["lead_groups"].split("|"))
+            by_name = names and (names <= leads or "all_departments" in lead_groups)
+            assert by_name or (groups and groups <= lead_groups), (duty["code"], number)
+
+
+def test_partner_only_departments_have_duties_asked() -> None:
+    asked = [d for d in DUTIES if not d["covered_by"]]
+    of = {
+        n: [d["code"] for d in asked if n in d["orgs"].split("|")]
+        for n in ("Sở Tài chính", "Sở Xây dựng", "Sở Tư pháp")
+    }
+    assert of == {
+        "Sở Tài chính": ["d5-1", "d5-2", "d5-3", "d5-4", "d5-5"],
+        "Sở Xây dựng": ["d7-2", "d7-3"],
+        "Sở Tư pháp": ["d6-1"],
+    }
+    districts = [d["code"] for d in asked if d["groups"] == "all_districts"]
+    assert districts == ["d8-1", "d8-6", "d8-9"]  # the rest is Phụ lục 1's tasks 17–22
+    assert not any(d["groups"] == "all_investors" for d in asked)  # tasks 23–26, per cluster

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from bot.app import App
 from domain.calendar import Period
 from domain.roles import Role
+from domain.subjects import Subject
 from handlers.context import Deps
 from handlers.port import Delivery, Reply
 from reminders import scheduler
@@ -23,7 +24,7 @@ from reminders.policy import Policy
 from reminders.sender import tick
 from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
-from store.models import ChannelIdentity, ReminderLedger, Report
+from store.models import ChannelIdentity, Person, ReminderLedger, Report
 from tests.dialog import Chat, Clock
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -180,6 +181,52 @@ async def test_quarter_end_and_december(people: App) -> None:
     assert box.chats() == {DISTRICT, ADMIN}  # the morning after the 19th
     box = await run(people, Outbox(), "2021-12-23T08:00")
     assert "hạn trước ngày 25/12/2021 (còn 2 ngày)" in box.to(ADMIN)[0]
+
+
+async def file_tasks(app: App, chat_id: str, period: str, answers: dict[str, str]) -> None:
+    """The task report of the organisation of the person on `chat_id`."""
+    async with unit_of_work(app.sessions) as session:
+        person = await session.scalar(
+            select(Person).join(ChannelIdentity).where(ChannelIdentity.external_id == chat_id)
+        )
+        assert person is not None and person.organisation_id is not None
+        session.add(
+            Report(
+                reference=f"BC-T-{chat_id}-{period}",
+                subject=Subject.org(person.organisation_id),
+                organisation_id=person.organisation_id,
+                period=period,
+                form="tasks",
+                form_version=1,
+                version=1,
+                answers={k: {"v": v} for k, v in answers.items()},
+                submitted_at=at(f"{period}-22T10:00"),
+                submitted_by_person_id=person.id,
+                channel="telegram",
+                deadline_at=app.deps().calendar.deadline(Period.parse(period)),
+                on_time=True,
+            )
+        )
+
+
+async def test_the_reminder_names_the_late_tasks_the_organisation_leads(people: App) -> None:
+    box = await run(people, Outbox(), "2021-06-20T08:00")
+    [june] = box.to(DISTRICT)
+    assert "Nhiệm vụ Phụ lục 1 do đơn vị chủ trì đã quá hạn, chưa báo cáo hoàn thành:" in june
+    assert "• NV 20 — quá hạn từ tháng 05/2021: Rà soát, xây dựng kế hoạch" in june
+    assert "NV 18" not in june  # due in Quý II/2021, which June closes
+    [to_department] = box.to(DEPARTMENT)
+    assert "• NV 10 — quá hạn từ tháng 03/2021" in to_department
+    assert "• NV 12 — quá hạn từ tháng 03/2021" in to_department
+    assert "quá hạn" not in box.to(INVESTOR_A)[0]  # investors lead no city task by name
+    # the district reports task 20 done and task 18 under way: July names 18, not 20
+    await file_tasks(
+        people, DISTRICT, "2021-06", {"t20.status": "done", "t18.status": "in_progress"}
+    )
+    box = await run(people, Outbox(), "2021-07-20T08:00")
+    [july] = box.to(DISTRICT)
+    assert "• NV 18 — quá hạn từ Quý II/2021: Rà soát, cập nhật, bổ sung" in july
+    assert "NV 20" not in july
 
 
 async def test_blocked_person_is_recorded_and_listed(people: App) -> None:

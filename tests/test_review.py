@@ -78,8 +78,8 @@ SEND_BACK = [
         "| Tình trạng duyệt: mới, chưa duyệt | 3. Đã GPMB được bao nhiêu % | 60,5 % "
         "| 8. HTKT đã hoàn thành bao nhiêu % | [Chấp nhận] | [Cần sửa]",
     ),
-    ("[Cần sửa]", "Câu trả lời nào cần sửa? | 12. Xin gửi ảnh hiện trường"),
-    ("13", "Xin gõ số thứ tự từ 1 đến 12"),
+    ("[Cần sửa]", "Câu trả lời nào cần sửa? | 15. Xin gửi ảnh hiện trường"),
+    ("16", "Xin gõ số thứ tự từ 1 đến 15"),
     ("3 và 8", "Các câu trả lời cần xem lại: | • Đã GPMB | 60,5 % | Xin ghi góp ý"),
     ("📷 red.jpg", f"{REFUSED} | Xin ghi góp ý"),  # the comment is awaited
     (COMMENT, "Đã trả lại báo cáo BC-202106- | để sửa. Nguyễn Văn A sẽ nhận được góp ý"),

@@ -218,7 +218,14 @@ async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     assert "Báo cáo: đã nhận 3/5 (60 %); đúng hạn 2, muộn 1." in text
     assert "• Huyện Phú Xuyên: 2/3 (66,7 %)" in text
     assert "• Khởi công Quý I: 1 / 1 ✓" in text and "• Khởi công Quý II: 1 / 23" in text
-    assert "• XLNT đạt chuẩn — CCN xây mới: 1/42 (2,4 %) / 100 %" in text
+    # a percentage is over the registry's rows (42 founded, not the plan's 43), said so
+    assert "• XLNT đạt chuẩn — CCN xây mới: 2,4 % (1 trên 42 cụm trong danh mục) / 100 %" in text
+    # complete infrastructure: no question says so; the registry's groups, with what is counted
+    assert (
+        "• CCN đang hoạt động có HTKT đồng bộ: 37,1 % (13 trên 35 cụm trong danh mục) / 100 %\n"
+        "  (tính theo danh mục, không theo báo cáo: các cụm đang hoạt động thuộc nhóm đã đầu tư "
+        "hoàn thiện HTKT (Phụ lục 2 mục A); chưa có câu hỏi báo cáo nào về việc này)"
+    ) in text
     files = admin.replies[1]
     assert files.file is not None and files.photos
     assert files.photos[0].path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -244,6 +251,9 @@ async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     assert rows["Huyện Phú Xuyên"][1:3] == (3, 2)
     q2 = next(r for label, r in rows.items() if str(label).startswith("Quý II/2021"))
     assert q2[1:3] == (23.0, 1.0)
+    full = next(r for label, r in rows.items() if str(label).startswith("100% cụm công nghiệp"))
+    assert full[1:4] == (1.0, 0.371, "13 trên 35 cụm trong danh mục")
+    assert str(full[5]).startswith("tính theo danh mục, không theo báo cáo")
     # the appendices: a title block above the header (row 8), no code column (rows by name),
     # percentages as fractions under a % format
     names = await cluster_names(month)

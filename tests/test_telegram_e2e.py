@@ -227,7 +227,9 @@ async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: 
         assert "Đất lúa" in await person.tap("Đã chuyển đủ")
         assert "cho thuê đất" in await person.tap("Không cần")
         assert "khởi công" in await person.say("80")
-        assert "Trạm XLNT" in await person.tap("Không")
+        assert "dự án đầu tư" in await person.tap("Không")
+        assert "Giá dịch vụ chung" in await person.say("0")
+        assert "Trạm XLNT" in await person.tap("Chưa xây dựng giá")
         assert "Khó khăn" in await person.tap("Chưa xây dựng")
         assert "Kiến nghị" in await person.say("Chưa có")
         # Telegram was told the update was handled (a higher getUpdates offset) only after the

@@ -8,16 +8,19 @@ scripts/render_examples.sh, which makes the pictures in docs/)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import os
 import re
 import shutil
 import subprocess
+import time
 import unicodedata
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from docx import Document
@@ -28,10 +31,10 @@ from sqlalchemy import select
 
 from bot.app import App
 from domain.calendar import Period
-from reports import upward
+from reports import chart, offload, upward
 from reports.summary import Summary, summarise
 from store.models import Cluster
-from tests.test_status import INVESTOR_A, INVESTOR_B, at, month, report
+from tests.test_status import ADMIN, INVESTOR_A, INVESTOR_B, at, chat_for, month, report
 
 __all__ = ["month"]
 NOW = at("2021-06-26T09:00")  # the 26th: Sở Công Thương writes June's report
@@ -40,7 +43,12 @@ HEADER_ROW = 8
 SHEETS = ("Tổng hợp", "PL1 Nhiệm vụ", "PL2 CCN hoạt động", "PL3 CCN thành lập mới", "Chưa báo cáo")
 # June's targets as the report must state them: (plan, actual, assessment), as printed.
 TARGETS = {
-    "operating_full_infrastructure": ("100 %", "Chưa có số liệu báo cáo", "Chưa đánh giá được"),
+    # counted from the registry's groups (no question says so), said under the table (*)
+    "operating_full_infrastructure": (
+        "100 %",
+        "37,1 % (13 trên 35 cụm trong danh mục) (*)",
+        "Đang thực hiện",
+    ),
     "groundbreakings": ("43 cụm", "2 cụm", "Đang thực hiện"),
     "groundbreakings_q1": ("1 cụm", "1 cụm", "Đạt"),
     "groundbreakings_q2": ("23 cụm", "1 cụm", "Đang thực hiện"),
@@ -48,8 +56,8 @@ TARGETS = {
     "groundbreakings_q4": ("6 cụm", "0 cụm", "Chưa đến kỳ"),
     "infrastructure_completed": ("≥ 20 cụm", "1 cụm", "Đang thực hiện"),
     "new_clusters": ("10–15 cụm", "0 cụm", "Đang thực hiện"),
-    "wastewater_new": ("100 %", "2,4 % (1/42 cụm)", "Đang thực hiện"),
-    "wastewater_operating": ("95 %", "2,9 % (1/35 cụm)", "Đang thực hiện"),
+    "wastewater_new": ("100 %", "2,4 % (1 trên 42 cụm trong danh mục)", "Đang thực hiện"),
+    "wastewater_operating": ("95 %", "2,9 % (1 trên 35 cụm trong danh mục)", "Đang thực hiện"),
 }
 
 
@@ -120,12 +128,14 @@ async def test_document_says_what_the_month_did(month: App, tmp_path: Path) -> N
         assert row[2:] == [plan, actual, assessed], code
     # every cluster that broke ground, with its date; what moved this month, cluster by cluster
     assert (
-        f"lũy kế 2/42 cụm đã khởi công: {dai_thang} (Huyện Phú Xuyên, ngày 10/05/2021); "
+        "lũy kế 2 trên 42 cụm trong danh mục đã khởi công: "
+        f"{dai_thang} (Huyện Phú Xuyên, ngày 10/05/2021); "
         f"{phu_tuc} (Huyện Phú Xuyên, ngày 01/02/2021)." in text
     )
     assert f"Trong tháng 6/2021 có cụm báo cáo khởi công mới: {dai_thang}; {phu_tuc}." in text
     assert f"{dai_thang} (80 % → 100 %); {phu_tuc} (chưa có số liệu → 97 %)" in text
-    assert "Lũy kế 1/42 cụm đã hoàn thành GPMB." in text
+    assert "Lũy kế 1 trên 42 cụm trong danh mục đã hoàn thành GPMB." in text
+    assert "(*) Chỉ tiêu 1: tính theo danh mục, không theo báo cáo" in text
     assert f"{binh_phu} (chưa có số liệu → Hoạt động, đạt chuẩn)" in text
     assert f"{binh_phu} (68,45 % theo Kế hoạch → 70 %)" in text
     # late steps with their owner (Cầu Bàu GĐ2 was to break ground in April)
@@ -305,10 +315,12 @@ async def test_workbook_is_ready_to_print(month: App, tmp_path: Path) -> None:
     summary = book[SHEETS[0]]
     rate = next(r for r in summary.iter_rows() if r[0].value == "Toàn Thành phố")
     assert rate[5].value == 0.6 and is_percent(rate[5].number_format)
-    unmeasured = next(
+    infrastructure = next(
         r for r in summary.iter_rows() if str(r[0].value).startswith("100% cụm công nghiệp đang")
     )
-    assert unmeasured[2].value is None and unmeasured[5].value == "Chưa có số liệu báo cáo"
+    assert infrastructure[2].value == 0.371 and is_percent(infrastructure[2].number_format)
+    assert infrastructure[3].value == "13 trên 35 cụm trong danh mục"
+    assert str(infrastructure[5].value).startswith("tính theo danh mục, không theo báo cáo")
 
 
 # --- LibreOffice ---------------------------------------------------------------------------
@@ -498,35 +510,91 @@ async def test_libreoffice_prints_both_as_intended(month: App, tmp_path: Path) -
             shutil.copy(source, folder / source.name)
 
 
-async def test_the_files_are_built_off_the_event_loop(month: App, tmp_path: Path) -> None:
-    """`upward.build` reads on the loop and writes in a worker thread: the loop stays free."""
-    import asyncio
-    import threading
+async def test_tonghop_sends_both_files_built_in_another_process(
+    month: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/tonghop still sends the report and its workbook; they are built in the files' child
+    process (reports.offload), not the event loop's, whose GIL the build no longer holds."""
+    caplog.set_level(logging.INFO, logger="reports.offload")
+    admin = chat_for(month, ADMIN)
+    await admin.say("/tonghop 6/2021")
+    sent = [r.file for r in admin.replies if r.file is not None]
+    assert [f.name for f in sent] == ["bao-cao-2021-06.docx", "tong-hop-2021-06.xlsx"]
+    assert all(f.stat().st_size > 0 for f in sent)
+    (built,) = [r for r in caplog.records if r.getMessage().startswith("reports.upward.write:")]
+    assert built.__dict__["child_pid"] != os.getpid()
 
-    threads: set[str] = set()
-    real = upward.write
 
-    def spy(*args: Any, **kwargs: Any) -> upward.MonthFiles:
-        threads.add(threading.current_thread().name)
-        return real(*args, **kwargs)
+def parts(path: Path) -> dict[str, bytes]:
+    """A DOCX's or an XLSX's parts, without the moments it was written at (the document's
+    properties say when it was created and saved)."""
+    with zipfile.ZipFile(path) as archive:
+        return {
+            name: re.sub(
+                rb"<dcterms:(created|modified)\b[^>]*>[^<]*</dcterms:\1>", b"", archive.read(name)
+            )
+            for name in archive.namelist()
+        }
 
-    upward.write = spy
-    try:
-        ticks = 0
 
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.001)
-                ticks += 1
+async def test_the_child_builds_the_same_files_as_this_process(month: App, tmp_path: Path) -> None:
+    """Built in the child from the pickled month, or here from the month itself (as `ccn-bot
+    export` does), the files are the same, part by part."""
+    calendar = month.deps().calendar
+    async with month.sessions() as session:
+        summary = await summarise(session, JUNE, calendar)
+        read = await upward.read(session, summary, calendar, NOW)
+    here = upward.write(read, tmp_path / "here")
+    done = await offload.measured(upward.write, read, tmp_path / "child")
+    assert done.pid != os.getpid()
+    assert parts(done.value.document) == parts(here.document)
+    assert parts(done.value.workbook) == parts(here.workbook)
 
-        ticker = asyncio.create_task(tick())
-        await files_of(month, tmp_path)
-        ticker.cancel()
-    finally:
-        upward.write = real
-    assert threads and threading.main_thread().name not in threads
-    assert ticks > 0
+
+async def test_the_chart_drawn_in_the_child_is_the_one_drawn_here(
+    month: App, tmp_path: Path
+) -> None:
+    """The chart is drawn in the child from the summary's figures only (its slots and answers,
+    rows of the store, stay here): the same picture as from the whole summary."""
+    summary = await june(month)
+    here = chart.render(summary, tmp_path / "here.png")
+    there = await upward.chart(summary, tmp_path / "child.png")
+    assert there.read_bytes() == here.read_bytes()
+
+
+def reaped(pid: int) -> bool:
+    """The process is gone and waited for (a zombie keeps its /proc entry)."""
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not Path(f"/proc/{pid}").exists()
+
+
+async def test_a_child_that_dies_fails_one_build_and_none_is_left_behind() -> None:
+    """The child dying (out of memory, killed) fails the build it was running; the next build
+    gets a new child; the dead one and, at shutdown, the last one are reaped, not zombies."""
+    first = await offload.measured(os.getpid)
+    assert first.value == first.pid != os.getpid()
+    with pytest.raises(offload.BrokenProcessPool):
+        await offload.run(os._exit, 1)
+    assert reaped(first.pid)
+    again = await offload.measured(os.getpid)
+    assert again.value == again.pid not in (first.pid, os.getpid())
+    await offload.aclose()  # the bot's shutdown (bot/app.py, serve)
+    assert reaped(again.pid)
+
+
+async def test_a_child_left_idle_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unused for IDLE_SECONDS, the child exits and is reaped (it holds 150–200 MB); the next
+    build starts another."""
+    monkeypatch.setattr(offload, "IDLE_SECONDS", 0.2)
+    first = await offload.measured(os.getpid)
+    await asyncio.sleep(0.5)
+    assert reaped(first.pid)
+    again = await offload.measured(os.getpid)
+    assert again.pid != first.pid
+    await offload.aclose()
+    assert reaped(again.pid)
 
 
 async def test_month_with_nothing_reported(app: App, tmp_path: Path) -> None:

@@ -1,0 +1,287 @@
+"""Phụ lục 1's due times and section III's duties: a task not done by its due time is late in
+the workbook and in what its lead sees; an organisation that is only a partner in Phụ lục 1 is
+asked about its own duties of section III, and they show in the workbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+from sqlalchemy import String, column, func, select, table
+
+from bot.app import App, open_app
+from bot.settings import load_settings
+from domain.calendar import Period
+from domain.roles import Role
+from domain.subjects import Subject
+from handlers.context import Deps
+from reports import workbook
+from reports.summary import summarise
+from store.db import unit_of_work, upgrade
+from store.duties import duties_of
+from store.models import Duty, DutyAssignment, Organisation, Person, Report
+from tests.dialog import Chat, finish, play
+from tests.test_dialogs import invite
+from tests.test_status import ADMIN, DEPARTMENT, DISTRICT, at, chat_for, month, person_id
+
+__all__ = ["month"]
+HEADER_ROW = 8
+SHEET = "PL1 Nhiệm vụ"
+LATE = "Quá hạn"
+
+
+async def org_report(app: App, chat: str, period: str, values: dict[str, str], when: str) -> None:
+    """A task report of the person's organisation, as if sent at `when`."""
+    who = await person_id(app, chat)
+    deadline = app.deps().calendar.deadline(Period.parse(period))
+    async with unit_of_work(app.sessions) as session:
+        person = await session.get(Person, who)
+        assert person is not None and person.organisation_id is not None
+        org = person.organisation_id
+        session.add(
+            Report(
+                reference=f"BC-{period}-org{org}",
+                subject=Subject.org(org),
+                organisation_id=org,
+                period=period,
+                form="tasks",
+                form_version=1,
+                version=1,
+                answers={k: {"v": v} for k, v in values.items()},
+                submitted_at=at(when),
+                submitted_by_person_id=who,
+                channel="telegram",
+                deadline_at=deadline,
+                on_time=at(when) < deadline,
+            )
+        )
+
+
+async def pl1(app: App, period: Period, folder: Path) -> list[dict[str, Any]]:
+    """The rows of the workbook's Phụ lục 1 sheet for `period`, by the header's words."""
+    calendar = app.deps().calendar
+    async with app.sessions() as session:
+        summary = await summarise(session, period, calendar)
+        path = await workbook.build(
+            session, summary, calendar, folder / f"{period}.xlsx", at("2021-08-26T09:00")
+        )
+    sheet = load_workbook(path)[SHEET]
+    header = [str(c.value) for c in sheet[HEADER_ROW]]
+    return [
+        dict(zip(header, r, strict=True))
+        for r in sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True)
+    ]
+
+
+def task_row(rows: list[dict[str, Any]], number: int) -> dict[str, Any]:
+    """Task `number` of Phụ lục 1: the numbered rows before the duties' group row."""
+    tasks = []
+    for row in rows:
+        if row["STT"] == "B":
+            break
+        if isinstance(row["STT"], int):
+            tasks.append(row)
+    return tasks[number - 1]
+
+
+# --- late tasks ---------------------------------------------------------------------------------
+
+
+async def test_the_workbook_says_a_task_is_late_after_its_due_quarter(
+    month: App, tmp_path: Path
+) -> None:
+    june = await pl1(month, Period(2021, 6), tmp_path)
+    assert LATE in june[0] and task_row(june, 1)[LATE] is None  # due in Quý II: June is in it
+    assert task_row(june, 18)[LATE] is None
+    assert task_row(june, 9)[LATE] == "Quá hạn từ tháng 04/2021"  # due in April, not done
+    july = await pl1(month, Period(2021, 7), tmp_path)
+    assert task_row(july, 1)[LATE] == "Quá hạn từ Quý II/2021"
+    assert task_row(july, 18)[LATE] == "Quá hạn từ Quý II/2021"
+    assert task_row(july, 5)[LATE] is None  # due in 2021
+    assert task_row(july, 21)[LATE] is None  # monthly: no single due time
+    total = july[-1]
+    assert str(total["Nhiệm vụ"]).startswith("Tổng cộng (26 nhiệm vụ Phụ lục 1")
+    late = [n for n in range(1, 27) if task_row(july, n)[LATE]]
+    assert total[LATE] == len(late) and 1 in late
+    # the leads report them done (Sở Công Thương in July; Phú Xuyên, the one district
+    # reporting task 18, in June: a task done stays done)
+    await org_report(month, ADMIN, "2021-07", {"t1.status": "done"}, "2021-07-20T10:00")
+    await org_report(month, DISTRICT, "2021-06", {"t18.status": "done"}, "2021-06-20T10:00")
+    july = await pl1(month, Period(2021, 7), tmp_path)
+    assert task_row(july, 1)[LATE] is None and task_row(july, 1)["Đã hoàn thành"] == 1
+    assert task_row(july, 18)[LATE] is None and task_row(july, 18)["Đã hoàn thành"] == 1
+
+
+async def test_the_lead_sees_its_late_tasks_in_its_status_answer(month: App) -> None:
+    district = chat_for(month, DISTRICT, "2021-06-26T09:00")
+    await district.say("/tinhhinh")
+    assert "NV 18" not in district.text  # Quý II/2021 is not over
+    assert "NV 20 — quá hạn từ tháng 05/2021" in district.text  # due in May 2021
+    await org_report(
+        month,
+        DISTRICT,
+        "2021-06",
+        {"t18.status": "in_progress", "t18.percent": "50"},
+        "2021-06-20T10:00",
+    )
+    district = chat_for(month, DISTRICT, "2021-07-05T09:00")
+    await district.say("/tinhhinh")
+    assert "Nhiệm vụ Phụ lục 1 do UBND Huyện Phú Xuyên chủ trì đã quá hạn:" in district.text
+    assert (
+        "• NV 18 — quá hạn từ Quý II/2021: Rà soát, cập nhật, bổ sung các loại hình quy hoạch"
+        in district.text
+    )
+    assert "(báo cáo gần nhất tháng 06/2021: Đang triển khai, 50 %)" in district.text
+    assert "Anh/chị gõ tên cụm, ví dụ: /tinhhinh Đại Thắng." in district.text  # as before
+    department = chat_for(month, DEPARTMENT, "2021-03-20T09:00")
+    await department.say("/tinhhinh")
+    assert "quá hạn" not in department.text  # tasks 10 and 12 are due in March
+    department = chat_for(month, DEPARTMENT, "2021-04-02T09:00")
+    await department.say("/tinhhinh")
+    assert "• NV 10 — quá hạn từ tháng 03/2021" in department.text
+    assert "• NV 12 — quá hạn từ tháng 03/2021" in department.text
+    assert "(chưa báo cáo)" in department.text
+
+
+async def test_sở_công_thương_sees_the_citys_late_tasks_in_the_summary(month: App) -> None:
+    admin = chat_for(month, ADMIN, "2021-06-26T09:00")
+    await admin.say("/tonghop 6/2021")
+    june = admin.replies[0].text
+    assert "NV 9 (Sở Kế hoạch và Đầu tư) — quá hạn từ tháng 04/2021" in june
+    assert "NV 1 (" not in june
+    admin = chat_for(month, ADMIN, "2021-07-26T09:00")
+    await admin.say("/tonghop 7/2021")
+    july = admin.replies[0].text
+    assert "Nhiệm vụ Phụ lục 1 quá hạn (" in july
+    assert "• NV 1 (Sở Công Thương) — quá hạn từ Quý II/2021: Xây dựng, ban hành Quy chế" in july
+
+
+# --- section III's duties -------------------------------------------------------------------------
+
+
+FINANCE_JUNE = [
+    ("/baocao", "Báo cáo tháng 06/2021 — Sở Tài chính | NV 14 | tiến độ thế nào?"),
+    ("[Đang triển khai]", "đã thực hiện khoảng bao nhiêu %"),
+    ("30", "ghi chú"),
+    (
+        "[Bỏ qua]",
+        "Mục III.5: Rà soát, nghiên cứu đề xuất phương án chuyển đổi công tác quản lý "
+        "| tiến độ thế nào?",
+    ),
+    ("[Đang triển khai]", "Mục III.5: Rà soát | đã thực hiện khoảng bao nhiêu %"),
+    ("40", "ghi chú"),
+    ("Đã trình dự thảo phương án", "Mục III.5: Nghiên cứu đề xuất phương án thống nhất 01 Chủ"),
+]
+
+
+async def test_a_partner_only_department_reports_its_section_iii_duties(
+    deps: Deps, app: App, tmp_path: Path
+) -> None:
+    chat = Chat(deps, chat_id="4004")
+    token = await invite(deps, Role.DEPARTMENT, organisation="Sở Tài chính")
+    await play(chat, [(f"/start {token}", "Sở Tài chính")])
+    await play(chat, FINANCE_JUNE)
+    await finish(chat, prefer=("Đã hoàn thành", "Bỏ qua"))
+    summary = chat.text
+    for words in ("Giải quyết các khó khăn vướng mắc", "Tham mưu UBND Thành phố bố trí kinh phí"):
+        assert words in summary  # every duty of its section of the plan was asked
+    await play(chat, [("[Gửi báo cáo]", "Đã nhận báo cáo")])
+    async with app.sessions() as session:
+        report = await session.scalar(select(Report).where(Report.form == "tasks"))
+    assert report is not None
+    assert report.answers["d5-1.status"] == {"v": "in_progress"}
+    assert report.answers["d5-1.percent"] == {"v": "40"}
+    assert report.answers["d5-1.note"] == {"v": "Đã trình dự thảo phương án"}
+    assert report.answers["d5-5.status"] == {"v": "done"}
+    rows = await pl1(app, Period(2021, 6), tmp_path)
+    groups = [r["Nhiệm vụ"] for r in rows if isinstance(r["STT"], str)]
+    assert groups == [
+        "Nhiệm vụ tại Phụ lục 1",
+        "Nhiệm vụ tại mục III (Tổ chức thực hiện) của Kế hoạch, ngoài Phụ lục 1",
+    ]
+    duties = rows[rows.index(next(r for r in rows if r["STT"] == "B")) + 1 : -1]
+    assert [r["STT"] for r in duties] == list(range(1, len(duties) + 1))
+    finance = [r for r in duties if r["Chủ trì"] == "Sở Tài chính (mục III.5)"]
+    assert len(finance) == 5
+    first = finance[0]
+    assert str(first["Nhiệm vụ"]).startswith("Rà soát, nghiên cứu đề xuất phương án chuyển đổi")
+    assert first["Đang triển khai"] == 1 and first["Tiến độ bình quân"] == 0.4
+    assert finance[4]["Đã hoàn thành"] == 1
+    assert task_row(rows, 14)["Đang triển khai"] == 1  # its Phụ lục 1 task as before
+    assert str(rows[-1]["Nhiệm vụ"]) == (
+        f"Tổng cộng (26 nhiệm vụ Phụ lục 1, {len(duties)} nhiệm vụ mục III)"
+    )
+
+
+async def test_duties_are_matched_to_organisations_as_tasks_are(app: App) -> None:
+    async with app.sessions() as session:
+        orgs = {
+            o.name: o.id
+            for o in (await session.scalars(select(Organisation))).all()
+            if o.name in ("Sở Xây dựng", "Sở Quy hoạch - Kiến trúc", "Sở Công Thương")
+        }
+        building = await duties_of(session, orgs["Sở Xây dựng"], "all_departments")
+        planning = await duties_of(session, orgs["Sở Quy hoạch - Kiến trúc"], "all_departments")
+        industry = await duties_of(session, orgs["Sở Công Thương"], "all_departments")
+        districts = await duties_of(session, None, "all_districts")
+    assert [d.code for d in building] == ["d7-2", "d7-3"]
+    assert [d.code for d in planning] == ["d4-2"]  # task 13 covers its other duty
+    assert industry == []  # tasks 1–8 and 16 cover section III.1
+    assert [d.code for d in districts] == ["d8-1", "d8-6", "d8-9"]
+
+
+async def test_the_migration_gives_a_loaded_database_the_duties(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = load_settings(DATA_DIR=tmp_path / "data", DATABASE_URL=db_url)
+    async with open_app(settings) as app:
+        await upgrade(app.engine, "0012")
+        organisations = table(
+            "organisations",
+            column("name", String()),
+            column("kind", String()),
+            column("aliases", String()),
+        )
+        tasks = table(
+            "tasks",
+            *(column(c, String()) for c in ("title", "lead_text", "partners_text", "due_text")),
+            column("number"),
+            column("due_kind", String()),
+            column("due_value", String()),
+        )
+        async with app.engine.begin() as conn:  # a registry of 0012's time, in brief
+            await conn.execute(
+                organisations.insert(),
+                [
+                    {"name": "Sở Tài nguyên và Môi trường", "kind": "department", "aliases": ""},
+                    {
+                        "name": "Sở Quy hoạch - Kiến trúc",
+                        "kind": "department",
+                        "aliases": "Sở Quy hoạch Kiến trúc",
+                    },
+                ],
+            )
+            await conn.execute(
+                tasks.insert().values(
+                    number=1,
+                    title="…",
+                    lead_text="",
+                    partners_text="",
+                    due_text="",
+                    due_kind="quarter",
+                    due_value="2021-Q2",
+                )
+            )
+        await upgrade(app.engine)
+        async with app.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Duty)) == 15
+            names = (await session.scalars(select(Organisation.name))).all()
+            environment = await session.scalar(
+                select(Organisation.id).where(Organisation.name == "Sở Tài nguyên và Môi trường")
+            )
+            mine = await duties_of(session, environment, "all_departments")
+            assigned = await session.scalar(select(func.count()).select_from(DutyAssignment))
+    assert [d.code for d in mine] == ["d3-1", "d3-5"]
+    assert names.count("Sở Quy hoạch - Kiến trúc") == 1 and "Sở Tài chính" in names
+    assert assigned == 1 + 2 + 1 + 5 + 1 + 2 * 5 + 3  # by name, and the districts' group
