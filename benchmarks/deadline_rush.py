@@ -1183,6 +1183,24 @@ async def kill_and_restart(
     load.bot_up_since = up
 
 
+def latency_by_kind(steps: list[Step], ended: float) -> dict[str, dict[str, Any]]:
+    """p50/p95 (ms) and count per kind of update: start, baocao, photo, photos-done, submit,
+    tap (a button), type (a typed figure or word), resume/reopen (kill variant)."""
+    kinds: dict[str, list[float]] = {}
+    for step in steps:
+        end = step.answered if step.answered is not None else None if step.lost else ended
+        if end is not None:
+            kinds.setdefault(step.what.split(":")[0], []).append(end - step.queued)
+    return {
+        kind: {
+            "n": len(values),
+            "p50": ms(percentile(values, 50)),
+            "p95": ms(percentile(values, 95)),
+        }
+        for kind, values in sorted(kinds.items())
+    }
+
+
 def summarise(
     people: list[Person], began: float, ended: float, stored: Stored, kill: bool
 ) -> dict[str, Any]:
@@ -1224,6 +1242,7 @@ def summarise(
             "max": ms(max(latencies, default=None)),
             "mean": ms(statistics.fmean(latencies)) if latencies else None,
         },
+        "latency_by_kind": latency_by_kind(steps, ended),
         "updates_per_person": round(len(steps) / len(people), 1) if people else None,
         "updates_cut_at_time_cap": len(cut),
         "people_finished": finished,

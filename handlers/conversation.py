@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from datetime import timedelta
 
 from domain import answers, i18n
@@ -22,6 +23,7 @@ from store.contacts import lock_chat
 from store.db import unit_of_work
 from store.models import Person
 from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
+from store.timings import STATS
 
 # bot/cli.py prints invitations and people as the chat does
 __all__ = ["describe_person", "handle", "invite_problem", "route"]
@@ -99,10 +101,15 @@ async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepare
             ready.append(attachment)
             continue
         try:
+            began = time.perf_counter()
             data = await attachment.fetch()
+            fetched = time.perf_counter()
             photo = await asyncio.to_thread(
                 prepare_photo, data, config.data_dir, config.max_photo_bytes
             )
+            if STATS is not None:
+                STATS.add("photo/download", fetched - began)
+                STATS.add("photo/prepare_thread", time.perf_counter() - fetched)
         except PhotoRejected as exc:
             ready.append(dataclasses.replace(attachment, refused=exc.reason))
             continue
@@ -133,7 +140,10 @@ async def _handle_in_transaction(
     """The update in one transaction; once it is committed, the photos whose row it holds are
     added to `on_record`."""
     recorded: set[str] = set()
+    began = time.perf_counter()
     async with unit_of_work(deps.sessions) as session:
+        if STATS is not None:
+            STATS.add("transaction/entered", time.perf_counter() - began)
         await lock_chat(session, incoming.channel, incoming.chat_id)  # one at a time per chat
         mark = None
         if incoming.update_id is not None:
@@ -168,6 +178,8 @@ async def _handle_in_transaction(
         conversations.save_state(conversation, ctx.state)
         if mark is not None:
             conversations.keep_replies(mark, outbox.encode(replies))
+    if STATS is not None:
+        STATS.add("transaction/total", time.perf_counter() - began)
     on_record.update(recorded)
     if incoming.update_id is not None:
         deps.answered.add(incoming.channel, incoming.update_id)

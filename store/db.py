@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext, suppress
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from store.timings import STATS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQL_STATS_VARIABLE = "CCN_SQL_STATS"  # benchmarks only: count SQL statements and commits
@@ -129,7 +132,20 @@ async def unit_of_work(
 ) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends, rolled back on any exception. Not to be
     nested (on SQLite the inner one would wait for the outer one forever)."""
-    async with _writer(sessions) or nullcontext(), sessions() as session, session.begin():
+    writer = _writer(sessions)
+    if STATS is not None and writer is not None:
+        waited = time.perf_counter()
+        await writer.acquire()
+        began = time.perf_counter()
+        STATS.add("sqlite/writer_wait", began - waited)
+        try:
+            async with sessions() as session, session.begin():
+                yield session
+        finally:
+            writer.release()
+            STATS.add("sqlite/writer_held", time.perf_counter() - began)
+        return
+    async with writer or nullcontext(), sessions() as session, session.begin():
         yield session
 
 

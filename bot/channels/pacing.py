@@ -28,6 +28,8 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from store.timings import STATS
+
 log = logging.getLogger(__name__)
 
 BULK_PER_SECOND = 29.0  # under 30 in any second, with room for arrival jitter
@@ -116,6 +118,8 @@ class ChatPace:
             self.tokens = min(CHAT_BURST, self.tokens + (now - self.at) * CHAT_PER_SECOND)
             self.at = now
             if self.tokens < 1:
+                if STATS is not None:
+                    STATS.add("pace/chat_wait", (1 - self.tokens) / CHAT_PER_SECOND)
                 await asyncio.sleep((1 - self.tokens) / CHAT_PER_SECOND)
                 self.at = loop.time()
                 self.tokens = 1.0

@@ -11,10 +11,14 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     Bot,
     BotCommand,
@@ -47,9 +51,12 @@ from handlers import conversation
 from handlers.context import Deps
 from handlers.port import Attachment, Delivery, Incoming, Reply
 from handlers.review import REVIEWERS
-from store.access import chat_roles
+from store import inbox
+from store.access import LINK_DIGITS, chat_roles
 from store.albums import latest_of_album
+from store.db import unit_of_work
 from store.photos import PhotoRejected
+from store.timings import STATS
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +236,23 @@ async def _acknowledge(query: CallbackQuery) -> None:
             raise done
 
 
+def kind_of(update: Update) -> str:
+    """What an update is, for the timings (store.timings)."""
+    query = update.callback_query
+    if query is not None:
+        data = query.data or ""
+        return "tap:" + (data.split(":", 1)[0] if ":" in data else data)
+    message = update.effective_message
+    if message is None:
+        return "other"
+    if message.photo or message.document:
+        return "photo"
+    text = message.text or ""
+    if text.startswith("/"):
+        return text.split()[0]
+    return "typed"
+
+
 def _markup(reply: Reply) -> InlineKeyboardMarkup | None:
     if not reply.buttons:
         return None
@@ -331,29 +355,40 @@ class TelegramChannel:
         query = update.callback_query
         # the tap is acknowledged while it is handled, not before: the answer waits for neither
         acknowledged = asyncio.create_task(_acknowledge(query)) if query is not None else None
+        began = time.perf_counter()
         try:
             replies = await conversation.handle(incoming, self.deps)
+            handled = time.perf_counter()
             chat_id = int(incoming.chat_id)
             if incoming.media_group_id:
                 self._answer_album_once(incoming, chat_id, replies)
             else:
                 await self._send(chat_id, replies)
+            sent = time.perf_counter()
             if self._may_change_menu(incoming):
                 await self._update_menu(chat_id)
+            if STATS is not None:
+                kind = kind_of(update)
+                STATS.add(f"{kind}/handle", handled - began)
+                STATS.add(f"{kind}/send", sent - handled)
+                STATS.add(f"{kind}/menu", time.perf_counter() - sent)
         finally:
             if acknowledged is not None:
+                waited = time.perf_counter()
                 await acknowledged
+                if STATS is not None:
+                    STATS.add("ack/after_answer", time.perf_counter() - waited)
 
     def _may_change_menu(self, incoming: Incoming) -> bool:
         """Whether this update may have changed the chat's role or language: a command (an
         invitation, /ngonngu, a withdrawn person trying one), a language button, a typed link
-        code, or a chat whose menu is not known. An answer to a question changes neither, and
-        not looking saves a query per answer."""
+        code, or a chat whose menu is not known. An answer to a question (a typed figure
+        included) changes neither, and not looking saves a query per answer."""
         text = incoming.text.strip()
         return (
             int(incoming.chat_id) not in self._menus
             or text.startswith("/")
-            or text.isdigit()
+            or (len(text) == LINK_DIGITS and text.isdigit())
             or (incoming.payload or "").startswith("lang:")
         )
 
@@ -586,6 +621,68 @@ async def webhook_server(
 GET_UPDATES_LIMIT = 100  # getUpdates' default and most
 POLL_SPACING = 0.05  # while updates are being handled, one getUpdates at most this often
 STOP_GRACE = 5.0  # at shut-down, updates being handled get this long to finish
+# More updates than this in flight: those not kept yet are kept in the inbox and confirmed at
+# once, rather than read again by every getUpdates and holding back what comes after them.
+# Under it (a few people at a time) an update is confirmed only once handled and answered.
+KEEP_AT = 24
+MAX_IN_FLIGHT = 1000  # past this many updates being handled, nothing new is taken
+CLEAR_EVERY = 1.0  # kept updates handled since: their inbox rows deleted this often, together
+CLEAR_BATCH = 100
+INBOX_CHANNEL = "telegram"
+
+
+class _Kept:
+    """The inbox rows of updates confirmed to Telegram before they were handled."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession] | None) -> None:
+        self.sessions = sessions
+        self.rows: dict[int, int] = {}  # update id -> inbox row, while it is being handled
+        self.cleared: list[int] = []  # rows of updates handled since: deleted in a batch
+        self.cleared_at = 0.0
+
+    async def left(self) -> list[tuple[int, dict[str, Any]]]:
+        """Updates kept by a process that stopped before handling them, oldest first."""
+        if self.sessions is None:
+            return []
+        async with self.sessions() as session:
+            rows = await inbox.left(session, INBOX_CHANNEL, datetime.now(UTC), limit=100_000)
+        return sorted(rows, key=lambda row: int(row[1]["update_id"]))
+
+    async def keep(self, bodies: dict[int, dict[str, Any]]) -> bool:
+        """Keep these updates (update id -> JSON); False if the store refused."""
+        if self.sessions is None:
+            return False
+        try:
+            async with unit_of_work(self.sessions) as session:
+                ids = await inbox.keep_many(session, INBOX_CHANNEL, bodies, datetime.now(UTC))
+        except SQLAlchemyError as exc:  # not confirmed, then: Telegram keeps them
+            log.warning("%d updates not kept (%s); confirmed once handled", len(bodies), exc)
+            return False
+        self.rows.update(ids)
+        if STATS is not None:
+            STATS.count("poll/kept", len(bodies))
+        return True
+
+    def finished(self, update_id: int) -> None:
+        row = self.rows.pop(update_id, None)
+        if row is not None:
+            self.cleared.append(row)
+
+    async def clear(self, *, now: float, force: bool = False) -> None:
+        """Delete the rows of kept updates handled since (a crash before that: they are
+        handled again, and answered again from their kept answer)."""
+        if not self.cleared or self.sessions is None:
+            return
+        if not force and len(self.cleared) < CLEAR_BATCH and now - self.cleared_at < CLEAR_EVERY:
+            return
+        rows, self.cleared = self.cleared, []
+        self.cleared_at = now
+        try:
+            async with unit_of_work(self.sessions) as session:
+                await inbox.done_many(session, rows)
+        except SQLAlchemyError as exc:
+            log.warning("inbox rows of %d handled updates not cleared: %s", len(rows), exc)
+            self.cleared.extend(rows)
 
 
 async def poll(
@@ -594,35 +691,77 @@ async def poll(
     lanes: Lanes,
     lane: Callable[[Update], Hashable],
     settle: Callable[[Update], Awaitable[None]] | None = None,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> None:
-    """Long polling that confirms updates to Telegram only once they are handled (and, for an
-    album's photo, answered or left to a later photo: `settle`).
+    """Long polling that confirms an update to Telegram only once it is handled (and, for an
+    album's photo, answered or left to a later photo: `settle`) or kept in the inbox.
 
     Telegram forgets an update when a later getUpdates asks for a higher offset. PTB's updater
     asks again as soon as it has fetched a batch, so updates fetched but not yet handled were
     lost when the process died (a report's "Gửi" with no receipt). Here the offset asked for is
-    that of the oldest update still being handled — its transaction not yet committed — so a
-    crash gets it redelivered, and the store's dedupe drops what was already handled.
+    that of the oldest update still being handled and not kept — its transaction not yet
+    committed — so a crash gets it redelivered, and the store's dedupe drops what was already
+    handled.
 
     Updates are handled at once, each chat's in order (bot.lanes), so nobody waits for someone
-    else's download. While some are being handled, getUpdates is asked again with their offset:
-    Telegram sends them again (skipped by their id, and read from JSON only when new) with what
-    has come since. Past 100 unfinished updates nothing new is taken: the load waits at the
-    door, not in memory."""
+    else's download. While a few are being handled, getUpdates is asked again with their offset:
+    Telegram sends them again (skipped by their id) with what has come since. When more than
+    KEEP_AT are in flight (a rush), those not yet kept are written to the inbox (`sessions`,
+    one statement) and confirmed at once: each is then read once, and a slow one no longer
+    holds back the 100 updates a getUpdates returns. Their rows are deleted in batches once
+    handled; those left by a process that died are handled first at the next start, in their
+    order."""
     bot = application.bot
     handling: dict[int, asyncio.Task[None]] = {}
+    unkept: dict[int, dict[str, Any]] = {}  # updates being handled, not kept: their JSON
+    kept = _Kept(sessions)
     newest = -1  # the newest update taken
+    loop = asyncio.get_running_loop()
 
     def finished(update_id: int, task: asyncio.Task[None]) -> None:
         handling.pop(update_id, None)
-        if not task.cancelled() and task.exception() is not None:
+        unkept.pop(update_id, None)
+        if task.cancelled():  # cut short at shut-down: its row stays, for the next start
+            kept.rows.pop(update_id, None)
+            return
+        kept.finished(update_id)
+        if task.exception() is not None:
             log.error("update %s failed", update_id, exc_info=task.exception())
+
+    def take(data: dict[str, Any]) -> int:
+        update = Update.de_json(data, bot)
+        task = asyncio.create_task(_handled(application, lanes, lane, settle, update))
+        handling[update.update_id] = task
+        task.add_done_callback(functools.partial(finished, update.update_id))
+        return update.update_id
+
+    try:
+        left = await kept.left()
+    except SQLAlchemyError as exc:
+        log.warning("inbox not read: %s", exc)
+        left = []
+    for row, data in left:  # before anything Telegram sends: a chat's updates in order
+        update_id = take(data)
+        kept.rows[update_id] = row
+        newest = max(newest, update_id)
+    if left:
+        log.info("%d updates kept by a stopped process: handled now", len(left))
 
     backoff = 1.0
     try:
         while True:
-            offset = min(handling) if handling else newest + 1
-            wait = 0 if handling else 10
+            await kept.clear(now=loop.time())
+            if unkept and len(handling) > KEEP_AT:
+                batch = dict(unkept)
+                if await kept.keep(batch):
+                    for update_id in batch:
+                        unkept.pop(update_id, None)
+                        if update_id not in handling:  # finished while it was being kept
+                            kept.finished(update_id)
+            while len(handling) >= MAX_IN_FLIGHT:
+                await asyncio.wait(list(handling.values()), return_when=asyncio.FIRST_COMPLETED)
+            offset = min(unkept) if unkept else newest + 1
+            wait = 0 if unkept else 10
             try:
                 # lower case: the same method (Bot API methods are case-insensitive) without
                 # PTB parsing every update again, or warning that get_updates exists
@@ -644,27 +783,34 @@ async def poll(
             notifier.problem = None
             backoff = 1.0
             fresh = [data for data in raw if int(data["update_id"]) > newest]
+            if STATS is not None:
+                STATS.count("poll/requests")
+                STATS.count("poll/read", len(raw))
+                STATS.count("poll/fresh", len(fresh))
+                STATS.add("poll/handling", float(len(handling)))
             for data in fresh:
-                update = Update.de_json(data, bot)
-                newest = update.update_id
-                task = asyncio.create_task(_handled(application, lanes, lane, settle, update))
-                handling[newest] = task
-                task.add_done_callback(functools.partial(finished, newest))
-            if handling and not fresh and len(raw) >= GET_UPDATES_LIMIT:
-                # a page of updates still being handled: nothing new can show before the
-                # oldest is done
-                await asyncio.wait([handling[min(handling)]])
-            elif handling and not fresh:  # Telegram has nothing new: wait for one to finish
+                newest = take(data)
+                unkept[newest] = data
+            if unkept and not fresh and len(raw) >= GET_UPDATES_LIMIT:
+                # a page of updates still being handled, not kept: nothing new can show
+                # before the oldest is done
+                blocked = time.perf_counter()
+                await asyncio.wait([handling[min(unkept)]])
+                if STATS is not None:
+                    STATS.add("poll/blocked_by_oldest", time.perf_counter() - blocked)
+            elif unkept and not fresh:  # Telegram has nothing new: wait for one to finish
                 await asyncio.wait(
-                    list(handling.values()), timeout=0.25, return_when=asyncio.FIRST_COMPLETED
+                    [handling[u] for u in unkept], timeout=0.25, return_when=asyncio.FIRST_COMPLETED
                 )
-            if handling:  # each poll reads the unfinished ones again: fewer polls when many
-                await asyncio.sleep(max(POLL_SPACING, 0.002 * len(handling)))
+            if unkept:  # each poll reads the unfinished ones again: fewer polls when many
+                await asyncio.sleep(max(POLL_SPACING, 0.002 * len(unkept)))
     finally:
         if handling:  # let them finish (their answers go out); the rest is redelivered
             await asyncio.wait(list(handling.values()), timeout=STOP_GRACE)
             for task in handling.values():
                 task.cancel()
+        with contextlib.suppress(Exception):
+            await kept.clear(now=loop.time(), force=True)
 
 
 def webhook_identity(token: str, secret: str | None) -> tuple[str, str]:
@@ -685,7 +831,20 @@ async def _handled(
     settle: Callable[[Update], Awaitable[None]] | None,
     update: Update,
 ) -> None:
-    await lanes.run(lane(update), functools.partial(application.process_update, update))
+    if STATS is None:
+        await lanes.run(lane(update), functools.partial(application.process_update, update))
+    else:
+        stats = STATS
+        queued = time.perf_counter()
+
+        async def work() -> None:
+            began = time.perf_counter()
+            stats.add(f"{kind_of(update)}/lane_wait", began - queued)
+            await application.process_update(update)
+            stats.add(f"{kind_of(update)}/in_lane", time.perf_counter() - began)
+
+        await lanes.run(lane(update), work)
+        stats.add(f"{kind_of(update)}/total", time.perf_counter() - queued)
     if settle is not None:
         await settle(update)
 
@@ -758,7 +917,14 @@ async def running(
         else:
             await call(lambda: application.bot.delete_webhook())  # getUpdates needs none
             poller = asyncio.create_task(
-                poll(application, notifier, channel.lanes, channel.lane, channel.settle)
+                poll(
+                    application,
+                    notifier,
+                    channel.lanes,
+                    channel.lane,
+                    channel.settle,
+                    channel.deps.sessions,
+                )
             )
             stack.push_async_callback(_cancel, poller)
             log.info("polling %s", base_url)
