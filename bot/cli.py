@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from store import integrity
     from store.backup import BackupError
     from store.clusters import RowError
+    from store.seed import SeedCounts
 
 T = TypeVar("T")
 
@@ -103,11 +104,7 @@ def db_upgrade() -> None:
             )
         )
         if counts:
-            click.echo(
-                _("Registry loaded: {clusters} clusters, {steps} steps, {tasks} tasks.").format(
-                    clusters=counts.clusters, steps=counts.steps, tasks=counts.tasks
-                )
-            )
+            click.echo(_registry_loaded(counts))
 
     _with_app(work, migrate=False)
 
@@ -601,6 +598,12 @@ def export(period: str, out: Path, chart_path: Path | None) -> None:
     click.echo(_("Workbook written: {file}").format(file=out))
 
 
+def _registry_loaded(counts: SeedCounts) -> str:
+    return _(
+        "Registry loaded: {clusters} clusters, {steps} steps, {tasks} tasks, {duties} duties."
+    ).format(clusters=counts.clusters, steps=counts.steps, tasks=counts.tasks, duties=counts.duties)
+
+
 @main.group()
 def registry() -> None:
     """The plan's registry embedded in the bot."""
@@ -615,11 +618,7 @@ def registry_load() -> None:
     async def work(app: App) -> None:
         async with unit_of_work(app.sessions) as session:
             counts = await load_registry(session)
-        click.echo(
-            _("Registry loaded: {clusters} clusters, {steps} steps, {tasks} tasks.").format(
-                clusters=counts.clusters, steps=counts.steps, tasks=counts.tasks
-            )
-        )
+        click.echo(_registry_loaded(counts))
 
     _with_app(work)
 

@@ -25,6 +25,11 @@ PlanDate = Literal["planned_groundbreaking", "planned_completion"]
 MEANINGFUL: tuple[QuestionType, ...] = ("percent", "number", "yesno", "choice")
 # a figure that may not go down; a choice of stages that may not go back (its choices' order)
 MONOTONIC: tuple[QuestionType, ...] = ("percent", "number", "choice")
+# `means:` of a per-item question (reports/tasks.py): `progress` the choice saying how far the
+# item is, `share_done` the percentage done of an item under way; and of each choice of the
+# progress question: what it is counted as.
+ItemMeaning = Literal["progress", "share_done"]
+Stage = Literal["done", "under_way", "not_started"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,13 @@ class Choice:
     value: str
     vi: str
     en: str
+    means: Stage | None = None  # on the choices of a `means: progress` question
+
+    def __post_init__(self) -> None:
+        if self.means is not None and self.means not in get_args(Stage):
+            raise ValueError(
+                f"choice {self.value}: means {self.means!r} is not one of {_list(Stage)}"
+            )
 
     def label(self, locale: str) -> str:
         return self.en if locale == "en" else self.vi
@@ -180,11 +192,13 @@ class Question:
     max_jump: Decimal | None = None  # a figure moving more than this since the last report
     not_future: bool = False  # a date that has happened: not after the period's end and today
     not_before: date | None = None  # a date not before this one (e.g. the cluster's founding)
+    means: ItemMeaning | None = None  # what a per-item answer says of its item's progress
 
     def __post_init__(self) -> None:
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"{self.id}: a choice needs at least two options")
         self._check_choices()
+        self._check_means()
         self._check_plausibility()
         steps = [c.step for c in self.completes]
         if len(set(steps)) < len(steps):
@@ -207,6 +221,34 @@ class Question:
         values = [c.value for c in (*self.choices, *self.formerly)]
         if len(set(values)) < len(values):
             raise ValueError(f"{self.id}: a choice value is given twice ({', '.join(values)})")
+
+    def _check_means(self) -> None:
+        """`means: progress` is a choice each of whose choices says what it counts as, one at
+        least as done; `means: share_done` a percent; a choice's `means` belongs to the first."""
+        if self.means is not None and self.means not in get_args(ItemMeaning):
+            raise ValueError(f"{self.id}: means {self.means!r} is not one of {_list(ItemMeaning)}")
+        if self.means == "share_done" and self.type != "percent":
+            raise ValueError(f"{self.id}: means share_done is for a percent, not a {self.type}")
+        if self.means != "progress":
+            if any(c.means for c in self.choices):
+                raise ValueError(
+                    f"{self.id}: its choices say what they mean, but it is not `means: progress`"
+                )
+            return
+        if self.type != "choice":
+            raise ValueError(f"{self.id}: means progress is for a choice, not a {self.type}")
+        unsaid = [c.value for c in self.choices if c.means is None]
+        if unsaid:
+            raise ValueError(
+                f"{self.id}: choice {', '.join(unsaid)} does not say what it means ({_list(Stage)})"
+            )
+        if not any(c.means == "done" for c in self.choices):
+            raise ValueError(f"{self.id}: no choice means done")
+
+    def stage(self, value: str | None) -> Stage | None:
+        """What an answer to the progress question counts as (None: no answer, or one it no
+        longer offers)."""
+        return next((c.means for c in self.choices if c.value == value), None)
 
     def _check_plausibility(self) -> None:
         """`max_jump` belongs to a figure, `not_future` and `not_before` to a date."""
@@ -290,7 +332,23 @@ class Form:
 
     def _check_meaning(self) -> None:
         """Steps, targets and columns belong to a cluster's own answers: a form some kind of
-        cluster answers, not its `each_item` questions; a step is completed by one question."""
+        cluster answers, not its `each_item` questions; a step is completed by one question. A
+        form asked per item says which of its per-item questions is the progress (once), and
+        may say which is the share done (once); its other questions have no `means`."""
+        for q in self.questions:
+            if q.means is not None:
+                raise ValueError(
+                    f"{self.form}: {q.id} is not asked per item: it cannot mean {q.means}"
+                )
+        for meaning in get_args(ItemMeaning):
+            which = [q.id for q in self.each_item if q.means == meaning]
+            if len(which) > 1:
+                raise ValueError(f"{self.form}: {' and '.join(which)} both mean {meaning}")
+        if self.each_item and self.progress is None:
+            raise ValueError(
+                f"{self.form}: no question asked per item says `means: progress` (the choice "
+                "of how far the item is)"
+            )
         for q in self.each_item:
             if q.completes or q.counts_toward or q.column:
                 raise ValueError(
@@ -344,6 +402,16 @@ class Form:
     def counters(self) -> tuple[Question, ...]:
         """The questions that count toward a target of the plan."""
         return tuple(q for q in self.questions if q.counts_toward is not None)
+
+    @property
+    def progress(self) -> Question | None:
+        """The per-item question saying how far an item is (`means: progress`)."""
+        return next((q for q in self.each_item if q.means == "progress"), None)
+
+    @property
+    def share_done(self) -> Question | None:
+        """The per-item percentage done of an item under way (`means: share_done`)."""
+        return next((q for q in self.each_item if q.means == "share_done"), None)
 
 
 @dataclass(frozen=True)

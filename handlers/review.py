@@ -5,7 +5,8 @@ and what they send is a new version, shown to the reviewer as the answers that c
 
 Who reviews: Sở Công Thương (admins) every report; a department the reports of the clusters
 where the plan gives it a step (the clusters it sees on /tinhhinh: Sở TN&MT those with a land
-lease to approve, …); nobody else. Only a subject's period's latest version is reviewed.
+lease to approve, …), and from the period after a merge those of the departments merged into
+it; nobody else. Only a subject's period's latest version is reviewed.
 
 Where from: /duyet (the reports waiting), the button on a cluster's /tinhhinh card, the
 notice of a correction; `ccn-bot review` does the same from the command line. "Needs changes"
@@ -17,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,8 +39,10 @@ from store import reviews, submissions
 from store.clusters import step_kinds
 from store.forms import load_forms
 from store.models import Person, Report, ReportReview
+from store.orgs import lineage, successor_on
 from store.people import clusters_with_steps_of
 from store.progress import person_names
+from store.slots import first_day
 
 COMMENT_LIMIT = 500  # characters of a reviewer's comment
 LABEL_LIMIT = 60  # characters of a button's label
@@ -218,20 +222,34 @@ def waiting_lines(waiting: Sequence[Waiting], locale: str) -> tuple[list[str], l
 # --- who may review what ---------------------------------------------------------------------
 
 
-async def reviewable_clusters(session: AsyncSession, person: Person | None) -> set[int] | None:
+async def reviewable_clusters(
+    session: AsyncSession, person: Person | None, day: date | None = None
+) -> set[int] | None:
     """None: every report (an admin); else the ids of the clusters whose reports the person
-    may review (a department: where the plan gives it a step; anyone else: none)."""
+    may review (a department: where the plan gives it a step; anyone else: none). On `day`
+    (the first day of the current period), a department reviews as well what the departments
+    merged into it before that day could (store.orgs.lineage), and the people of a department
+    that has ended review for its successor (handlers.subjects.answering_for), as /tinhhinh
+    shows them; without `day`, its own steps only."""
     if person is None or not person.active:
         return set()
     if person.role == Role.ADMIN:
         return None
-    if person.role == Role.DEPARTMENT and person.organisation_id is not None:
+    if person.role != Role.DEPARTMENT or person.organisation_id is None:
+        return set()
+    if day is None or person.organisation is None:
         return await clusters_with_steps_of(session, person.organisation_id)
-    return set()
+    org = successor_on(person.organisation, day)
+    return await clusters_with_steps_of(session, await lineage(session, org.id, day))
+
+
+def _today(ctx: Ctx) -> date:
+    """The first day of the period reviews are decided in: merges count from the next one."""
+    return first_day(ctx.deps.calendar.period_at(ctx.now))
 
 
 async def may_review(ctx: Ctx, report: Report) -> bool:
-    clusters = await reviewable_clusters(ctx.session, ctx.person)
+    clusters = await reviewable_clusters(ctx.session, ctx.person, _today(ctx))
     return clusters is None or (report.cluster_id is not None and report.cluster_id in clusters)
 
 
@@ -277,7 +295,7 @@ async def waiting_list(ctx: Ctx, args: str) -> list[Reply]:
             period = str(Period.parse(parse_month(args.split()[0])))
         except ValueError:
             return [Reply(_("Please give the month as month/year, e.g. /duyet 6/2021."))]
-    clusters = await reviewable_clusters(ctx.session, ctx.person)
+    clusters = await reviewable_clusters(ctx.session, ctx.person, _today(ctx))
     if clusters is not None and not clusters:
         return [Reply(_(REFUSED))]
     found, total = await reviews.waiting(ctx.session, clusters=clusters, period=period)

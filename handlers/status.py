@@ -4,11 +4,12 @@ month's summary (with the workbook and the chart). Each person sees only their p
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from domain import answers, i18n
 from domain.calendar import Period
+from domain.forms import Form
 from domain.roles import ClusterKind, Role
 from domain.slots import Rate, Slot, counted
 from domain.text import bare_cluster_name, parse_month
@@ -412,12 +413,16 @@ async def summary(ctx: Ctx, args: str) -> list[Reply]:
     # a district sees its own reporting rate; the city's plan against actual is Sở Công
     # Thương's consolidated figure, sent upward by them (trust issue, row 14)
     text = summary_text(result, ctx.locale, targets=ctx.person.role == Role.ADMIN)
-    text = "\n".join([text, *await late_task_lines(ctx, period)])
     if ctx.person.role != Role.ADMIN:
-        return [Reply(text)]
+        return [Reply("\n".join([text, *await late_task_lines(ctx, period)]))]
+    # one reading of the month: the late tasks said here, and the files sent upward
+    month = await upward.read(ctx.session, result, ctx.deps.calendar, ctx.now)
+    text = "\n".join([text, *await late_task_lines(ctx, period, month.tasks)])
     exports = person_exports(ctx.deps.config.data_dir, ctx.person.id)
     # the report to sign (DOCX, a type Zalo takes) and its appendices, built off the loop
-    files = await upward.build(ctx.session, result, ctx.deps.calendar, exports, ctx.now, ctx.locale)
+    files = await upward.build(
+        ctx.session, result, ctx.deps.calendar, exports, ctx.now, ctx.locale, month=month
+    )
     picture = await upward.chart(result, exports / f"tong-hop-{period}.png", ctx.locale)
     return [
         Reply(text),
@@ -435,32 +440,38 @@ def this_month(ctx: Ctx) -> Period:
     return Period(local.year, local.month)
 
 
-def _status_words(locale: str) -> dict[str, str]:
-    """A task's status as the tasks form words it (Đang triển khai …)."""
-    status = next(q for q in load_forms()["tasks"].each_item if q.id == "status")
-    return {c.value: c.label(locale) for c in status.choices}
+def _status_words(form: Form, locale: str) -> dict[str, str]:
+    """A task's progress as the tasks form words it (Đang triển khai …)."""
+    asked = form.progress
+    return {c.value: c.label(locale) for c in asked.choices} if asked is not None else {}
 
 
-async def late_task_lines(ctx: Ctx, period: Period) -> list[str]:
+async def late_task_lines(
+    ctx: Ctx, period: Period, city_tasks: Sequence[late_tasks.TaskFacts] | None = None
+) -> list[str]:
     """The tasks late at the end of `period`: for an admin, the city's (as the workbook says
-    them); for a district's or department's officer, those its organisation leads, with what
-    it last reported; nothing for anyone else or when none is late."""
+    them; `city_tasks` when the month has been read already); for a district's or
+    department's officer, those its organisation leads — with, from the period after a merge,
+    those of the organisations merged into it — and what it last reported; nothing for anyone
+    else or when none is late."""
     _ = ctx._
     person = ctx.person
     if person is None or not person.active:
         return []
     if person.role == Role.ADMIN:
-        tasks, _duties = await late_tasks.city(ctx.session, period)
-        return late_tasks.city_lines(tasks, period, ctx.locale)
-    org = person.organisation
+        if city_tasks is None:
+            city_tasks, _duties = await late_tasks.city(ctx.session, period)
+        return late_tasks.city_lines(city_tasks, period, ctx.locale)
+    org = answering_for(person, period)
     if org is None or person.role not in (Role.DISTRICT, Role.DEPARTMENT):
         return []
+    form = late_tasks.tasks_form()
     found = await late_tasks.late_of(
-        ctx.session, period, [(org.id, late_tasks.lead_group(person.role))]
+        ctx.session, period, [(org.id, late_tasks.lead_group(person.role))], form
     )
     if org.id not in found:
         return []
     return [
         _("Tasks of Appendix 1 that {organisation} leads, late:").format(organisation=org.name),
-        *late_tasks.own_lines(found[org.id], ctx.locale, _status_words(ctx.locale)),
+        *late_tasks.own_lines(found[org.id], ctx.locale, _status_words(form, ctx.locale)),
     ]

@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,7 +29,7 @@ from domain.subjects import Subject
 from handlers import choices, payloads, review
 from handlers.port import Button, Delivery, Notifier, Reply
 from reminders.policy import Due, Policy, due
-from reports.tasks import OwnTask, late_of, lead_group, own_lines
+from reports.tasks import OwnTask, late_of, lead_group, own_lines, successors
 from store import reminders as ledger
 from store import reviews
 from store.access import mark_unreachable
@@ -101,6 +101,26 @@ def _slot_lines(slots: list[Slot]) -> list[str]:
     return [f"• {s.title}" for s in slots]
 
 
+def _merge_line(person: Person, slots: list[Slot]) -> list[str]:
+    """Once, for a person of an organisation merged into another: that they now report for it
+    (store.slots counts them among the successor's), in the words /baocao uses."""
+    org = person.organisation
+    heir = next(
+        (s for s in slots if s.subject.org_id is not None and org and s.subject.org_id != org.id),
+        None,
+    )
+    if org is None or heir is None or org.valid_to is None:
+        return []
+    _ = i18n.gettext_for(person.locale)
+    since = org.valid_to + timedelta(days=1)
+    return [
+        _(
+            "{old} has been merged into {new}: from {period} you report for {new}. "
+            "If that is not right, please tell Sở Công Thương."
+        ).format(old=org.name, new=heir.title, period=Period(since.year, since.month).label())
+    ]
+
+
 def _reporter_message(
     person: Person,
     period: Period,
@@ -124,6 +144,7 @@ def _reporter_message(
             *_also(period, person.locale),
             _("Not yet received:"),
             *_slot_lines(slots),
+            *_merge_line(person, slots),
         ]
         if late:
             lines += [
@@ -393,14 +414,18 @@ async def _plan_due(
 async def _late_tasks(
     session: AsyncSession, period: Period, people: list[Person]
 ) -> dict[int, list[OwnTask]]:
-    """Organisation id → the Phụ lục 1 tasks it leads that are late at the end of `period`,
-    for the organisations of the districts' and departments' people."""
-    leads = {
+    """Organisation id (a person's) → the Phụ lục 1 tasks late at the end of `period` that the
+    organisation it reports for leads: itself, or from the period after a merge its successor,
+    with the tasks of every organisation merged into that one."""
+    heir = await successors(session, period)
+    mine = {
         p.organisation_id: lead_group(p.role)
         for p in people
         if p.organisation_id is not None and p.role in ORG_ROLES
     }
-    return await late_of(session, period, list(leads.items()))
+    leads = {heir.get(org, org): group for org, group in mine.items()}
+    late = await late_of(session, period, list(leads.items()))
+    return {org: late[heir.get(org, org)] for org in mine if heir.get(org, org) in late}
 
 
 def _owners(sender_id: int, subject: Subject, people: list[Person]) -> list[Person]:

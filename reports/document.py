@@ -58,6 +58,7 @@ from reports.plan import (
     Plan,
 )
 from reports.summary import Summary, TargetRow
+from reports.tasks import DutyFacts, TaskFacts, short
 
 FONT = "Times New Roman"
 BODY = 13  # Nghị định 30: the body 13–14 pt
@@ -618,8 +619,79 @@ def _remarks(document: DocumentObject, month: Month, _: Gettext) -> None:
     )
 
 
+def _reported(item: TaskFacts | DutyFacts, _: Gettext, locale: str) -> str:
+    """What the units last reported on a task or duty, short (`đơn vị báo cáo: 1 đang triển
+    khai, bình quân 40 %`); empty when none has."""
+    parts = []
+    if item.done:
+        parts.append(_("{count} done").format(count=item.done))
+    if item.in_progress:
+        under_way = _("{count} under way").format(count=item.in_progress)
+        if item.average is not None:
+            under_way += ", " + _("{percent} on average").format(
+                percent=i18n.percent(round(Decimal(str(item.average)), 1), locale)
+            )
+        parts.append(under_way)
+    if item.not_started:
+        parts.append(_("{count} not started").format(count=item.not_started))
+    return _("units reporting: {parts}").format(parts="; ".join(parts)) if parts else ""
+
+
+def _tasks(document: DocumentObject, month: Month, _: Gettext, locale: str) -> None:
+    """Phụ lục 1's tasks past their due time that the units' latest answers up to the month do
+    not all say done (reports/tasks.py), with what was reported."""
+    overdue = [t for t in month.tasks if t.overdue(month.period)]
+    if not overdue:
+        _para(
+            document,
+            _("No task of Appendix 1 is past its due time without being reported done."),
+        )
+        return
+    _para(
+        document,
+        _(
+            "Tasks of Appendix 1 past their due time that, up to {period}, the units have not "
+            "reported done:"
+        ).format(period=_month(month.period)),
+    )
+    for task in overdue:
+        line = _("Task {number} ({lead}; due: {due}): {title}").format(
+            number=task.number, lead=task.lead, due=task.due_text, title=task.title
+        )
+        said = _reported(task, _, locale)
+        _para(document, f"- {line.rstrip(' .;')}" + (f" — {said}." if said else "."))
+
+
+def _duties(document: DocumentObject, month: Month, _: Gettext, locale: str) -> None:
+    """Section III's duties beyond Phụ lục 1: they have no due time, so those reported up to
+    the month, each with what was reported (the workbook's Phụ lục 1 has them all)."""
+    if not month.duties:
+        return
+    reported = [d for d in month.duties if d.done + d.in_progress + d.not_started]
+    period = _month(month.period)
+    if not reported:
+        _para(
+            document,
+            _(
+                "Up to {period}, no unit has reported on the {count} duties of section III of "
+                "the plan beyond Appendix 1."
+            ).format(period=period, count=len(month.duties)),
+        )
+        return
+    _para(
+        document,
+        _(
+            "Duties of section III of the plan beyond Appendix 1: {reported} of {count} "
+            "reported on up to {period} (details in Appendix 1):"
+        ).format(reported=len(reported), count=len(month.duties), period=period),
+    )
+    for duty in reported:
+        who = _("{who} (section {section})").format(who=duty.who, section=duty.section)
+        _para(document, f"- {who}: {short(duty.text)} — {_reported(duty, _, locale)}.")
+
+
 def _late(document: DocumentObject, month: Month, _: Gettext, locale: str) -> None:
-    _heading(document, _("V. STEPS AND TASKS BEHIND THE PLAN"))
+    _heading(document, _("V. PROGRESS OF THE PLAN'S STEPS AND TASKS"))
     steps = month.late_steps
     if steps:
         _para(
@@ -645,22 +717,8 @@ def _late(document: DocumentObject, month: Month, _: Gettext, locale: str) -> No
             _para(document, f"- {owner}: {_names(items)}.")
     else:
         _para(document, _("No cluster is behind its planned groundbreaking."))
-    overdue = [t for t in month.tasks if t.overdue(month.period)]
-    if overdue:
-        _para(
-            document,
-            _(
-                "Tasks of Appendix 1 past their due time that no unit reported done in {period}:"
-            ).format(period=_month(month.period)),
-        )
-        for task in overdue:
-            _para(
-                document,
-                "- "
-                + _("Task {number} ({lead}; due: {due}): {title}").format(
-                    number=task.number, lead=task.lead, due=task.due_text, title=task.title
-                ),
-            )
+    _tasks(document, month, _, locale)
+    _duties(document, month, _, locale)
 
 
 def _closing(document: DocumentObject, _: Gettext) -> None:

@@ -28,9 +28,10 @@ from reports.missing import MissingRow, missing_rows
 from reports.plan import Plan
 from reports.progress import next_step
 from reports.summary import Summary, TargetRow
-from reports.tasks import DutyFacts, TaskFacts, city
+from reports.tasks import DutyFacts, TaskFacts, city, tasks_form
 from store import summaries
 from store.models import Report
+from store.orgs import place_of
 from store.progress import person_names
 
 FiledState = Literal["unassigned", "missing", "received", "paper"]
@@ -83,6 +84,7 @@ class ClusterFacts:
     next_owner: str | None
     late: bool
     filed: Filed
+    commune: str = ""  # its commune or ward since 1 July 2025 (`Xã Phú Xuyên`), if entered
 
     @property
     def form(self) -> str:
@@ -265,6 +267,12 @@ def _filed(slot: Slot | None, calendar: Calendar) -> Filed:
     )
 
 
+def _place(committee: str) -> str:
+    """`UBND xã Phú Xuyên` → `Xã Phú Xuyên`: the place a commune's or ward's committee is of."""
+    place = place_of(committee)
+    return place[:1].upper() + place[1:]
+
+
 def _latest_per_subject(reports: Iterable[Report]) -> dict[Subject, Report]:
     latest: dict[Subject, Report] = {}
     for report in sorted(reports, key=lambda r: r.version):
@@ -360,6 +368,7 @@ async def gather(
                 next_owner=step.step.owner.name if step and step.step.owner else None,
                 late=bool(step and step.late),
                 filed=_filed(slots.get(Subject.cluster(c.code)), calendar),
+                commune=_place(c.commune.name) if c.commune else "",
             )
         )
     organisations = _latest_per_subject(await summaries.organisation_reports(session, period))
@@ -377,7 +386,7 @@ async def gather(
         for s, r in organisations.items()
     ]
     people = await person_names(session, (s.person for s in sent))
-    tasks, duties = await city(session, summary.period)
+    tasks, duties = await city(session, summary.period, tasks_form(summary.forms))
     return Month(
         period=summary.period,
         office_deadline=calendar.office_deadline(summary.period).date(),

@@ -1,7 +1,9 @@
 """The numbers Sở Công Thương sends upward for a period: the reporting rate, and plan versus
 actual for the targets of the plan of the period's own year, from the latest report of each
 cluster up to that period; for a year without a plan, the actual figures alone. Which answer
-counts toward which target is the forms' data (`counts_toward:` in store/forms/*.yaml)."""
+counts toward which target is the forms' data (`counts_toward:` in store/forms/*.yaml); a
+cluster that has never answered the operating form's question on complete infrastructure counts
+by the registry's group instead (`FALLBACKS`), and the figure says how many clusters each way."""
 
 from __future__ import annotations
 
@@ -28,10 +30,9 @@ from store.models import Cluster, Report
 from store.slots import slots_for
 
 # The targets not counted from answers, but from the registry: clusters newly founded under
-# the plan (Sở Công Thương adds them by import), and operating clusters with complete
-# infrastructure — no question of the operating form says a cluster's infrastructure is
-# complete (`htkt_unfinished` is optional free text: an empty answer says nothing), so it is
-# the registry's group of each operating cluster, Phụ lục 2 A (finished) against A and B.
+# the plan (Sở Công Thương adds them by import); and, where the forms have no question feeding
+# it, operating clusters with complete infrastructure, by the registry's group of each
+# operating cluster, Phụ lục 2 A (finished) against A and B.
 NEW_CLUSTERS = "new_clusters"
 FULL_INFRASTRUCTURE = "operating_full_infrastructure"
 OPERATING = (ClusterKind.OPERATING_COMPLETE, ClusterKind.OPERATING_INCOMPLETE)
@@ -42,8 +43,27 @@ BASES = {
         "infrastructure finished (Phụ lục 2 A); no report question says so"
     ),
 }
+# A target counted from answers where a cluster that has never answered its question (up to
+# the period) counts by the registry's group instead: the kinds that count, and the note said
+# beside the figure while any cluster is counted so (a message id).
+FALLBACKS = {
+    FULL_INFRASTRUCTURE: (
+        frozenset({ClusterKind.OPERATING_COMPLETE.value}),
+        i18n.N_(
+            "a cluster that has not yet said in a report whether its infrastructure is complete "
+            "is counted from the registry: complete if listed with its infrastructure finished "
+            "(Phụ lục 2 A)"
+        ),
+    ),
+}
 # A percentage's denominator is the registry's rows, not the plan's 70 or 43 clusters.
 OF_REGISTRY = i18n.N_("{count} of {of} clusters in the registry")
+# ... and, for a target with a fallback, how many clusters were counted from reports and how
+# many from the registry's groups.
+OF_REGISTRY_SOURCES = i18n.N_(
+    "{count} of {of} clusters in the registry; {reported} clusters from reports, "
+    "{listed} from the registry"
+)
 _QUARTER = re.compile(r"^\d{4}-Q[1-4]$")
 
 
@@ -60,6 +80,8 @@ class TargetRow:
     period: str = ""  # the target's period: a year, a quarter (2021-Q2), or none
     measure: str = ""  # a year without a plan: the figure's name (a message id), no label
     basis: str = ""  # how a figure not counted from reports is counted (a message id, BASES)
+    reported: int | None = None  # a target with a fallback: clusters counted from reports
+    listed: int | None = None  # ... and from the registry's groups (never answered)
 
     def title(self, _: Gettext, locale: str = "vi") -> str:
         """The plan's words; for a figure without a plan its name, a quarter's with the
@@ -74,9 +96,15 @@ class TargetRow:
 
     def counted(self, _: Gettext) -> str | None:
         """`8 trên 22 cụm trong danh mục`: how many clusters of how many (a percentage's), the
-        registry's rows said to be its denominator; None for a count."""
+        registry's rows said to be its denominator, and for a target with a fallback how many
+        were counted from reports and how many from the registry (`…; 1 cụm theo báo cáo, 34
+        theo danh mục`); None for a count."""
         if self.count is None or self.of is None:
             return None
+        if self.reported is not None and self.listed is not None:
+            return _(OF_REGISTRY_SOURCES).format(
+                count=self.count, of=self.of, reported=self.reported, listed=self.listed
+            )
         return _(OF_REGISTRY).format(count=self.count, of=self.of)
 
     @property
@@ -153,6 +181,11 @@ def _percent(count: int, total: int) -> Decimal:
     return (Decimal(100) * count / total).quantize(Decimal("0.1")) if total else Decimal(0)
 
 
+def _answered(question: Question, answers: dict[str, Answer]) -> bool:
+    answer = answers.get(question.id)
+    return answer is not None and answer.value not in (None, "")
+
+
 def _targets(
     targets: tuple[Goal, ...],
     clusters: list[Cluster],
@@ -163,14 +196,16 @@ def _targets(
     rows: list[TargetRow] = []
     for target in targets:
         actual: Decimal | None = None
-        count = of = None
+        count = of = reported = listed = None
+        basis = ""
         feeding = [
             (form, q)
             for form, q in counters
             if q.counts_toward is not None and _feeds(q.counts_toward.target, target.code)
         ]
+        fallback = FALLBACKS.get(target.code)
         if feeding:
-            counted = whole = 0
+            counted = whole = by_registry = 0
             for form, question in feeding:
                 assert question.counts_toward is not None
                 kinds = set(question.counts_toward.among) or {
@@ -178,14 +213,19 @@ def _targets(
                 }
                 among = [c for c in clusters if c.kind in kinds]
                 whole += len(among)
-                counted += sum(
-                    1 for c in among if _counted(question, answers.get(c.code, {}), target)
-                )
-            if target.unit == "percent":
+                for c in among:
+                    mine = answers.get(c.code, {})
+                    if fallback is not None and not _answered(question, mine):
+                        by_registry += 1  # never answered: the registry's group says
+                        counted += c.kind in fallback[0]
+                    else:
+                        counted += _counted(question, mine, target)
+            if target.unit == "percent" or fallback is not None:
                 count, of = counted, whole
-                actual = _percent(counted, whole)
-            else:
-                actual = Decimal(counted)
+            if fallback is not None:
+                reported, listed = whole - by_registry, by_registry
+                basis = fallback[1] if by_registry else ""
+            actual = _percent(counted, whole) if target.unit == "percent" else Decimal(counted)
         elif target.code == NEW_CLUSTERS:
             actual = Decimal(sum(1 for c in clusters if c.kind == ClusterKind.FOUNDED_2021))
         elif target.code == FULL_INFRASTRUCTURE:
@@ -195,6 +235,7 @@ def _targets(
                 len(operating),
             )
             actual = _percent(count, of) if target.unit == "percent" else Decimal(count)
+            basis = BASES[FULL_INFRASTRUCTURE]
         rows.append(
             TargetRow(
                 target.code,
@@ -207,7 +248,9 @@ def _targets(
                 of,
                 target.period or "",
                 target.measure,
-                BASES.get(target.code, "") if actual is not None and not feeding else "",
+                basis,
+                reported,
+                listed,
             )
         )
     return rows

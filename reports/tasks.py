@@ -12,7 +12,14 @@ or not June's report is in yet):
   month is past its due time and its latest report does not say done;
 - for the city (the workbook, the report sent upward, `/tonghop`), a task is late once the
   month is past its due time and no organisation reports it done, or one still reports it not
-  done."""
+  done.
+
+From the period after a merge (store.orgs.lineage), an organisation merged into another is
+part of it here too: its tasks are the successor's, and of the two the later answer on an item
+is the successor's answer (the predecessor's last report no longer counts on its own).
+
+Which answers say how far an item is, and what each choice counts as, is the tasks form's data
+(`means:` in store/forms/tasks.yaml): no question id or choice value is known here."""
 
 from __future__ import annotations
 
@@ -25,11 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import i18n
 from domain.calendar import Period
+from domain.forms import Form, Stage
 from domain.roles import Role
 from store import duties as store
+from store.forms import load_forms
 from store.models import Duty, Task
+from store.orgs import lineage
+from store.slots import first_day
 
-DONE = "done"
 TITLE_MAX = 90
 # The group a person's organisation leads tasks with, besides those led by name (as the
 # report's items are chosen: handlers/subjects.py).
@@ -80,6 +90,60 @@ def late_since(kind: str, value: str, locale: str) -> str:
 def short(text: str, limit: int = TITLE_MAX) -> str:
     text = " ".join(text.split()).lstrip("- ")
     return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;.") + "…"
+
+
+def tasks_form(forms: Mapping[str, Form] | None = None) -> Form:
+    """The form districts and departments report their items by (store/forms/tasks.yaml), from
+    `forms` when given."""
+    found = forms.get("tasks") if forms is not None else None
+    return found if found is not None else load_forms()["tasks"]
+
+
+Answers = dict[str, store.Latest]
+
+
+async def successors(session: AsyncSession, period: Period) -> dict[int, int]:
+    """Organisation id → the one it is part of in `period` (through each merge, in turn), for
+    those merged into another before the period (as store.orgs.successor_on says it)."""
+    merged = await store.merged_before(session, first_day(period))
+    out = {}
+    for org, heir in merged.items():
+        seen = {org}
+        while heir in merged and heir not in seen:
+            seen.add(heir)
+            heir = merged[heir]
+        out[org] = heir
+    return out
+
+
+def _fold(
+    latest: Mapping[int, Mapping[str, store.Latest]], heir: Mapping[int, int], form: Form
+) -> dict[int, Answers]:
+    """Each organisation's latest answers with those of the organisations merged into it
+    (`heir`: predecessor → successor): per item, the answers of the one whose progress answer
+    is the latest (the successor's own on the same month)."""
+    asked = form.progress
+    if asked is None:
+        return {}
+    suffix = f".{asked.id}"
+    best: dict[tuple[int, str], tuple[str, bool, int]] = {}
+    for org, answers in latest.items():
+        into = heir.get(org, org)
+        for qid, entry in answers.items():
+            if not qid.endswith(suffix):
+                continue
+            rank = (entry.period, org == into, org)
+            key = (into, qid[: -len(suffix)])
+            if key not in best or rank > best[key]:
+                best[key] = rank
+    out: dict[int, Answers] = defaultdict(dict)
+    for (into, item), (_period, _own, org) in best.items():
+        prefix = f"{item}."
+        mine = out[into]
+        for qid, entry in latest[org].items():
+            if qid.startswith(prefix):
+                mine[qid] = entry
+    return dict(out)
 
 
 # --- the city's view -------------------------------------------------------------------------
@@ -143,28 +207,33 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def progress(latest: Mapping[int, Mapping[str, store.Latest]]) -> dict[str, Progress]:
-    """Item key (`t9`, `d5-1`) → the organisations' latest statuses of it."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+def progress(latest: Mapping[int, Mapping[str, store.Latest]], form: Form) -> dict[str, Progress]:
+    """Item key (`t9`, `d5-1`) → the organisations' latest statuses of it, as the form's
+    progress question and share done say them."""
+    asked, share = form.progress, form.share_done
+    if asked is None:
+        return {}
+    counts: dict[str, dict[Stage, int]] = defaultdict(lambda: defaultdict(int))
     percents: dict[str, list[float]] = defaultdict(list)
     for answers in latest.values():
         for qid, entry in answers.items():
             item, _sep, sub = qid.partition(".")
-            if sub != "status" or not entry.value:
+            stage = asked.stage(entry.value) if sub == asked.id else None
+            if stage is None:
                 continue
-            counts[item][entry.value] += 1
-            if entry.value == "in_progress":
-                percent = answers.get(f"{item}.percent")
+            counts[item][stage] += 1
+            if stage == "under_way" and share is not None:
+                percent = answers.get(f"{item}.{share.id}")
                 value = _number(percent.value) if percent is not None else None
                 if value is not None:
                     percents[item].append(value)
     out = {}
-    for item, by_status in counts.items():
+    for item, by_stage in counts.items():
         values = percents[item]
         out[item] = Progress(
-            by_status.get(DONE, 0),
-            by_status.get("in_progress", 0),
-            by_status.get("not_started", 0),
+            by_stage.get("done", 0),
+            by_stage.get("under_way", 0),
+            by_stage.get("not_started", 0),
             sum(values) / len(values) if values else None,
         )
     return out
@@ -211,9 +280,16 @@ def duty_facts(duties: Iterable[Duty], items: Mapping[str, Progress]) -> list[Du
     return out
 
 
-async def city(session: AsyncSession, period: Period) -> tuple[list[TaskFacts], list[DutyFacts]]:
-    """Every task and duty with the organisations' latest statuses up to `period`."""
-    items = progress(await store.latest_org_answers(session, str(period)))
+async def city(
+    session: AsyncSession, period: Period, form: Form | None = None
+) -> tuple[list[TaskFacts], list[DutyFacts]]:
+    """Every task and duty with the organisations' latest statuses up to `period` (an
+    organisation merged into another before the period counted as part of it), as `form` (the
+    bot's tasks form unless given) says them."""
+    form = form or tasks_form()
+    heir = await successors(session, period)
+    latest = _fold(await store.latest_org_answers(session, str(period)), heir, form)
+    items = progress(latest, form)
     tasks = await store.tasks_with_leads(session)
     return task_facts(tasks, items), duty_facts(await store.all_duties(session), items)
 
@@ -249,50 +325,69 @@ class OwnTask:
     title: str
     due_kind: str
     due_value: str
-    status: str | None  # not_started | in_progress | done; None: never reported
-    percent: str | None
+    status: str | None  # the progress answer (a choice's value); None: never reported
+    stage: Stage | None  # what that answer counts as
+    percent: str | None  # the share done, when under way
     reported: str | None  # the month of that report, YYYY-MM
 
     def late(self, period: Period) -> bool:
-        return self.status != DONE and past_due(self.due_kind, self.due_value, period)
+        return self.stage != "done" and past_due(self.due_kind, self.due_value, period)
 
 
-def _leads(task: Task, organisation_id: int, group: str) -> bool:
+def _leads(task: Task, organisations: Collection[int], group: str) -> bool:
     return any(
-        a.role == "lead" and (a.organisation_id == organisation_id or a.group_code == group)
+        a.role == "lead" and (a.organisation_id in organisations or a.group_code == group)
         for a in task.assignments
     )
 
 
+def _own(task: Task, answers: Mapping[str, store.Latest], form: Form) -> OwnTask:
+    asked, share = form.progress, form.share_done
+    status = answers.get(f"t{task.number}.{asked.id}") if asked is not None else None
+    stage = asked.stage(status.value) if asked is not None and status is not None else None
+    percent = answers.get(f"t{task.number}.{share.id}") if share is not None else None
+    return OwnTask(
+        task.number,
+        task.title,
+        task.due_kind,
+        task.due_value,
+        status.value if status else None,
+        stage,
+        percent.value if percent and stage == "under_way" else None,
+        status.period if status else None,
+    )
+
+
 async def late_of(
-    session: AsyncSession, period: Period, leads: Collection[tuple[int, str]]
+    session: AsyncSession,
+    period: Period,
+    leads: Collection[tuple[int, str]],
+    form: Form | None = None,
 ) -> dict[int, list[OwnTask]]:
-    """For each (organisation id, its lead group), the tasks it leads that are late at the end
-    of `period`, by number; organisations with none are left out."""
+    """For each (organisation id, its lead group), the tasks it leads — itself, or from the
+    period after a merge, an organisation merged into it — that are late at the end of
+    `period`, by number; organisations with none are left out. `form`: the bot's tasks form
+    unless given."""
     if not leads:
         return {}
+    form = form or tasks_form()
+    day = first_day(period)
+    lines = {org: await lineage(session, org, day) for org, _group in leads}
     tasks = [t for t in await store.tasks_with_leads(session) if due_end(t.due_kind, t.due_value)]
-    latest = await store.latest_org_answers(session, str(period), [o for o, _g in leads])
+    latest = await store.latest_org_answers(session, str(period), set().union(*lines.values()))
     out: dict[int, list[OwnTask]] = {}
     for organisation_id, group in leads:
-        answers = latest.get(organisation_id, {})
-        mine = []
-        for task in tasks:
-            if not _leads(task, organisation_id, group):
-                continue
-            status = answers.get(f"t{task.number}.status")
-            percent = answers.get(f"t{task.number}.percent")
-            own = OwnTask(
-                task.number,
-                task.title,
-                task.due_kind,
-                task.due_value,
-                status.value if status else None,
-                percent.value if percent and status and status.value == "in_progress" else None,
-                status.period if status else None,
-            )
-            if own.late(period):
-                mine.append(own)
+        line = lines[organisation_id]
+        answers = _fold(
+            {o: latest[o] for o in line if o in latest},
+            {o: organisation_id for o in line},
+            form,
+        ).get(organisation_id, {})
+        mine = [
+            own
+            for task in tasks
+            if _leads(task, line, group) and (own := _own(task, answers, form)).late(period)
+        ]
         if mine:
             out[organisation_id] = mine
     return out

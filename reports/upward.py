@@ -55,9 +55,12 @@ async def build(
     folder: Path,
     now: datetime,
     locale: str = "vi",
+    month: Month | None = None,
 ) -> MonthFiles:
-    """Read the month here, then write both files in the files' child process."""
-    month = await read(session, summary, calendar, now)
+    """Read the month here (unless `month` is it, read already), then write both files in the
+    files' child process."""
+    if month is None:
+        month = await read(session, summary, calendar, now)
     return await offload.run(write, month, folder, locale)
 
 

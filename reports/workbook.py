@@ -1,7 +1,8 @@
 """The month's consolidated workbook, the appendices of the report sent upward, ready to print:
 a summary sheet with the reporting rate and the plan's targets, one sheet per appendix of the
 plan with this period's values beside the plan's columns (the clusters' sheets end with the
-review state of the period's report: handlers/review.py), and the missing reports.
+review state of the period's report: handlers/review.py; from July 2025 they say each cluster's
+commune or ward, grouped still by the plan's district), and the missing reports.
 
 Every sheet is set up for A4 landscape, one page wide (the summary: one page), its header row
 repeated on each page, page numbers in the footer, in Times New Roman, under a title block
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import i18n
 from domain.answers import display
-from domain.calendar import Calendar
+from domain.calendar import Calendar, Period
 from domain.forms import Form, Question
 from domain.roles import ClusterKind
 from domain.slots import Review
@@ -86,6 +87,10 @@ HEADER_ROW = 8
 FIRST_ROW = HEADER_ROW + 1
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 GROUP_MARKS = ("A", "B", "C", "D")
+# Since 1 July 2025 Hà Nội has no district level: from that period the clusters' sheets say each
+# cluster's commune or ward beside its name (still grouped by the plan's district); the months
+# before keep their columns as they were.
+COMMUNES_FROM = Period(2025, 7)
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 
 
@@ -748,6 +753,19 @@ def _district(c: ClusterFacts) -> str:
     return c.district or _("District not given")
 
 
+def _commune_columns(month: Month) -> list[Col]:
+    """From July 2025 the column of each cluster's commune or ward; none before."""
+    _ = i18n.gettext_for(LOCALE)
+    if month.period < COMMUNES_FROM:
+        return []
+    return [Col(_("Commune or ward (from 1/7/2025)"), 16)]
+
+
+def _commune_cells(month: Month, c: ClusterFacts) -> list[Any]:
+    """The cluster's commune or ward in that column (empty where not entered)."""
+    return [] if month.period < COMMUNES_FROM else [c.commune or None]
+
+
 def _operating_sheet(workbook: Workbook, month: Month) -> None:
     _ = i18n.gettext_for(LOCALE)
     form = month.forms["operating"]
@@ -762,6 +780,7 @@ def _operating_sheet(workbook: Workbook, month: Month) -> None:
         [
             Col(_("No."), 5, center=True),
             Col(_("Cluster"), 24),
+            *_commune_columns(month),
             Col(_("Investor"), 22),
             Col(_("Occupancy in the plan"), 10, PERCENT, center=True),
             *_answer_columns(form),
@@ -791,6 +810,7 @@ def _operating_sheet(workbook: Workbook, month: Month) -> None:
         keys,
         lambda c: [
             c.name,
+            *_commune_cells(month, c),
             c.investor or None,
             _fraction(c.occupancy_plan),
             *_answer_cells(form, c),
@@ -816,6 +836,7 @@ def _founded_sheet(workbook: Workbook, month: Month) -> None:
         [
             Col(_("No."), 5, center=True),
             Col(_("Cluster"), 24),
+            *_commune_columns(month),
             Col(_("Investor"), 22),
             Col(_("Planned groundbreaking"), 9, center=True),
             Col(_("Planned completion"), 9, center=True),
@@ -844,6 +865,7 @@ def _founded_sheet(workbook: Workbook, month: Month) -> None:
             step = f"{c.next_step} — {c.next_owner}" if c.next_owner else c.next_step
         return [
             c.name,
+            *_commune_cells(month, c),
             c.investor or None,
             i18n.month(c.planned_groundbreaking) if c.planned_groundbreaking else None,
             i18n.quarter(c.planned_completion) if c.planned_completion else None,

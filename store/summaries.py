@@ -1,5 +1,5 @@
 """The reads behind a period's summary and its workbook: the clusters and their reports, the
-plan's targets and tasks, the organisations' reports and the reminders sent."""
+organisations' reports and the reminders sent (the tasks and duties: store/duties.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from store.models import (
     Organisation,
     ReminderLedger,
     Report,
-    Task,
 )
 
 
@@ -28,13 +27,14 @@ async def clusters(session: AsyncSession) -> list[Cluster]:
 
 
 async def clusters_with_plan(session: AsyncSession) -> list[Cluster]:
-    """Every cluster by appendix, section and number, with its district, investor, and steps
-    with their owners."""
+    """Every cluster by appendix, section and number, with its district, investor, commune,
+    and steps with their owners."""
     query = (
         select(Cluster)
         .options(
             selectinload(Cluster.district),
             selectinload(Cluster.investor),
+            selectinload(Cluster.commune),
             selectinload(Cluster.steps).selectinload(ClusterStep.owner),
         )
         .order_by(Cluster.appendix, Cluster.section, Cluster.number)
@@ -56,12 +56,6 @@ async def organisation_reports(session: AsyncSession, period: str) -> list[Repor
         .order_by(Report.version)
     )
     return list((await session.scalars(query)).all())
-
-
-
-async def tasks(session: AsyncSession) -> list[Task]:
-    """The plan's city-level tasks (Phụ lục 1), by number."""
-    return list((await session.scalars(select(Task).order_by(Task.number))).all())
 
 
 async def last_reminded(

@@ -180,7 +180,11 @@ async def test_a_merged_department_hands_its_slot_and_clusters_to_its_successor(
     assert NEW in missing and OLD not in missing
     reminders = await reminded("2025-03-20T08:00")
     assert set(reminders) == {"7001", "7002"}
-    assert all(NEW in text and OLD not in text for text in reminders.values())
+    assert NEW in reminders["7002"] and OLD not in reminders["7002"]
+    # the predecessor's officer is told the merge once, in the words of /baocao
+    merged = f"{OLD} đã hợp nhất vào {NEW}: từ kỳ 03/2025, anh/chị báo cáo cho {NEW}."
+    assert reminders["7001"].count(merged) == 1 and reminders["7001"].count(OLD) == 1
+    assert merged in (await reminded("2025-04-20T08:00"))["7001"]  # the merge's month
 
     # the successor sees the clusters where the plan gave its predecessor a step
     names = await cluster_names(app)

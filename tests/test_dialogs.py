@@ -86,7 +86,8 @@ FOUNDED_JUNE = [
 # An operating cluster's report, changing an answer from the summary.
 OPERATING_JUNE = [
     ("/baocao", "Tỷ lệ lấp đầy hiện nay"),
-    ("68.45", "Hạng mục HTKT nào"),
+    ("68.45", "HTKT của cụm đã được đầu tư xây dựng đồng bộ, hoàn thiện chưa?"),
+    ("[Không]", "Hạng mục HTKT nào"),  # asked only when not complete
     ("Đường nội bộ, thoát nước", "Trạm XLNT"),
     ("[Có trạm, chưa đạt chuẩn]", "xây dựng trái phép"),
     ("[Có]", "Vi phạm ở đâu"),
@@ -102,7 +103,7 @@ OPERATING_JUNE = [
     ("[Bỏ qua]", "Kiến nghị"),
     ("[Bỏ qua]", "ảnh"),
     ("[Xong]", "68,45 % | 12 hộ | Lô B3 | Sở Công Thương đã thẩm định | Nạo vét cống"),
-    ("[✏️ 4]", "Trong tháng có xây dựng trái phép"),  # change an answer from the summary
+    ("[✏️ 5]", "Trong tháng có xây dựng trái phép"),  # change an answer from the summary
     ("[Không]", "kiểm tra lại | !Lô B3"),  # the detail no longer applies
     ("[Gửi báo cáo]", "Đã nhận báo cáo"),
 ]

@@ -267,3 +267,70 @@ def test_the_bot_refuses_to_load_a_bad_form_file_and_names_it(tmp_path: Path) ->
     assert (
         "gpmb_funds: completes funds_transfer when 'paid', which is not one of its answers" in text
     )
+
+
+def tasks_data() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((FOLDER / "tasks.yaml").read_text(encoding="utf-8"))
+    return data
+
+
+def _no_progress(data: dict[str, Any]) -> None:
+    status = data["each_item"][0]
+    del status["means"]
+    for choice in status["choices"]:
+        del choice["means"]
+
+
+def _share_asked_once(data: dict[str, Any]) -> None:
+    data["questions"].append(
+        {"id": "overall", "type": "percent", "means": "share_done", "label": {"vi": "?", "en": "?"}}
+    )
+
+
+BAD_PROGRESS: list[tuple[Callable[[dict[str, Any]], None], str]] = [
+    (_no_progress, "tasks: no question asked per item says `means: progress`"),
+    (
+        lambda d: d["each_item"][0]["choices"][1].pop("means"),
+        "status: choice in_progress does not say what it means (done, under_way, not_started)",
+    ),
+    (
+        lambda d: d["each_item"][0]["choices"][2].update(means="under_way"),
+        "status: no choice means done",
+    ),
+    (
+        lambda d: d["each_item"][0]["choices"][2].update(means="finished"),
+        "Input should be 'done', 'under_way' or 'not_started'",
+    ),
+    (
+        lambda d: d["each_item"][1].update(means="progress"),
+        "percent: means progress is for a choice, not a percent",
+    ),
+    (
+        lambda d: d["each_item"][2].update(means="share_done"),
+        "note: means share_done is for a percent, not a text",
+    ),
+    (_share_asked_once, "tasks: overall is not asked per item: it cannot mean share_done"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), BAD_PROGRESS, ids=[m[:40] for _c, m in BAD_PROGRESS]
+)
+def test_a_progress_that_cannot_be_read_is_refused(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    """The tasks form says which per-item answer is the progress and what each choice counts
+    as (reports/tasks.py reads nothing else): a form that does not, or not once, is refused."""
+    data = tasks_data()
+    form = parse_form(data)
+    assert form.progress is not None and form.progress.id == "status"
+    assert form.share_done is not None and form.share_done.id == "percent"
+    assert [form.progress.stage(c.value) for c in form.progress.choices] == [
+        "not_started",
+        "under_way",
+        "done",
+    ]
+    change(data)
+    with pytest.raises(ValidationError) as refused:
+        parse_form(data)
+    assert message in str(refused.value)

@@ -1,5 +1,6 @@
 """What Kế hoạch 68 asks of every cluster's investor (section II, III.9, Phụ lục 1–3) and the
-cluster forms now collect: the service prices as stages (investor → Sở Công Thương → the city),
+cluster forms now collect: whether an operating cluster's infrastructure is complete (the plan's
+target I.2), the service prices as stages (investor → Sở Công Thương → the city),
 the rules for public services and utilities, the upkeep of the infrastructure, illegal land use
 beside illegal construction, and for a cluster being built the projects it has taken in. Each is
 asked where it applies, stored, shown in words in the month's workbook and on the cluster's card;
@@ -36,6 +37,9 @@ OLD_NO = {"value": "no", "vi": "Chưa được phê duyệt", "en": "Not yet app
 
 # Each new question and the plan's words it comes from: (form, question, line, words).
 SOURCES = [
+    ("operating", "htkt_complete", 37, "đang hoạt động được đầu tư xây dựng đồng bộ hạ tầng kỹ"),
+    ("operating", "htkt_complete", 316, "CỤM CÔNG NGHIỆP ĐÃ HOÀN THIỆN HẠ TẦNG"),
+    ("operating", "htkt_complete", 348, "thực hiện hoàn thiện đồng bộ các công trình, hạng mục"),
     ("operating", "illegal_land", 57, "Quản lý, theo dõi việc sử dụng đất, xây dựng trái phép"),
     ("operating", "illegal_land", 201, "Quản lý, theo dõi việc sử dụng đất, xây dựng trái phép"),
     ("operating", "service_prices", 321, "Xây dựng giá dịch vụ chung, giá dịch vụ xử lý"),
@@ -101,8 +105,8 @@ async def name_of(app: App, code: str) -> str:
 # asked), the prices appraised, the rules approved, upkeep this month (its works asked).
 OPERATING = [
     ("/baocao", "Tỷ lệ lấp đầy"),
-    ("70", "Hạng mục HTKT nào"),
-    ("[Bỏ qua]", "Trạm XLNT"),
+    ("70", "HTKT của cụm đã được đầu tư xây dựng đồng bộ, hoàn thiện chưa?"),
+    ("[Có]", "Trạm XLNT | !Hạng mục HTKT nào"),  # complete: what is unfinished is not asked
     ("[Hoạt động, đạt chuẩn]", "xây dựng trái phép"),
     ("[Không]", "Trong tháng có sử dụng đất trái phép không? | !Vi phạm ở đâu"),
     ("[Có]", "Sử dụng đất trái phép ở đâu, diện tích, đã xử lý thế nào?"),
@@ -149,6 +153,7 @@ async def test_answers_are_stored_and_in_the_months_workbook_in_words(
     async with app.sessions() as session:
         reports = {r.subject.ref: r.answers for r in await session.scalars(select(Report))}
     binh = reports["binh-phu"]
+    assert binh["htkt_complete"] == {"v": "yes"} and "htkt_unfinished" not in binh
     assert binh["illegal_land"] == {"v": "yes"} and binh["service_prices"] == {"v": "appraised"}
     assert binh["land_detail"] == {"v": "Lô C2, 500 m2 làm bãi xe, đã lập biên bản"}
     assert binh["utility_rules"] == {"v": "drafting"} and binh["maintenance"] == {"v": "yes"}
@@ -162,7 +167,7 @@ async def test_answers_are_stored_and_in_the_months_workbook_in_words(
     assert pl2["Xây dựng trái phép"] == "Không" and pl2["Sử dụng đất trái phép"] == "Có"
     assert pl2["Giá dịch vụ chung, giá XLNT"] == "Sở Công Thương đã thẩm định"
     assert pl2["Quy chế dịch vụ công cộng"] == "Đang xây dựng"
-    assert pl2["Cải tạo, duy tu HTKT"] == "Có"
+    assert pl2["Cải tạo, duy tu HTKT"] == "Có" and pl2["HTKT đồng bộ, hoàn thiện"] == "Có"
     pl3 = (await sheet_rows(app, tmp_path / "b.xlsx", "PL3 CCN thành lập mới"))[
         await name_of(app, "van-tu")
     ]

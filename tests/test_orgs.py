@@ -41,6 +41,7 @@ from tests.test_dialogs import DISTRICT_START
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 ADMIN = "801"
 REGISTRY = Path(__file__).parent.parent / "store" / "registry"
+HEADER_ROW = 8  # the appendices' table header, under the title block
 DISTRICT = "UBND Huyện Phú Xuyên"
 COMMUNE = "UBND xã Phú Xuyên"
 # Phú Xuyên's committee ends on 30 June 2025; the commune's starts on 1 July 2025
@@ -357,6 +358,43 @@ async def test_the_2021_workbook_of_a_past_month_is_unchanged(app: App, tmp_path
     cells = [c for sheet in before for row in sheet for c in row]
     assert any(isinstance(c, str) and DISTRICT in c for c in cells)
     assert not any(isinstance(c, str) and COMMUNE in c for c in cells)
+
+
+async def test_from_july_2025_the_clusters_sheets_say_the_commune(
+    app: App, tmp_path: Path
+) -> None:
+    """From July 2025 PL2 and PL3 say where each cluster is today (its commune or ward, empty
+    where not entered), grouped still by the plan's district; June 2025 stays as it was."""
+    await join(app, "2025-05-01T09:00", ADMIN, Role.ADMIN)
+    calendar = app.deps().calendar
+    header = "Xã/phường (từ 1/7/2025)"
+
+    async def sheets(period: Period, folder: Path) -> dict[str, list[list[Any]]]:
+        async with app.sessions() as session:
+            summary = await summarise(session, period, calendar)
+            month = await upward.read(session, summary, calendar, at(f"{period}-26T09:00"))
+        book = load_workbook(upward.write(month, folder).workbook)
+        return {ws.title: [list(r) for r in ws.iter_rows(values_only=True)] for ws in book}
+
+    june = await sheets(Period(2025, 6), tmp_path / "june-before")
+    await reorganise(app, tmp_path)  # Đại Thắng placed in xã Phú Xuyên
+    assert await sheets(Period(2025, 6), tmp_path / "june-after") == june
+    assert header not in june["PL2 CCN hoạt động"][HEADER_ROW - 1]
+    july = await sheets(Period(2025, 7), tmp_path / "july")
+    names = {c.code: c.name for c in await clusters_of(app)}
+    for title in ("PL2 CCN hoạt động", "PL3 CCN thành lập mới"):
+        assert july[title][HEADER_ROW - 1][1:3] == ["Cụm công nghiệp", header]
+    founded = july["PL3 CCN thành lập mới"][HEADER_ROW:]
+    row = next(i for i, r in enumerate(founded) if r[1] == names["dai-thang"])
+    assert founded[row][2] == "Xã Phú Xuyên"
+    assert next(r for r in founded if r[1] == names["phu-tuc"])[2] is None  # not entered
+    group = next(r for r in reversed(founded[:row]) if r[0] is None)
+    assert group[1] == "Huyện Phú Xuyên"  # the plan's district, as before
+
+
+async def clusters_of(app: App) -> list[Cluster]:
+    async with app.sessions() as session:
+        return await all_clusters(session)
 
 
 async def test_a_communes_officer_is_welcomed_as_the_communes_committee(

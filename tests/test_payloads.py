@@ -205,18 +205,24 @@ def _registry(name: str) -> list[dict[str, str]]:
 
 def test_every_button_of_the_registry_and_the_forms_fits() -> None:
     """Every cluster's reminder and card buttons, and every question's buttons, with the items
-    of a district's or department's report as long as the registry makes them."""
+    of a district's or department's report as long as the registry makes them: its steps, its
+    Phụ lục 1 tasks and its section III duties (`d8-12`, every duty of duties.csv)."""
     codes = [row["code"] for row in _registry("clusters.csv")]
     seqs = [int(row["seq"]) for row in _registry("steps.csv")]
     numbers = [int(row["number"]) for row in _registry("tasks.csv")]
+    duties = [row["code"] for row in _registry("duties.csv")]
+    assert len(duties) == 57 and "d8-12" in duties
     for code in codes:
         payloads.encode(OpenReport(Subject.cluster(code), JUNE))
         payloads.encode(ClusterCard(code))
     longest_seq = max(seqs) + 50  # steps an admin adds later get the next numbers
     items = [Item(f"s-{code}-{longest_seq}", "") for code in codes]
     items += [Item(f"t{n}", "") for n in numbers]
+    items += [Item(code, "") for code in duties]
+    asked: set[str] = set()
     for form in load_forms().values():
         for question in expand(form, items):
+            asked.add(question.id)
             for value in (
                 Keep(question.id),
                 Skip(question.id),
@@ -226,6 +232,9 @@ def test_every_button_of_the_registry_and_the_forms_fits() -> None:
                 Choose(question.id, max(len(question.choices) - 1, 0)),
             ):
                 payloads.encode(value)  # raises if it would not fit
+    progress = load_forms()["tasks"].progress
+    assert progress is not None
+    assert {f"{code}.{progress.id}" for code in duties} <= asked  # their buttons were encoded
     for index in (0, 999):
         payloads.encode(PickSubject(index))
         payloads.encode(Edit(index))

@@ -28,8 +28,11 @@ from store.models import AuditLog, Report, ReportPhoto, ReportReview
 from store.slots import slots_for
 from tests import inprocess
 from tests.dialog import Chat, Clock, play
+from tests.test_commune_scope import MERGE, NEW, at_clock
 from tests.test_dialogs import FOUNDED_JUNE, HANOI, investor, invite
+from tests.test_orgs import import_orgs, join, write_csv
 from tests.test_reminders import Outbox
+from tests.test_status import report
 
 JUNE = Period(2021, 6)
 REFUSED = "Xin lỗi, lựa chọn này không dùng được ở đây"
@@ -383,3 +386,28 @@ async def test_review_from_the_command_line(deps: Deps, app: App, tmp_path: Path
         ("review.needs_changes", "cli", "cli"),
         ("review.accepted", "cli", "cli"),
     }
+
+
+async def test_a_department_reviews_what_the_one_merged_into_it_reviewed(
+    app: App, tmp_path: Path
+) -> None:
+    """Sở Tài nguyên và Môi trường (a land-lease step in Đại Thắng's plan) merged into Sở Nông
+    nghiệp và Môi trường on 1 March 2025: from March the successor reviews its reports."""
+    await join(app, "2025-01-05T09:00", "6001", Role.INVESTOR, clusters=["dai-thang"])
+    await import_orgs(app, write_csv(tmp_path / "merge.csv", MERGE))
+    new = await join(app, "2025-03-02T09:00", "7002", Role.DEPARTMENT, organisation=NEW)
+    refused = "Chỉ Sở Công Thương và các sở được duyệt báo cáo."
+    # February: not merged yet, the new department has no step of its own to review
+    await report(app, "6001", "dai-thang", "2025-02", {"qhct": "yes"}, "2025-02-10T09:00")
+    await play(at_clock(new, "2025-02-20T09:00"), [("/duyet", refused)])
+    # March: the predecessor's clusters are its own
+    await play(
+        at_clock(new, "2025-03-20T09:00"),
+        [
+            ("/duyet", "Báo cáo chờ duyệt: 1. | Đại Thắng"),
+            ("[BC-2025-02-dai-thang]", "Tình trạng duyệt: mới, chưa duyệt | [Chấp nhận]"),
+            ("[Chấp nhận]", "Đã chấp nhận báo cáo"),
+        ],
+    )
+    [accepted] = await reports(app)
+    assert accepted.review_state == Review.ACCEPTED.value

@@ -19,7 +19,7 @@ from bot.app import App
 from domain.calendar import Period
 from domain.roles import Role
 from handlers.context import Deps
-from reports.summary import summarise
+from reports.summary import TargetRow, summarise
 from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
 from store.models import ChannelIdentity, Cluster, Report, ReportPhoto
@@ -77,8 +77,11 @@ async def report(
     async with unit_of_work(app.sessions) as session:
         cluster = await session.scalar(select(Cluster).where(Cluster.code == code))
         assert cluster is not None
+        reference = f"BC-{period}-{code}-{version}"
+        if len(reference) > 32:  # the column's width: a long code gives way to the id
+            reference = f"BC-{period}-{cluster.id}-{version}"
         row = Report(
-            reference=f"BC-{period}-{code}-{version}",
+            reference=reference,
             subject=f"cluster:{code}",
             cluster_id=cluster.id,
             period=period,
@@ -154,6 +157,7 @@ async def month(app: App, tmp_path: Path) -> App:
         "2021-06",
         {
             "occupancy": "70",
+            "htkt_complete": "yes",  # Phụ lục 2 B (unfinished in 2021), reported complete
             "wastewater": "operating",
             "illegal_build": "no",
             "households": "3",
@@ -210,6 +214,66 @@ async def test_summary_numbers(month: App) -> None:
     ]
 
 
+async def test_complete_infrastructure_is_each_clusters_latest_answer_else_its_group(
+    month: App,
+) -> None:
+    """Plan I.2's "100 % of operating clusters with complete infrastructure", from the operating
+    form: each cluster's latest answer up to the month; one that has never answered counts by
+    the registry's group (Phụ lục 2 A complete, B not), and the figure says how many each way."""
+    calendar = month.deps().calendar
+    codes = await cluster_kinds(month)
+
+    async def full(period: Period) -> TargetRow:
+        async with month.sessions() as session:
+            summary = await summarise(session, period, calendar)
+        return next(t for t in summary.targets if t.code == "operating_full_infrastructure")
+
+    may = await full(Period(2021, 5))  # no report says it yet: the registry's groups
+    assert (may.count, may.of, may.reported, may.listed, bool(may.basis)) == (13, 35, 0, 35, True)
+    june = await full(Period(2021, 6))  # Bình Phú (B) says complete
+    assert (june.count, june.reported, june.listed, str(june.actual)) == (14, 1, 34, "40.0")
+    # July: Từ Liêm (A) says not complete; Bình Phú's June answer is still its latest
+    await report(
+        month,
+        INVESTOR_B,
+        "tu-liem",
+        "2021-07",
+        {"occupancy": "100", "htkt_complete": "no"},
+        "2021-07-10T09:00",
+        form="operating",
+    )
+    july = await full(Period(2021, 7))
+    assert (july.count, july.reported, july.listed, str(july.actual)) == (13, 2, 33, "37.1")
+    assert (await full(Period(2021, 6))).count == 14  # June keeps its own answers
+    # August: every operating cluster says complete: from reports alone, no note
+    for code in sorted(codes["operating"]):
+        await report(
+            month,
+            INVESTOR_B,
+            code,
+            "2021-08",
+            {"htkt_complete": "yes"},
+            "2021-08-10T09:00",
+            form="operating",
+        )
+    august = await full(Period(2021, 8))
+    assert (august.count, august.reported, august.listed, august.met) == (35, 35, 0, True)
+    assert august.basis == ""
+    assert august.counted(lambda m: m) == (
+        "35 of 35 clusters in the registry; 35 clusters from reports, 0 from the registry"
+    )
+
+
+async def cluster_kinds(app: App) -> dict[str, set[str]]:
+    """The registry's cluster codes by group: operating (Phụ lục 2 A and B), founded."""
+    async with app.sessions() as session:
+        rows = (await session.execute(select(Cluster.code, Cluster.kind))).all()
+    out: dict[str, set[str]] = {}
+    for code, kind in rows:
+        out.setdefault("operating" if kind.startswith("operating") else kind, set()).add(code)
+    return out
+
+
 async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     admin = chat_for(month, ADMIN)
     await admin.say("/tonghop 6/2021")
@@ -220,11 +284,13 @@ async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     assert "• Khởi công Quý I: 1 / 1 ✓" in text and "• Khởi công Quý II: 1 / 23" in text
     # a percentage is over the registry's rows (42 founded, not the plan's 43), said so
     assert "• XLNT đạt chuẩn — CCN xây mới: 2,4 % (1 trên 42 cụm trong danh mục) / 100 %" in text
-    # complete infrastructure: no question says so; the registry's groups, with what is counted
+    # complete infrastructure: Bình Phú's report (B, said complete), the 34 clusters that have
+    # not said it by the registry's groups (13 in A), each way counted and said so
     assert (
-        "• CCN đang hoạt động có HTKT đồng bộ: 37,1 % (13 trên 35 cụm trong danh mục) / 100 %\n"
-        "  (tính theo danh mục, không theo báo cáo: các cụm đang hoạt động thuộc nhóm đã đầu tư "
-        "hoàn thiện HTKT (Phụ lục 2 mục A); chưa có câu hỏi báo cáo nào về việc này)"
+        "• CCN đang hoạt động có HTKT đồng bộ: 40 % (14 trên 35 cụm trong danh mục; 1 cụm theo "
+        "báo cáo, 34 theo danh mục) / 100 %\n"
+        "  (cụm chưa báo cáo HTKT đã đồng bộ, hoàn thiện hay chưa thì tính theo danh mục: hoàn "
+        "thiện nếu thuộc nhóm đã hoàn thiện hạ tầng (Phụ lục 2 mục A))"
     ) in text
     files = admin.replies[1]
     assert files.file is not None and files.photos
@@ -252,8 +318,9 @@ async def test_tonghop_message_workbook_and_chart(month: App) -> None:
     q2 = next(r for label, r in rows.items() if str(label).startswith("Quý II/2021"))
     assert q2[1:3] == (23.0, 1.0)
     full = next(r for label, r in rows.items() if str(label).startswith("100% cụm công nghiệp"))
-    assert full[1:4] == (1.0, 0.371, "13 trên 35 cụm trong danh mục")
-    assert str(full[5]).startswith("tính theo danh mục, không theo báo cáo")
+    counted = "14 trên 35 cụm trong danh mục; 1 cụm theo báo cáo, 34 theo danh mục"
+    assert full[1:4] == (1.0, 0.4, counted)
+    assert str(full[5]).startswith("cụm chưa báo cáo HTKT đã đồng bộ, hoàn thiện hay chưa")
     # the appendices: a title block above the header (row 8), no code column (rows by name),
     # percentages as fractions under a % format
     names = await cluster_names(month)

@@ -4,25 +4,38 @@ asked about its own duties of section III, and they show in the workbook."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
-from sqlalchemy import String, column, func, select, table
+from sqlalchemy import String, column, event, func, select, table
 
 from bot.app import App, open_app
 from bot.settings import load_settings
 from domain.calendar import Period
+from domain.forms import Form
 from domain.roles import Role
 from domain.subjects import Subject
 from handlers.context import Deps
+from reminders.policy import Policy
+from reminders.sender import plan
 from reports import workbook
 from reports.summary import summarise
+from reports.tasks import late_of, own_lines
 from store.db import unit_of_work, upgrade
 from store.duties import duties_of
+from store.forms import FOLDER, load_forms
 from store.models import Duty, DutyAssignment, Organisation, Person, Report
 from tests.dialog import Chat, finish, play
+from tests.inprocess import ccn_at
+from tests.test_commune_scope import MERGE, NEW, OLD, at_clock
 from tests.test_dialogs import invite
+from tests.test_orgs import import_orgs, join, write_csv
 from tests.test_status import ADMIN, DEPARTMENT, DISTRICT, at, chat_for, month, person_id
 
 __all__ = ["month"]
@@ -58,11 +71,14 @@ async def org_report(app: App, chat: str, period: str, values: dict[str, str], w
         )
 
 
-async def pl1(app: App, period: Period, folder: Path) -> list[dict[str, Any]]:
-    """The rows of the workbook's Phụ lục 1 sheet for `period`, by the header's words."""
+async def pl1(
+    app: App, period: Period, folder: Path, forms: dict[str, Form] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of the workbook's Phụ lục 1 sheet for `period`, by the header's words (the
+    answers read by `forms`, the bot's unless given)."""
     calendar = app.deps().calendar
     async with app.sessions() as session:
-        summary = await summarise(session, period, calendar)
+        summary = await summarise(session, period, calendar, forms=forms)
         path = await workbook.build(
             session, summary, calendar, folder / f"{period}.xlsx", at("2021-08-26T09:00")
         )
@@ -285,3 +301,162 @@ async def test_the_migration_gives_a_loaded_database_the_duties(
     assert [d.code for d in mine] == ["d3-1", "d3-5"]
     assert names.count("Sở Quy hoạch - Kiến trúc") == 1 and "Sở Tài chính" in names
     assert assigned == 1 + 2 + 1 + 5 + 1 + 2 * 5 + 3  # by name, and the districts' group
+
+
+# --- what the tasks form's answers mean is its data ---------------------------------------------
+
+# The tasks form with other ids and values: what reads it must go by `means:`, not by names.
+RENAMED = {"status": "tien_do", "percent": "phan_tram"}
+VALUES = {"not_started": "chua_lam", "in_progress": "dang_lam", "done": "xong"}
+
+
+def renamed_forms(tmp_path: Path) -> dict[str, Form]:
+    folder = tmp_path / "forms"
+    folder.mkdir()
+    for path in FOLDER.glob("*.yaml"):
+        shutil.copyfile(path, folder / path.name)
+    tasks = folder / "tasks.yaml"
+    text = tasks.read_text(encoding="utf-8")
+    for old, new in RENAMED.items():
+        text = re.sub(rf"\b(id|question): {old}\b", rf"\1: {new}", text)
+    for old, new in VALUES.items():
+        text = re.sub(rf"\b(value|equals): {old}\b", rf"\1: {new}", text)
+    assert "status" not in text.split("form: tasks")[1] and "in_progress" not in text
+    tasks.write_text(text, encoding="utf-8")
+    forms = load_forms.__wrapped__(folder)
+    assert [q.id for q in forms["tasks"].each_item] == ["tien_do", "phan_tram", "note"]
+    return forms
+
+
+async def test_a_tasks_form_with_other_ids_counts_and_flags_the_same(
+    month: App, tmp_path: Path
+) -> None:
+    await org_report(month, ADMIN, "2021-07", {"t1.status": "done"}, "2021-07-20T10:00")
+    await org_report(
+        month,
+        DISTRICT,
+        "2021-06",
+        {"t18.status": "in_progress", "t18.percent": "50", "t20.status": "done"},
+        "2021-06-20T10:00",
+    )
+    await org_report(month, DEPARTMENT, "2021-06", {"t10.status": "not_started"}, "2021-06-20")
+    july = Period(2021, 7)
+    district = await person_id(month, DISTRICT)
+    async with month.sessions() as session:
+        person = await session.get(Person, district)
+        assert person is not None and person.organisation_id is not None
+        org = person.organisation_id
+        late = (await late_of(session, july, [(org, "all_districts")]))[org]
+    before = await pl1(month, july, tmp_path / "a")
+    mine = own_lines(late, "vi", {"in_progress": "Đang triển khai"})
+    assert task_row(before, 18)["Đang triển khai"] == 1 and task_row(before, 18)[LATE]
+    assert task_row(before, 1)["Đã hoàn thành"] == 1 and not task_row(before, 1)[LATE]
+    assert any("NV 18" in line and "Đang triển khai, 50 %" in line for line in mine)
+
+    # the same reports, answered by the renamed form
+    async with unit_of_work(month.sessions) as session:
+        for report in (await session.scalars(select(Report).where(Report.form == "tasks"))).all():
+            answers = {}
+            for qid, entry in report.answers.items():
+                item, _dot, sub = qid.partition(".")
+                value = entry["v"]
+                answers[f"{item}.{RENAMED.get(sub, sub)}"] = {"v": VALUES.get(value, value)}
+            report.answers = answers
+    forms = renamed_forms(tmp_path)
+    assert await pl1(month, july, tmp_path / "b", forms) == before
+    form = forms["tasks"]
+    async with month.sessions() as session:
+        again = (await late_of(session, july, [(org, "all_districts")], form))[org]
+    assert own_lines(again, "vi", {"dang_lam": "Đang triển khai"}) == mine
+    # read by the bot's own form, the renamed answers say nothing
+    assert task_row(await pl1(month, july, tmp_path / "c"), 1)["Đã hoàn thành"] == 0
+
+
+# --- /tonghop reads the city's tasks once -------------------------------------------------------
+
+
+@contextmanager
+def statements(app: App) -> Iterator[list[str]]:
+    """The SQL statements run on the app's engine while it lasts."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    engine = app.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_the_summary_reads_the_citys_tasks_and_duties_once(month: App) -> None:
+    admin = chat_for(month, ADMIN, "2021-07-26T09:00")
+    with statements(month) as seen:
+        await admin.say("/tonghop 7/2021")
+    assert "• NV 1 (Sở Công Thương) — quá hạn từ Quý II/2021" in admin.replies[0].text
+    assert [r.file.name for r in admin.replies if r.file] == [
+        "bao-cao-2021-07.docx",
+        "tong-hop-2021-07.xlsx",
+    ]
+    assert len([q for q in seen if re.search(r"\bFROM tasks\b", q)]) == 1
+    assert len([q for q in seen if re.search(r"\bFROM duties\b", q)]) == 1
+
+
+# --- a merge hands the late tasks on -------------------------------------------------------------
+
+
+async def test_a_successor_is_told_of_its_predecessors_late_tasks(app: App, tmp_path: Path) -> None:
+    """Sở Tài nguyên và Môi trường leads tasks 10 and 12 (due March 2021) and is merged into Sở
+    Nông nghiệp và Môi trường from March 2025: from then, the successor's late tasks are its
+    predecessor's, the later answer of the two counting."""
+    old = await join(app, "2025-01-05T09:00", "7001", Role.DEPARTMENT, organisation=OLD)
+    await org_report(
+        app,
+        "7001",
+        "2025-02",
+        {"t10.status": "done", "t12.status": "in_progress", "t12.percent": "50"},
+        "2025-02-20T10:00",
+    )
+    await import_orgs(app, write_csv(tmp_path / "merge.csv", MERGE))
+    new = await join(app, "2025-03-02T09:00", "7002", Role.DEPARTMENT, organisation=NEW)
+    calendar = app.deps().calendar
+
+    async def reminded(moment: str) -> dict[str, str]:
+        async with app.sessions() as session:
+            outgoing, _skipped = await plan(
+                session, calendar, Policy(), at(moment), frozenset({"telegram"})
+            )
+        return {o.chat_id: o.reply.text for o in outgoing if o.kind.startswith("due")}
+
+    seen = await new.say("/tinhhinh")
+    assert f"Nhiệm vụ Phụ lục 1 do {NEW} chủ trì đã quá hạn:" in seen
+    assert "• NV 12 — quá hạn từ tháng 03/2021" in seen
+    assert "(báo cáo gần nhất tháng 02/2025: Đang triển khai, 50 %)" in seen
+    assert "NV 10" not in seen  # reported done by the predecessor
+    reminders = await reminded("2025-03-20T08:00")
+    assert set(reminders) == {"7001", "7002"}
+    for text in reminders.values():
+        assert "• NV 12 — quá hạn từ tháng 03/2021" in text and "NV 10" not in text
+    # the successor reports task 12 done: it is late no more, for it and for the city, where
+    # the predecessor's last "in progress" no longer counts on its own
+    await org_report(app, "7002", "2025-03", {"t12.status": "done"}, "2025-03-20T10:00")
+    for officer in (new, at_clock(old, "2025-03-25T09:00")):
+        seen = await officer.say("/tinhhinh")
+        assert f"Nhiệm vụ Phụ lục 1 do {NEW} chủ trì đã quá hạn:" in seen
+        assert "NV 12" not in seen and "NV 10" not in seen
+        assert "• NV 14 — quá hạn từ năm 2021" in seen  # every department's, not reported
+    rows = await pl1(app, Period(2025, 3), tmp_path)
+    assert task_row(rows, 12)[LATE] is None
+    assert (task_row(rows, 12)["Đã hoàn thành"], task_row(rows, 12)["Đang triển khai"]) == (1, 0)
+    assert task_row(rows, 10)["Đã hoàn thành"] == 1
+
+
+# --- the registry's duties, counted and fitting a button ------------------------------------------
+
+
+async def test_registry_load_counts_the_duties(prepared_url: str, tmp_path: Path) -> None:
+    done = await asyncio.to_thread(ccn_at, tmp_path, prepared_url, "registry", "load")
+    assert done.returncode == 0, done.stderr
+    assert "nhiệm vụ Phụ lục 1, 15 nhiệm vụ mục III." in done.stdout
