@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bot.app import App
 from domain.calendar import Period
 from domain.roles import Role
+from domain.subjects import Subject
 from handlers.context import Deps
 from reports.summary import TargetRow, summarise
 from store.access import accept_invitation, create_invitation
@@ -97,6 +98,28 @@ async def report(
         )
         session.add(row)
         return row
+
+
+def tasks_report(
+    app: App, org: int, period: str, values: dict[str, str], *, by: int, when: str
+) -> Report:
+    """The tasks report of organisation `org` for `period`, sent by person `by` at `when`."""
+    deadline = app.deps().calendar.deadline(Period.parse(period))
+    return Report(
+        reference=f"BC-{period}-org{org}",
+        subject=Subject.org(org),
+        organisation_id=org,
+        period=period,
+        form="tasks",
+        form_version=1,
+        version=1,
+        answers={k: {"v": v} for k, v in values.items()},
+        submitted_at=at(when),
+        submitted_by_person_id=by,
+        channel="telegram",
+        deadline_at=deadline,
+        on_time=at(when) < deadline,
+    )
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from bot.settings import load_settings
 from domain.calendar import Period
 from domain.forms import Form
 from domain.roles import Role
-from domain.subjects import Subject
 from handlers.context import Deps
 from reminders.policy import Policy
 from reminders.sender import plan
@@ -36,7 +35,16 @@ from tests.inprocess import ccn_at
 from tests.test_commune_scope import MERGE, NEW, OLD, at_clock
 from tests.test_dialogs import invite
 from tests.test_orgs import import_orgs, join, write_csv
-from tests.test_status import ADMIN, DEPARTMENT, DISTRICT, at, chat_for, month, person_id
+from tests.test_status import (
+    ADMIN,
+    DEPARTMENT,
+    DISTRICT,
+    at,
+    chat_for,
+    month,
+    person_id,
+    tasks_report,
+)
 
 __all__ = ["month"]
 HEADER_ROW = 8
@@ -47,28 +55,10 @@ LATE = "Quá hạn"
 async def org_report(app: App, chat: str, period: str, values: dict[str, str], when: str) -> None:
     """A task report of the person's organisation, as if sent at `when`."""
     who = await person_id(app, chat)
-    deadline = app.deps().calendar.deadline(Period.parse(period))
     async with unit_of_work(app.sessions) as session:
         person = await session.get(Person, who)
         assert person is not None and person.organisation_id is not None
-        org = person.organisation_id
-        session.add(
-            Report(
-                reference=f"BC-{period}-org{org}",
-                subject=Subject.org(org),
-                organisation_id=org,
-                period=period,
-                form="tasks",
-                form_version=1,
-                version=1,
-                answers={k: {"v": v} for k, v in values.items()},
-                submitted_at=at(when),
-                submitted_by_person_id=who,
-                channel="telegram",
-                deadline_at=deadline,
-                on_time=at(when) < deadline,
-            )
-        )
+        session.add(tasks_report(app, person.organisation_id, period, values, by=who, when=when))
 
 
 async def pl1(

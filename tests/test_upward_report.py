@@ -31,11 +31,10 @@ from sqlalchemy import select
 
 from bot.app import App
 from domain.calendar import Period
-from domain.subjects import Subject
 from reports import chart, offload, upward
 from reports.summary import Summary, summarise
 from store.db import unit_of_work
-from store.models import Cluster, Organisation, Report
+from store.models import Cluster, Organisation
 from tests.test_status import (
     ADMIN,
     INVESTOR_A,
@@ -45,6 +44,7 @@ from tests.test_status import (
     month,
     person_id,
     report,
+    tasks_report,
 )
 
 __all__ = ["month"]
@@ -172,23 +172,7 @@ async def org_answers(app: App, name: str, period: str, values: dict[str, str]) 
     async with unit_of_work(app.sessions) as session:
         org = await session.scalar(select(Organisation.id).where(Organisation.name == name))
         assert org is not None
-        session.add(
-            Report(
-                reference=f"BC-{period}-o{org}",
-                subject=Subject.org(org),
-                organisation_id=org,
-                period=period,
-                form="tasks",
-                form_version=1,
-                version=1,
-                answers={k: {"v": v} for k, v in values.items()},
-                submitted_at=at(f"{period}-20T10:00"),
-                submitted_by_person_id=who,
-                channel="telegram",
-                deadline_at=app.deps().calendar.deadline(Period.parse(period)),
-                on_time=True,
-            )
-        )
+        session.add(tasks_report(app, org, period, values, by=who, when=f"{period}-20T10:00"))
 
 
 async def test_document_says_the_tasks_and_duties_as_reported_up_to_the_month(
