@@ -91,6 +91,7 @@ TONGHOP_CALLS = 5
 WHILE_BUILDING_SAMPLES = 100  # /tinhhinh sent while /tonghop builds the month's files, ...
 WHILE_BUILDING_MIN_BUILDS = 3  # ... over at least this many /tonghop ...
 WHILE_BUILDING_MAX_BUILDS = 12  # ... and at most this many (on SQLite each one waits for it)
+WHILE_WRITING_ROUNDS = 4  # files written in a thread, in the child, and nothing, in turn
 WARMUP = 10
 TARGET_P99_MS = 50.0
 TARGET_WORKBOOK_S = 5.0
@@ -1471,6 +1472,61 @@ async def tinhhinh_while_building(deps: Deps, typed: list[str]) -> dict[str, Any
     return result
 
 
+async def tinhhinh_while_writing(app: App, deps: Deps, typed: list[str]) -> dict[str, Any]:
+    """The files' build alone, its GIL isolated from the rest of `/tonghop` (the reading, the
+    transaction): the month read beforehand, `/tinhhinh` after `/tinhhinh` from an admin while
+    `upward.write` runs in a worker thread (as before 26/11/2026), while it runs in the files'
+    child process (`reports.offload`, as now), and for as long with nothing being built; the
+    three in turn, so that the machine's drift touches them alike."""
+    from reports import offload, upward
+    from reports.summary import summarise
+
+    calendar = app.deps().calendar
+    folder = app.settings.data_dir / "exports" / "writing"
+    async with app.sessions() as session:
+        summary = await summarise(session, SUMMARY_PERIOD, calendar)
+        month = await upward.read(session, summary, calendar, NOW)
+    queue = iter(typed * 100)
+    samples: dict[str, list[float]] = {"thread": [], "child": [], "nothing": []}
+    builds: dict[str, list[float]] = {"thread": [], "child": []}
+
+    async def ask(into: list[float]) -> None:
+        query = next(queue)
+        elapsed, replies = await handle_timed(deps, OTHER_ADMIN_CHAT, f"/tinhhinh {query}")
+        if outcome(replies) == "error":
+            raise RuntimeError(f"/tinhhinh {query!r} failed: {replies[0].text}")
+        into.append(elapsed)
+
+    for _round in range(WHILE_WRITING_ROUNDS):
+        for how in ("thread", "child"):
+            started = time.perf_counter()
+            writing = asyncio.ensure_future(
+                asyncio.to_thread(upward.write, month, folder / how)
+                if how == "thread"
+                else offload.run(upward.write, month, folder / how)
+            )
+            while not writing.done():
+                await ask(samples[how])
+            await writing
+            builds[how].append(time.perf_counter() - started)
+        until = time.perf_counter() + statistics.fmean(builds["thread"][-1:] + builds["child"][-1:])
+        while time.perf_counter() < until:
+            await ask(samples["nothing"])
+    result: dict[str, Any] = {
+        how: ms_summary(values) if len(values) > 1 else {"n": len(values)}
+        for how, values in samples.items()
+    }
+    for how, seconds in builds.items():
+        result[how]["build_s"] = short_summary([round(b, 3) for b in seconds])
+    progress(
+        "  /tinhhinh while the files are written: "
+        + ", ".join(
+            f"{how} p50 {v.get('p50')} / p99 {v.get('p99')} ms" for how, v in result.items()
+        )
+    )
+    return result
+
+
 def document_of(replies: list[Reply]) -> Path | None:
     """The DOCX among /tonghop's replies (with the chart)."""
     return next((r.file for r in replies if r.file is not None and r.file.suffix == ".docx"), None)
@@ -1729,6 +1785,9 @@ async def measure(app: App, officer_district_id: int) -> dict[str, Any]:
     result["tinhhinh_while_building_ms"] = await tinhhinh_while_building(
         deps, queries(targets, TINHHINH_CALLS, random.Random(SEED + 2))
     )
+    result["tinhhinh_while_writing_ms"] = await tinhhinh_while_writing(
+        app, deps, queries(targets, TINHHINH_CALLS, random.Random(SEED + 3))
+    )
     in_process = await workbook_in_process(app)
     result["workbook_s"] = in_process["build_s"]
     result["workbook_tracemalloc_mb"] = in_process["tracemalloc_mb"]
@@ -1865,6 +1924,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "while_building_samples": WHILE_BUILDING_SAMPLES,
             "while_building_min_builds": WHILE_BUILDING_MIN_BUILDS,
             "while_building_max_builds": WHILE_BUILDING_MAX_BUILDS,
+            "while_writing_rounds": WHILE_WRITING_ROUNDS,
         },
     }
     by_db: dict[str, Any] = {}
