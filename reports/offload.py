@@ -1,13 +1,15 @@
 """Slow pure work (the month's workbook and report, the chart) in a child process, off the bot's
 GIL: in a worker thread, openpyxl, python-docx and matplotlib hold the GIL the event loop needs,
 and every other update waits while the files are built (benchmarks/status_scale.py,
-`tinhhinh_while_building_ms`).
+`tinhhinh_while_writing_ms`: a `/tinhhinh` took 3–5 times as long at p50).
 
 One child, started at the first call ("spawn": a fresh interpreter, none of the bot's threads,
 connections or locks copied into it) and kept for the next until it has been idle for
-`IDLE_SECONDS` (it holds 150–200 MB); calls take turns in it, so one month's files at most are
-in memory at once. What it is given must pickle, so plain data
-(`reports.month.Month`, never ORM objects); it writes its files itself and returns their paths.
+`IDLE_SECONDS` (under `ccn-bot run` it holds 120–160 MB); calls take turns in it, so one
+month's files at most are in memory at once. Its priority is the bot's: a lower one (nice 10)
+made a build on a busy machine four times as long for no clear gain. What it is given must
+pickle, so plain data (`reports.month.Month`, never ORM objects); it writes its files itself
+and returns their paths.
 A child that dies fails the call it was running (`BrokenProcessPool`) and the next call starts
 another; `close()` — the bot's shutdown, bot/app.py — lets a call under way finish and reaps the
 child."""
