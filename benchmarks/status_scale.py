@@ -1350,35 +1350,31 @@ async def tinhhinh(deps: Deps, chat: str, typed: list[str], label: str) -> dict[
 
 @contextlib.contextmanager
 def phase_marks(marks: list[tuple[str, float]]) -> Iterator[None]:
-    """While it lasts, `(phase, moment)` is appended to `marks` as each `/tonghop` goes from
-    reading the month (its summary, then `upward.read`) to building the files
-    (`upward.write`), and from there to the rest (the chart, the commit)."""
-    from reports import upward
+    """While it lasts, `(phase, moment)` is appended to `marks` as each `/tonghop` goes from its
+    update's transaction to the month's work in the files' child (`offload.run`: reading the
+    month, writing both files and the chart, handlers/status.py `month_answer`), and from there
+    to its message."""
+    from reports import offload
 
-    module: Any = upward
-    real_read, real_build = upward.read, upward.build
+    module: Any = offload
+    real_run = offload.run
 
-    async def read(*args: Any, **kwargs: Any) -> Any:
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        marks.append(("child", time.perf_counter()))
         try:
-            return await real_read(*args, **kwargs)
+            return await real_run(*args, **kwargs)
         finally:
-            marks.append(("files", time.perf_counter()))
+            marks.append(("after", time.perf_counter()))
 
-    async def build(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await real_build(*args, **kwargs)
-        finally:
-            marks.append(("chart", time.perf_counter()))
-
-    module.read, module.build = read, build
+    module.run = run
     try:
         yield
     finally:
-        module.read, module.build = real_read, real_build
+        module.run = real_run
 
 
 def phase_of(moment: float, marks: list[tuple[str, float]]) -> str:
-    phase = "reading"
+    phase = "transaction"
     for name, at in marks:
         if at <= moment:
             phase = name
@@ -1396,12 +1392,12 @@ async def tinhhinh_while_building(deps: Deps, typed: list[str]) -> dict[str, Any
     for query in typed[:WARMUP]:
         await handle_timed(deps, OTHER_ADMIN_CHAT, f"/tinhhinh {query}")
     samples: list[float] = []
-    phases: dict[str, list[float]] = {"reading": [], "files": [], "chart": []}
+    phases: dict[str, list[float]] = {"transaction": [], "child": [], "after": []}
     per_build: list[int] = []
     tonghop_ms: list[float] = []
     outcomes: Counter[str] = Counter()
     queue = iter(typed * (1 + WHILE_BUILDING_SAMPLES * WHILE_BUILDING_MAX_BUILDS // len(typed)))
-    stalls: dict[str, list[float]] = {"reading": [], "files": [], "chart": []}
+    stalls: dict[str, list[float]] = {"transaction": [], "child": [], "after": []}
     marks: list[tuple[str, float]] = []
 
     async def ticker() -> None:
@@ -1661,28 +1657,27 @@ async def workbook_child(url: str, data_dir: Path) -> dict[str, Any]:
 
 
 async def month_files_child(app: App) -> dict[str, Any]:
-    """The month's files as /tonghop builds them: read here, written in the files' child
-    process (`reports.offload`, the Month pickled to it); three builds, the child's peak RSS
-    during each (from what it held before), its time and the whole call's."""
+    """The month as /tonghop answers it (handlers/status.py `month_answer`): read from the
+    database in one snapshot, both files written and the chart drawn, all in the files' child
+    process (`reports.upward.answer` through `reports.offload`); three calls, the child's peak
+    RSS during each (from what it held before), its time and the whole call's."""
     from reports import offload, upward
-    from reports.summary import summarise
 
     calendar = app.deps().calendar
     folder = app.settings.data_dir / "exports" / "offload"
-    async with app.sessions() as session:
-        summary = await summarise(session, SUMMARY_PERIOD, calendar)
-        month = await upward.read(session, summary, calendar, NOW)
+    url = app.settings.database_url
     runs = []
     for _i in range(3):
         started = time.perf_counter()
-        done = await offload.measured(upward.write, month, folder, "vi")
+        done = await offload.measured(upward.answer, url, SUMMARY_PERIOD, calendar, folder, NOW)
         runs.append((time.perf_counter() - started, done))
     return {
         "pid_differs": all(d.pid != os.getpid() for _s, d in runs),
         "peak_rss_mb": max(d.peak_rss_mb or 0.0 for _s, d in runs),
         "peak_rss_runs_mb": [d.peak_rss_mb for _s, d in runs],
         "in_child_s": round(statistics.median(d.seconds for _s, d in runs), 3),
-        "call_s": round(statistics.median(s for s, _d in runs), 3),  # with the Month's pickling
+        "call_s": round(statistics.median(s for s, _d in runs), 3),
+        "calls_s": [round(s, 3) for s, _d in runs],
     }
 
 
@@ -1792,12 +1787,14 @@ async def measure(app: App, officer_district_id: int) -> dict[str, Any]:
     result["workbook_s"] = in_process["build_s"]
     result["workbook_tracemalloc_mb"] = in_process["tracemalloc_mb"]
     result["document_s"] = in_process["document_s"]
-    result["month_files_s"] = in_process["files_s"]
+    result["month_files_in_process_s"] = in_process["files_s"]  # as `ccn-bot export` does
     child = await workbook_rss(app)
     result["workbook_peak_rss_mb"] = child["peak_rss_workbook_mb"]
     result["month_files_peak_rss_mb"] = child["peak_rss_mb"]  # read and written in one process
     files_child = await month_files_child(app)
-    result["month_files_child_peak_rss_mb"] = files_child["peak_rss_mb"]  # as /tonghop builds
+    # as /tonghop builds them: the month read, both files and the chart, in the files' child
+    result["month_files_s"] = files_child["call_s"]
+    result["month_files_child_peak_rss_mb"] = files_child["peak_rss_mb"]
     result["workbook_detail"] = {
         **in_process,
         "child": child,
@@ -1808,8 +1805,9 @@ async def measure(app: App, officer_district_id: int) -> dict[str, Any]:
         f"  workbook: {result['workbook_s']} s, peak RSS {child['peak_rss_workbook_mb']} MB "
         f"(before build {child['rss_before_build_mb']} MB), "
         f"tracemalloc {result['workbook_tracemalloc_mb']} MB; report (DOCX) "
-        f"{result['document_s']} s; both from one reading {result['month_files_s']} s, "
-        f"peak RSS {child['peak_rss_mb']} MB; in the files' child {files_child['call_s']} s, "
+        f"{result['document_s']} s; both from one reading, here "
+        f"{result['month_files_in_process_s']} s, peak RSS {child['peak_rss_mb']} MB; as "
+        f"/tonghop does, in the files' child {files_child['call_s']} s, "
         f"peak RSS {files_child['peak_rss_mb']} MB"
     )
     return result

@@ -16,7 +16,7 @@ from domain.calendar import Calendar
 from domain.state import ConversationState
 from domain.subjects import Subject
 from handlers import payloads
-from handlers.outbox import Answered
+from handlers.outbox import Answered, Later
 from handlers.port import Incoming
 from store.models import AuditLog, Conversation, Person, Report
 
@@ -79,6 +79,8 @@ class Ctx:
     recorded_photos: set[str] = field(default_factory=set)
     # what was noticed about this update's photos, told to the sender (handlers.integrity)
     photo_notices: list[str] = field(default_factory=list)
+    # work to do once this update's transaction has committed (handlers.later)
+    later: list[Later] = field(default_factory=list)
 
     @property
     def locale(self) -> str:

@@ -16,6 +16,8 @@ from domain.state import ConversationState
 from handlers import choices, outbox, routes
 from handlers.admin import describe_person, invite_problem
 from handlers.context import Ctx, Deps
+from handlers.later import run as run_later
+from handlers.outbox import Later
 from handlers.port import Attachment, Incoming, Reply
 from store import conversations
 from store.access import chat_of, is_member, person_for
@@ -44,11 +46,16 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
     try:
         if incoming.attachments and await _may_keep_photos(incoming, deps):
             incoming = await _prepare_photos(incoming, deps, prepared)
+        later: list[Later] = []
         try:
-            return await _handle_in_transaction(incoming, deps, on_record)
+            replies = await _handle_in_transaction(incoming, deps, on_record, later)
         except NotPrepared:  # became someone between the check and the transaction: once more
             incoming = await _prepare_photos(incoming, deps, prepared)
-            return await _handle_in_transaction(incoming, deps, on_record)
+            later.clear()
+            replies = await _handle_in_transaction(incoming, deps, on_record, later)
+        if later:  # committed: what it asked for that takes long (handlers.later)
+            replies += await run_later(deps, later)
+        return replies
     except _Delivered:
         return await _answer_again(incoming, deps)
     except Exception:
@@ -79,7 +86,7 @@ async def _answer_again(incoming: Incoming, deps: Deps) -> list[Reply]:
     if replies:
         log.info("update %s from %s answered again", incoming.update_id, incoming.channel)
     deps.answered.add(incoming.channel, incoming.update_id)
-    return replies
+    return replies + await run_later(deps, outbox.decode_later(stored))
 
 
 async def _may_keep_photos(incoming: Incoming, deps: Deps) -> bool:
@@ -135,10 +142,10 @@ async def _release_photos(prepared: list[Prepared], deps: Deps, on_record: set[s
 
 
 async def _handle_in_transaction(
-    incoming: Incoming, deps: Deps, on_record: set[str]
+    incoming: Incoming, deps: Deps, on_record: set[str], later: list[Later]
 ) -> list[Reply]:
     """The update in one transaction; once it is committed, the photos whose row it holds are
-    added to `on_record`."""
+    added to `on_record`, and the work it leaves for after the commit to `later`."""
     recorded: set[str] = set()
     began = time.perf_counter()
     async with unit_of_work(deps.sessions) as session:
@@ -177,10 +184,11 @@ async def _handle_in_transaction(
             # else (e.g. /trogiup mid-question) the choices shown are still typeable
         conversations.save_state(conversation, ctx.state)
         if mark is not None:
-            conversations.keep_replies(mark, outbox.encode(replies))
+            conversations.keep_replies(mark, outbox.encode(replies, ctx.later))
     if STATS is not None:
         STATS.add("transaction/total", time.perf_counter() - began)
     on_record.update(recorded)
+    later.extend(ctx.later)
     if incoming.update_id is not None:
         deps.answered.add(incoming.channel, incoming.update_id)
     return replies

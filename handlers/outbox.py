@@ -6,15 +6,27 @@ from here instead of silently dropped (a receipt is never lost; at worst it arri
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from handlers.port import Button, Photo, Reply
 
 
-def encode(replies: list[Reply]) -> list[dict[str, Any]]:
-    """The replies as JSON; only what differs from a plain text reply is written."""
-    out: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class Later:
+    """Work an update asked for that runs once its transaction has committed, outside it
+    (handlers.later): a job's name and its arguments, as JSON keeps them."""
+
+    job: str
+    args: dict[str, str] = field(default_factory=dict)
+
+
+def encode(replies: list[Reply], later: Sequence[Later] = ()) -> list[dict[str, Any]]:
+    """The replies as JSON; only what differs from a plain text reply is written. The work
+    still to do after the commit is kept with them: a redelivery does it again."""
+    out: list[dict[str, Any]] = [{"later": {"job": j.job, "args": j.args}} for j in later]
     for reply in replies:
         item: dict[str, Any] = {"text": reply.text}
         if reply.buttons:
@@ -42,11 +54,27 @@ def decode(stored: object) -> list[Reply]:
         return []
     replies: list[Reply] = []
     for item in stored:
+        if isinstance(item, dict) and "later" in item:
+            continue
         try:
             replies.append(_reply(item))
         except (TypeError, ValueError, KeyError):
             continue
     return replies
+
+
+def decode_later(stored: object) -> list[Later]:
+    """The work kept with an update's replies, to do again (`encode`)."""
+    if not isinstance(stored, list):
+        return []
+    found: list[Later] = []
+    for item in stored:
+        job = item.get("later") if isinstance(item, dict) else None
+        if isinstance(job, dict) and isinstance(job.get("job"), str):
+            args = job.get("args")
+            if isinstance(args, dict):
+                found.append(Later(job["job"], {str(k): str(v) for k, v in args.items()}))
+    return found
 
 
 def _reply(item: dict[str, Any]) -> Reply:

@@ -4,7 +4,8 @@ month's summary (with the workbook and the chart). Each person sees only their p
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
 from domain import answers, i18n
@@ -13,12 +14,13 @@ from domain.forms import Form
 from domain.roles import ClusterKind, Role
 from domain.slots import Rate, Slot, counted
 from domain.text import bare_cluster_name, parse_month
-from handlers import integrity, payloads, review
-from handlers.context import Ctx
+from handlers import integrity, later, payloads, review
+from handlers.context import Ctx, Deps
+from handlers.outbox import Later
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import answering_for, cluster_subject
+from reports import offload, upward, workbook
 from reports import tasks as late_tasks
-from reports import upward, workbook
 from reports.files import person_exports
 from reports.missing import missing_rows
 from reports.progress import latest_answers, next_step, reports_of, sender_names
@@ -26,6 +28,7 @@ from reports.summary import Summary, summarise
 from store import reviews
 from store.cards import cluster_for_card, cluster_steps, latest_photos
 from store.clusters import ClusterRef, Match, cluster_refs, search
+from store.db import url_of
 from store.drafts import has_open_draft
 from store.forms import load_forms
 from store.models import Cluster
@@ -409,21 +412,53 @@ async def summary(ctx: Ctx, args: str) -> list[Reply]:
     allowed, within = await _slot_scope(ctx, "")
     if not allowed:
         return [Reply(_("Only Sở Công Thương and district People's Committees can see this."))]
+    if ctx.person.role == Role.ADMIN:
+        # the whole city's month, its files and chart: read and written after this update's
+        # transaction, in the files' child (seconds for which no other update waits)
+        ctx.later.append(
+            Later(
+                MONTH_JOB,
+                {
+                    "period": str(period),
+                    "person": str(ctx.person.id),
+                    "locale": ctx.locale,
+                    "now": ctx.now.isoformat(),
+                },
+            )
+        )
+        return []
     result = await summarise(ctx.session, period, ctx.deps.calendar, within=within)
     # a district sees its own reporting rate; the city's plan against actual is Sở Công
     # Thương's consolidated figure, sent upward by them (trust issue, row 14)
-    text = summary_text(result, ctx.locale, targets=ctx.person.role == Role.ADMIN)
-    if ctx.person.role != Role.ADMIN:
-        return [Reply("\n".join([text, *await late_task_lines(ctx, period)]))]
-    # one reading of the month: the late tasks said here, and the files sent upward
-    month = await upward.read(ctx.session, result, ctx.deps.calendar, ctx.now)
-    text = "\n".join([text, *await late_task_lines(ctx, period, month.tasks)])
-    exports = person_exports(ctx.deps.config.data_dir, ctx.person.id)
-    # the report to sign (DOCX, a type Zalo takes) and its appendices, built off the loop
-    files = await upward.build(
-        ctx.session, result, ctx.deps.calendar, exports, ctx.now, ctx.locale, month=month
-    )
-    picture = await upward.chart(result, exports / f"tong-hop-{period}.png", ctx.locale)
+    text = summary_text(result, ctx.locale, targets=False)
+    return [Reply("\n".join([text, *await late_task_lines(ctx, period)]))]
+
+
+MONTH_JOB = "month"
+
+
+@later.job(MONTH_JOB)
+async def month_answer(deps: Deps, args: dict[str, str]) -> list[Reply]:
+    """Sở Công Thương's `/tonghop`: the summary with the city's plan against actual and its
+    late tasks, the chart, the report to sign (DOCX, a type Zalo takes) and its appendices
+    (XLSX), all from one snapshot of the month read in the files' child (reports.upward)."""
+    period = Period.parse(args["period"])
+    locale = args["locale"]
+    now = datetime.fromisoformat(args["now"])
+    exports = person_exports(deps.config.data_dir, int(args["person"]))
+    url = url_of(deps.sessions)
+    if url is not None:
+        found = await offload.run(upward.answer, url, period, deps.calendar, exports, now, locale)
+        figures, tasks, files, picture = found.summary, found.tasks, found.files, found.chart
+    else:  # a database only this process sees (in memory): read here, write in the child
+        async with deps.sessions() as session:
+            figures = await summarise(session, period, deps.calendar)
+            month = await upward.read(session, figures, deps.calendar, now)
+        tasks = month.tasks
+        files = await offload.run(upward.write, month, exports, locale)
+        picture = await upward.chart(figures, exports / f"tong-hop-{period}.png", locale)
+    _ = i18n.gettext_for(locale)
+    text = "\n".join([summary_text(figures, locale), *late_tasks.city_lines(tasks, period, locale)])
     return [
         Reply(text),
         Reply("", photos=(Photo(picture, _("Chart")),), file=files.document),
@@ -446,11 +481,9 @@ def _status_words(form: Form, locale: str) -> dict[str, str]:
     return {c.value: c.label(locale) for c in asked.choices} if asked is not None else {}
 
 
-async def late_task_lines(
-    ctx: Ctx, period: Period, city_tasks: Sequence[late_tasks.TaskFacts] | None = None
-) -> list[str]:
+async def late_task_lines(ctx: Ctx, period: Period) -> list[str]:
     """The tasks late at the end of `period`: for an admin, the city's (as the workbook says
-    them; `city_tasks` when the month has been read already); for a district's or
+    them); for a district's or
     department's officer, those its organisation leads — with, from the period after a merge,
     those of the organisations merged into it — and what it last reported; nothing for anyone
     else or when none is late."""
@@ -459,8 +492,7 @@ async def late_task_lines(
     if person is None or not person.active:
         return []
     if person.role == Role.ADMIN:
-        if city_tasks is None:
-            city_tasks, _duties = await late_tasks.city(ctx.session, period)
+        city_tasks, _duties = await late_tasks.city(ctx.session, period)
         return late_tasks.city_lines(city_tasks, period, ctx.locale)
     org = answering_for(person, period)
     if org is None or person.role not in (Role.DISTRICT, Role.DEPARTMENT):

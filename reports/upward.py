@@ -1,16 +1,16 @@
 """The month's files for the report Sở Công Thương sends upward by the 28th: the report
 (DOCX) and its appendices (the XLSX workbook), from one reading of the month.
 
-`read` is the only part that touches the database, and is short; `write` builds both files
-from the plain-data `Month` and is slow (about a second for a thousand clusters), so it runs in
-the files' child process (reports.offload), where it does not hold the event loop's GIL:
-`await build(...)` does both, or a caller that wants the files built after its transaction
-has closed awaits `read` inside it and `offload.run(write, ...)` after it. `write` called
-directly (`ccn-bot export`) builds them in the caller's process. The summary chart /tonghop
-sends with them is drawn there too (`chart`)."""
+`read` is the only part that touches the database; `write` builds both files from the
+plain-data `Month` and is slow (about a second for a thousand clusters). `answer` does the
+whole month — the summary, the reading, both files and the chart — in the files' child process
+(reports.offload), from a connection of its own: the bot's event loop and its transactions wait
+for none of it (/tonghop, handlers/status.py). `await build(...)` reads here and writes there;
+`write` called directly (`ccn-bot export`) builds them in the caller's process."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,13 +18,15 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.calendar import Calendar
+from domain.calendar import Calendar, Period
 from reports import chart as charts
 from reports import document, offload, workbook
 from reports.month import Month, gather
-from reports.summary import Summary
+from reports.summary import Summary, summarise
+from reports.tasks import TaskFacts
+from store.db import make_engine, snapshot
 
-__all__ = ["MonthFiles", "build", "chart", "read", "write"]
+__all__ = ["MonthAnswer", "MonthFiles", "answer", "build", "chart", "read", "write"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,48 @@ async def build(
     return await offload.run(write, month, folder, locale)
 
 
+def figures(summary: Summary) -> Summary:
+    """The summary without its slots and answers (rows of the store): what the chart and the
+    message say, and what pickles small."""
+    return dataclasses.replace(summary, slots=[], answers={})
+
+
 async def chart(summary: Summary, path: Path, locale: str = "vi") -> Path:
     """The summary chart (`reports.chart.render`) drawn in the files' child process, from the
-    summary's figures: its slots and answers (rows of the store) stay here."""
-    figures = dataclasses.replace(summary, slots=[], answers={})
-    return await offload.run(charts.render, figures, path, locale)
+    summary's figures."""
+    return await offload.run(charts.render, figures(summary), path, locale)
+
+
+@dataclass(frozen=True)
+class MonthAnswer:
+    """What /tonghop sends for the whole city: the summary's figures, the tasks late at the end
+    of the month, both files and the chart."""
+
+    summary: Summary  # its figures (`figures`)
+    tasks: list[TaskFacts]
+    files: MonthFiles
+    chart: Path
+
+
+def answer(
+    url: str, period: Period, calendar: Calendar, folder: Path, now: datetime, locale: str = "vi"
+) -> MonthAnswer:
+    """The month for the whole city, read from the database at `url` in one snapshot (what is
+    committed: a report filed meanwhile is in all of it or in none), then both files and the
+    chart written into `folder`. Run in the files' child process (`offload.run(answer, ...)`)."""
+    summary, month = asyncio.run(_read(url, period, calendar, now))
+    files = write(month, folder, locale)
+    picture = charts.render(summary, folder / f"tong-hop-{period}.png", locale)
+    return MonthAnswer(figures(summary), month.tasks, files, picture)
+
+
+async def _read(
+    url: str, period: Period, calendar: Calendar, now: datetime
+) -> tuple[Summary, Month]:
+    engine = make_engine(url)
+    try:
+        async with snapshot(engine) as session:
+            summary = await summarise(session, period, calendar)
+            return summary, await gather(session, summary, calendar, now)
+    finally:
+        await engine.dispose()

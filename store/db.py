@@ -149,6 +149,33 @@ async def unit_of_work(
         yield session
 
 
+def url_of(sessions: async_sessionmaker[AsyncSession]) -> str | None:
+    """The database the sessions open, as a URL another process can open too (its password
+    included); None for an in-memory SQLite database, which only this process sees."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        return None
+    if bind.dialect.name == "sqlite" and bind.url.database in (None, "", ":memory:"):
+        return None
+    return bind.url.render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """One transaction that only reads and sees the database as it was at its first read, so
+    that figures read by several statements agree (PostgreSQL: REPEATABLE READ; SQLite: an
+    explicit BEGIN, which a WAL database's writers do not wait for)."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            await conn.exec_driver_sql("BEGIN")
+        else:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.begin()
+        async with AsyncSession(bind=conn) as session:
+            yield session
+        await conn.rollback()
+
+
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
-from sqlalchemy import String, column, event, func, select, table
+from sqlalchemy import Engine, String, column, event, func, select, table
 
 from bot.app import App, open_app
 from bot.settings import load_settings
@@ -23,10 +23,10 @@ from domain.roles import Role
 from handlers.context import Deps
 from reminders.policy import Policy
 from reminders.sender import plan
-from reports import workbook
+from reports import upward, workbook
 from reports.summary import summarise
 from reports.tasks import late_of, own_lines
-from store.db import unit_of_work, upgrade
+from store.db import unit_of_work, upgrade, url_of
 from store.duties import duties_of
 from store.forms import FOLDER, load_forms
 from store.models import Duty, DutyAssignment, Organisation, Person, Report
@@ -366,32 +366,50 @@ async def test_a_tasks_form_with_other_ids_counts_and_flags_the_same(
 
 
 @contextmanager
-def statements(app: App) -> Iterator[list[str]]:
-    """The SQL statements run on the app's engine while it lasts."""
+def statements(target: Engine | type[Engine]) -> Iterator[list[str]]:
+    """The SQL statements run on an engine (or on every engine of this process) while it
+    lasts."""
     seen: list[str] = []
 
     def record(*args: Any) -> None:
         seen.append(str(args[2]))
 
-    engine = app.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(target, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(target, "before_cursor_execute", record)
 
 
-async def test_the_summary_reads_the_citys_tasks_and_duties_once(month: App) -> None:
+def reads(seen: list[str], table_name: str) -> int:
+    return len([q for q in seen if re.search(rf"\bFROM {table_name}\b", q)])
+
+
+async def test_the_summary_reads_the_citys_tasks_and_duties_once(
+    month: App, tmp_path: Path
+) -> None:
     admin = chat_for(month, ADMIN, "2021-07-26T09:00")
-    with statements(month) as seen:
+    with statements(month.engine.sync_engine) as seen:
         await admin.say("/tonghop 7/2021")
     assert "• NV 1 (Sở Công Thương) — quá hạn từ Quý II/2021" in admin.replies[0].text
     assert [r.file.name for r in admin.replies if r.file] == [
         "bao-cao-2021-07.docx",
         "tong-hop-2021-07.xlsx",
     ]
-    assert len([q for q in seen if re.search(r"\bFROM tasks\b", q)]) == 1
-    assert len([q for q in seen if re.search(r"\bFROM duties\b", q)]) == 1
+    # the bot's process reads nothing of the month: the files' child reads it (reports.upward)
+    assert [reads(seen, t) for t in ("tasks", "duties", "reports")] == [0, 0, 0]
+    url = url_of(month.sessions)
+    assert url is not None
+    with statements(Engine) as seen:  # the child's work, here: its engine is its own
+        await asyncio.to_thread(
+            upward.answer,
+            url,
+            Period(2021, 7),
+            month.deps().calendar,
+            tmp_path,
+            at("2021-07-26T09:00"),
+        )
+    assert [reads(seen, t) for t in ("tasks", "duties")] == [1, 1]
 
 
 # --- a merge hands the late tasks on -------------------------------------------------------------

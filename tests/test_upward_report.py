@@ -21,6 +21,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from docx import Document
@@ -31,6 +32,8 @@ from sqlalchemy import select
 
 from bot.app import App
 from domain.calendar import Period
+from handlers import conversation
+from handlers.context import Deps
 from reports import chart, offload, upward
 from reports.summary import Summary, summarise
 from store.db import unit_of_work
@@ -583,18 +586,53 @@ async def test_libreoffice_prints_both_as_intended(month: App, tmp_path: Path) -
 
 
 async def test_tonghop_sends_both_files_built_in_another_process(
-    month: App, caplog: pytest.LogCaptureFixture
+    month: App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """/tonghop still sends the report and its workbook; they are built in the files' child
-    process (reports.offload), not the event loop's, whose GIL the build no longer holds."""
+    """/tonghop still sends the summary, the report and its workbook; the month is read and
+    both files built in the files' child process (reports.offload) after the update's
+    transaction has committed, so someone else's message is answered meanwhile (on SQLite the
+    transactions of one process take turns: it used to wait for the whole /tonghop)."""
     caplog.set_level(logging.INFO, logger="reports.offload")
+    started = asyncio.Event()
+    real_run = offload.run
+
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        return await real_run(*args, **kwargs)
+
+    monkeypatch.setattr(offload, "run", run)
     admin = chat_for(month, ADMIN)
-    await admin.say("/tonghop 6/2021")
+    tonghop = asyncio.create_task(admin.say("/tonghop 6/2021"))
+    await asyncio.wait_for(started.wait(), 60)
+    investor = chat_for(month, INVESTOR_A)
+    assert "/baocao" in await investor.say("/trogiup")
+    assert not tonghop.done()  # answered while the month was being built
+    said = await tonghop
+    assert said.startswith("Tổng hợp tháng 06/2021") and "Kế hoạch và thực hiện" in said
     sent = [r.file for r in admin.replies if r.file is not None]
     assert [f.name for f in sent] == ["bao-cao-2021-06.docx", "tong-hop-2021-06.xlsx"]
     assert all(f.stat().st_size > 0 for f in sent)
-    (built,) = [r for r in caplog.records if r.getMessage().startswith("reports.upward.write:")]
+    assert [p.path.name for r in admin.replies for p in r.photos] == ["tong-hop-2021-06.png"]
+    (built,) = [r for r in caplog.records if r.getMessage().startswith("reports.upward.answer:")]
     assert built.__dict__["child_pid"] != os.getpid()
+
+
+async def test_tonghop_answered_again_after_a_crash_builds_the_files_again(month: App) -> None:
+    """The process died after /tonghop's transaction committed, before its answer went out:
+    the update, delivered again to a new process, is answered with the summary and both files
+    (the work after the commit is kept with the update, handlers.later)."""
+    admin = chat_for(month, ADMIN)
+    update = admin.incoming(text="/tonghop 6/2021")
+    first = await conversation.handle(update, admin.deps)
+    for built in [r.file for r in first if r.file is not None]:
+        built.unlink()  # nothing of the first answer reached anyone
+    fresh = Deps(admin.deps.sessions, admin.deps.config, admin.deps.clock)  # a new process
+    again = await conversation.handle(update, fresh)
+    assert [r.text.splitlines()[0] for r in again if r.text] == ["Tổng hợp tháng 06/2021"]
+    sent = [r.file for r in again if r.file is not None]
+    assert [f.name for f in sent] == ["bao-cao-2021-06.docx", "tong-hop-2021-06.xlsx"]
+    assert all(f.exists() for f in sent)
+    assert await conversation.handle(update, fresh) == []  # this process answered it
 
 
 def parts(path: Path) -> dict[str, bytes]:
