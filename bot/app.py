@@ -13,13 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from bot.settings import Settings
-from bot.web import FileLinks, secret_from
 from domain import i18n
 from handlers.context import Config, Deps
 from handlers.port import Delivery, Notifier, Reply
@@ -29,6 +27,11 @@ from store.contacts import admin_chats
 from store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from store.leader import Leadership
 from store.seed import SeedCounts, load_registry, registry_loaded
+
+if TYPE_CHECKING:  # imported where used: the terminal chat needs neither
+    from tenacity import RetryCallState
+
+    from bot.web import FileLinks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +76,8 @@ class Startup:
     ) -> T:
         """`attempt()` until it succeeds; errors for which `retry_if` is true are retried, those
         in `fatal` end start-up at once, anything else propagates."""
+        from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+
         if self._deadline is None:
             self._deadline = time.monotonic() + self.timeout
         deadline = self._deadline
@@ -184,6 +189,8 @@ def file_links(settings: Settings, deps: Deps) -> FileLinks | None:
     """Signed download links, when the bot has a public address (PUBLIC_URL)."""
     if not settings.public_url or settings.link_secret is None:
         return None
+    from bot.web import FileLinks, secret_from
+
     return FileLinks(
         secret_from(settings.link_secret.get_secret_value()),
         settings.public_url,

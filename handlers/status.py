@@ -19,10 +19,11 @@ from handlers.context import Ctx, Deps
 from handlers.outbox import Later
 from handlers.port import Button, Photo, Reply
 from handlers.subjects import answering_for, cluster_subject
-from reports import offload, upward, workbook
+from reports import offload, upward
 from reports import tasks as late_tasks
 from reports.files import person_exports
 from reports.missing import missing_rows
+from reports.month import REPORTER_NAMES
 from reports.progress import latest_answers, next_step, reports_of, sender_names
 from reports.summary import Summary, summarise
 from store import reviews
@@ -374,8 +375,7 @@ def summary_text(summary: Summary, locale: str, *, targets: bool = True) -> str:
     if summary.by_reporter:
         lines.append(_("By kind of reporter:"))
         lines += [
-            _rate_line(_(workbook.REPORTER_NAMES.get(k, k)), r, locale)
-            for k, r in summary.by_reporter
+            _rate_line(_(REPORTER_NAMES.get(k, k)), r, locale) for k, r in summary.by_reporter
         ]
     if not targets:
         lines.append(_("The city's results against the plan are consolidated by Sở Công Thương."))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Calendar, Period
 from reports import chart as charts
-from reports import document, offload, workbook
+from reports import offload
 from reports.month import Month, gather
 from reports.summary import Summary, summarise
 from reports.tasks import TaskFacts
@@ -42,6 +42,8 @@ def write(month: Month, folder: Path, locale: str = "vi", stem: str | None = Non
     """Both files into `folder`, named `bao-cao-<YYYY-MM>.docx` and `tong-hop-<YYYY-MM>.xlsx`
     (or `<stem>.docx` and `<stem>.xlsx`). The workbook, sent upward, is in Vietnamese; the
     report in `locale`."""
+    from reports import document, workbook  # python-docx and openpyxl: not in the bot's process
+
     docx_name = f"{stem}.docx" if stem else f"bao-cao-{month.period}.docx"
     xlsx_name = f"{stem}.xlsx" if stem else f"tong-hop-{month.period}.xlsx"
     return MonthFiles(

@@ -14,10 +14,8 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -28,6 +26,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from store.timings import STATS
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQL_STATS_VARIABLE = "CCN_SQL_STATS"  # benchmarks only: count SQL statements and commits
@@ -177,6 +178,8 @@ async def snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -186,6 +189,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply migrations up to `revision` on the engine's database."""
 
     def run(conn: Connection) -> None:
+        from alembic import command  # with Mako and Pygments: only to migrate
+
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
