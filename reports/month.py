@@ -9,7 +9,6 @@ the month before, for the answers given in the month's own reports."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -322,22 +321,20 @@ async def gather(
     clusters = await summaries.clusters_with_plan(session)
     forms = {c.code: ClusterKind(c.kind).form for c in clusters}
     wanted = _topic_questions(summary.forms)
-    # the month's own report of each cluster (its last version), and each topic question's
-    # latest answer before the month, from the history newest first
-    this_month: dict[str, tuple[dict[str, object], int]] = {}
-    before: defaultdict[str, dict[str, str | None]] = defaultdict(dict)
-    for subject, when, _version, answers, person in await summaries.cluster_answer_rows(
-        session, period
-    ):
-        code = subject.ref
-        if when == period:
-            this_month.setdefault(code, (answers, person))
-            continue
-        known = before[code]
+    # the month's own report of each cluster (its last version); each topic question's latest
+    # answer before the month is the summary's (`Answer.earlier` for one given in the month)
+    this_month = await summaries.month_cluster_reports(session, period)
+    before: dict[str, dict[str, str | None]] = {}
+    for code, latest in summary.answers.items():
+        known: dict[str, str | None] = {}
         for qid in wanted.get(forms.get(code, ""), ()):
-            entry = answers.get(qid)
-            if qid not in known and isinstance(entry, dict):
-                known[qid] = entry.get("v")
+            answer = latest.get(qid)
+            if answer is not None and answer.report.period == period:
+                answer = answer.earlier
+            if answer is not None:
+                known[qid] = answer.value
+        if known:
+            before[code] = known
     slots = {s.subject: s for s in summary.slots}
     facts: list[ClusterFacts] = []
     sent: list[_Sent] = []
@@ -345,19 +342,20 @@ async def gather(
         kind = ClusterKind(c.kind)
         form = summary.forms[kind.form]
         answers = summary.answers.get(c.code, {})
-        district = c.district.name if c.district else ""
+        district = c.district or ""
         if c.code in this_month:
             mine, person = this_month[c.code]
             sent.append(_Sent(mine, person, c.name, district))
-        step = next_step(c, list(c.steps), answers, local_now, form)
+        step = next_step(c, c.steps, answers, local_now, form)
         facts.append(
             ClusterFacts(
                 code=c.code,
                 name=c.name,
                 kind=kind,
                 district=district,
-                investor=c.investor.name if c.investor else "",
-                run_by_district=bool(c.investor and c.investor.kind == OrgKind.DISTRICT_BOARD),
+                investor=c.investor or "",
+                run_by_district=c.investor is not None
+                and c.investor_kind == OrgKind.DISTRICT_BOARD,
                 occupancy_plan=c.occupancy_rate,
                 planned_groundbreaking=c.planned_groundbreaking,
                 planned_completion=c.planned_completion,
@@ -365,10 +363,10 @@ async def gather(
                 before=before.get(c.code, {}),
                 fresh=frozenset(q for q, a in answers.items() if a.report.period == period),
                 next_step=step.step.text if step else None,
-                next_owner=step.step.owner.name if step and step.step.owner else None,
+                next_owner=step.step.owner if step else None,
                 late=bool(step and step.late),
                 filed=_filed(slots.get(Subject.cluster(c.code)), calendar),
-                commune=_place(c.commune.name) if c.commune else "",
+                commune=_place(c.commune) if c.commune is not None else "",
             )
         )
     organisations = _latest_per_subject(await summaries.organisation_reports(session, period))

@@ -4,19 +4,22 @@ being the steps its form's answers complete (`completes:` in store/forms/*.yaml)
 from __future__ import annotations
 
 import calendar as months
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from domain.forms import Form, PlanDate
 from domain.roles import ClusterKind
 from store.forms import load_forms
-from store.models import Cluster, ClusterStep, Report
+from store.models import Report
 from store.progress import reports_of, sender_names
 
 __all__ = [
     "Answer",
+    "Filing",
     "NextStep",
+    "Reported",
     "latest_answers",
     "month_end",
     "next_step",
@@ -26,16 +29,57 @@ __all__ = [
 ]
 
 
+class Reported(Protocol):
+    """What an answer tells of the report it came from: a stored report, or a `Filing`."""
+
+    @property
+    def period(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+class Filing(NamedTuple):
+    """A report as the summaries read it (reports.summary): its period and version."""
+
+    period: str
+    version: int
+
+
 @dataclass(frozen=True)
 class Answer:
     value: str | None
     reason: str | None
-    report: Report
+    report: Reported
+    # the summaries (reports.summary): for an answer given in the period summarised, the
+    # question's latest answer from the periods before it, if any (what the month changed)
+    earlier: Answer | None = None
+
+
+class Planned(Protocol):
+    """A cluster as its next step needs it (store.models.Cluster, or a plain row of it)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def planned_groundbreaking(self) -> str | None: ...
+
+    @property
+    def planned_completion(self) -> str | None: ...
+
+
+class Step(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+
+S = TypeVar("S", bound=Step)
 
 
 @dataclass(frozen=True)
-class NextStep:
-    step: ClusterStep
+class NextStep(Generic[S]):
+    step: S  # a store.models.ClusterStep, or a plain row of one
     late: bool
 
 
@@ -62,7 +106,7 @@ def quarter_end(iso_quarter: str, zone: Any) -> datetime:
     return month_end(f"{year}-{int(quarter) * 3:02d}", zone)
 
 
-def _late(cluster: Cluster, due: PlanDate | None, now: datetime) -> bool:
+def _late(cluster: Planned, due: PlanDate | None, now: datetime) -> bool:
     """Whether `now` is past the cluster's planned date the step is due by: the end of the
     planned groundbreaking month, or of the planned completion quarter."""
     if due == "planned_groundbreaking" and cluster.planned_groundbreaking:
@@ -73,12 +117,12 @@ def _late(cluster: Cluster, due: PlanDate | None, now: datetime) -> bool:
 
 
 def next_step(
-    cluster: Cluster,
-    steps: list[ClusterStep],
-    answers: dict[str, Answer],
+    cluster: Planned,
+    steps: Sequence[S],
+    answers: Mapping[str, Answer],
     now: datetime,
     form: Form | None = None,
-) -> NextStep | None:
+) -> NextStep[S] | None:
     """The first step of the chain (the steps the cluster's form completes, in its order) that
     the cluster's plan has and its answers do not show done; late when the planned date the
     form says it is due by has passed. `form`: the cluster's own form unless given."""

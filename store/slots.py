@@ -17,19 +17,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from domain.calendar import Calendar, Period
 from domain.roles import LOCAL_COMMITTEES, REPORTER_ROLES, OrgKind, Role
 from domain.slots import Review, Slot, counted, owes, review_of
 from domain.subjects import Subject
 from domain.text import fold
-from store.models import Cluster, ClusterDistrict, Organisation, PaperReceipt, Person, Report
-from store.orgs import place_of, successor_on
+from store.models import (
+    Cluster,
+    ClusterDistrict,
+    District,
+    Organisation,
+    PaperReceipt,
+    Person,
+    PersonCluster,
+    Report,
+)
+from store.orgs import place_of
+from store.summaries import plain_rows
 
 COMMUNES = frozenset({OrgKind.COMMUNE_COMMITTEE, OrgKind.WARD_COMMITTEE})
 
@@ -38,83 +48,136 @@ def first_day(period: Period) -> date:
     return date(period.year, period.month, 1)
 
 
+class _Org(NamedTuple):
+    id: int
+    name: str
+    kind: str
+    valid_from: date | None
+    valid_to: date | None
+    merged_into_id: int | None
+
+
+class _Version(NamedTuple):
+    """A report's version of the period, as its slot needs it (domain.slots.counted)."""
+
+    subject: Subject
+    review_state: str
+    reference: str
+    submitted_at: datetime
+    on_time: bool
+
+
 async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -> list[Slot]:
-    people = (
-        await session.scalars(
-            select(Person)
-            .where(Person.active.is_(True), Person.role.in_([r.value for r in REPORTER_ROLES]))
-            .options(
-                selectinload(Person.clusters).selectinload(Cluster.district),
-                selectinload(Person.organisation)
-                .selectinload(Organisation.merged_into)
-                .selectinload(Organisation.merged_into),
-                selectinload(Person.district),
-            )
-            .order_by(Person.id)
-        )
-    ).all()
+    """Every slot owed for the period, filled or not, by district, reporter and title. Read
+    as plain rows (no ORM objects): it runs on every update and on every summary."""
     day = first_day(period)
-    slots: dict[Subject, Slot] = {}
-    gone: set[Subject] = set()  # organisations that do not exist in the period
-    successors: dict[Subject, tuple[Organisation, Person]] = {}  # … and who answers for them
-    for person in people:
-        if person.role == Role.INVESTOR:
-            for cluster in person.clusters:
-                subject = Subject.cluster(cluster.code)
-                slot = slots.setdefault(
-                    subject,
-                    Slot(
-                        subject,
-                        cluster.name,
-                        "investor",
-                        cluster.district.name if cluster.district else "",
-                    ),
-                )
-                slot.people.append(person.id)
-        elif person.organisation is not None:
-            org = person.organisation
-            subject = Subject.org(org.id)
-            if not owes(period, org.valid_from, org.valid_to):
-                gone.add(subject)
-                successor = successor_on(org, day)
-                if successor is not org and owes(period, successor.valid_from, successor.valid_to):
-                    successors.setdefault(subject, (successor, person))
-            slot = slots.setdefault(
-                subject,
-                Slot(
-                    subject,
-                    org.name,
-                    person.role or "",
-                    _area(person),
+    districts: dict[int, str] = dict(
+        (await plain_rows(session, select(District.id, District.name))).all()
+    )
+    orgs = {
+        row[0]: _Org(*row)
+        for row in (
+            await plain_rows(
+                session,
+                select(
+                    Organisation.id,
+                    Organisation.name,
+                    Organisation.kind,
+                    Organisation.valid_from,
+                    Organisation.valid_to,
+                    Organisation.merged_into_id,
                 ),
             )
-            slot.people.append(person.id)
-    reports = (
-        await session.scalars(
-            select(Report).where(Report.period == str(period)).order_by(Report.version)
+        )
+    }
+    reporting = (Person.active.is_(True), Person.role.in_([r.value for r in REPORTER_ROLES]))
+    people = (
+        await plain_rows(
+            session,
+            select(Person.id, Person.role, Person.organisation_id, Person.district_id)
+            .where(*reporting)
+            .order_by(Person.id),
         )
     ).all()
-    papers = (
-        await session.scalars(
-            select(PaperReceipt).where(
-                PaperReceipt.period == str(period), PaperReceipt.status == "confirmed"
+    held: dict[int, list[tuple[str, str, int | None]]] = {}  # an investor's clusters
+    for person_id, code, name, district_id in await plain_rows(
+        session,
+        select(PersonCluster.person_id, Cluster.code, Cluster.name, Cluster.district_id)
+        .join(Cluster, Cluster.id == PersonCluster.cluster_id)
+        .join(Person, Person.id == PersonCluster.person_id)
+        .where(*reporting, Person.role == Role.INVESTOR.value)
+        .order_by(PersonCluster.person_id, PersonCluster.cluster_id),
+    ):
+        held.setdefault(person_id, []).append((code, name, district_id))
+    # whose `merged_into` is followed: the people's organisations and the ones they were
+    # merged into (two levels, as store.orgs.successor_on follows what the ORM loaded)
+    followed = {org_id for _, _, org_id, _ in people if org_id in orgs}
+    followed |= {m for o in followed if (m := orgs[o].merged_into_id) is not None}
+    slots: dict[Subject, Slot] = {}
+    gone: set[Subject] = set()  # organisations that do not exist in the period
+    successors: dict[Subject, tuple[_Org, str | None, str]] = {}  # … and who answers for them
+    for person_id, role, org_id, district_id in people:
+        if role == Role.INVESTOR:
+            for code, name, cluster_district in held.get(person_id, ()):
+                subject = Subject.cluster(code)
+                slot = slots.get(subject)
+                if slot is None:
+                    slot = slots[subject] = Slot(
+                        subject,
+                        name,
+                        "investor",
+                        districts.get(cluster_district, "") if cluster_district is not None else "",
+                    )
+                slot.people.append(person_id)
+        elif org_id is not None and (org := orgs.get(org_id)) is not None:
+            subject = Subject.org(org.id)
+            area = _area(districts.get(district_id) if district_id is not None else None, org)
+            if not owes(period, org.valid_from, org.valid_to):
+                gone.add(subject)
+                successor = _successor(org, day, orgs, followed)
+                if successor is not org and owes(period, successor.valid_from, successor.valid_to):
+                    successors.setdefault(subject, (successor, role, area))
+            slot = slots.get(subject)
+            if slot is None:
+                slot = slots[subject] = Slot(subject, org.name, role or "", area)
+            slot.people.append(person_id)
+    reports = [
+        _Version(*row)
+        for row in (
+            await plain_rows(
+                session,
+                select(
+                    Report.subject,
+                    Report.review_state,
+                    Report.reference,
+                    Report.submitted_at,
+                    Report.on_time,
+                )
+                .where(Report.period == str(period))
+                .order_by(Report.version),
             )
+        )
+    ]
+    papers = (
+        await plain_rows(
+            session,
+            select(PaperReceipt.subject, PaperReceipt.claimed_at, PaperReceipt.confirmed_at).where(
+                PaperReceipt.period == str(period), PaperReceipt.status == "confirmed"
+            ),
         )
     ).all()
     # a report (or paper) sent keeps the organisation it was for; an organisation gone without
     # one hands its slot and its people to its successor
-    kept = {r.subject for r in reports} | {p.subject for p in papers}
+    kept = {r.subject for r in reports} | {subject for subject, _, _ in papers}
     for subject in gone - kept:
         left = slots.pop(subject)
         if subject not in successors:
             continue
-        successor, person = successors[subject]
-        heir = slots.setdefault(
-            Subject.org(successor.id),
-            Slot(Subject.org(successor.id), successor.name, person.role or "", _area(person)),
-        )
+        successor, role, area = successors[subject]
+        heir_subject = Subject.org(successor.id)
+        heir = slots.setdefault(heir_subject, Slot(heir_subject, successor.name, role or "", area))
         heir.people.extend(p for p in left.people if p not in heir.people)
-    versions: dict[Subject, list[Report]] = {}
+    versions: dict[Subject, list[_Version]] = {}
     for report in reports:
         if report.subject in slots:
             versions.setdefault(report.subject, []).append(report)
@@ -132,22 +195,36 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             filed.submitted_at = counts.submitted_at
             filed.on_time = counts.on_time
     deadline = calendar.deadline(period)
-    for paper in papers:
-        on_paper = slots.get(paper.subject)
+    for subject, claimed_at, confirmed_at in papers:
+        on_paper = slots.get(subject)
         if on_paper is not None and on_paper.report is None:
             on_paper.paper = True
-            when = paper.claimed_at or paper.confirmed_at
+            when = claimed_at or confirmed_at
             on_paper.on_time = when is not None and when < deadline
     return sorted(slots.values(), key=lambda s: (fold(s.district), s.reporter, fold(s.title)))
 
 
-def _area(person: Person) -> str:
+def _successor(org: _Org, day: date, orgs: Mapping[int, _Org], followed: set[int]) -> _Org:
+    """store.orgs.successor_on over plain rows: who answers for `org` on `day`, following
+    `merged_into` from the organisations in `followed` only."""
+    seen = {org.id}
+    while org.valid_to is not None and org.valid_to < day:
+        if org.id not in followed or org.merged_into_id is None:
+            break
+        successor = orgs.get(org.merged_into_id)
+        if successor is None or successor.id in seen:
+            break
+        seen.add(successor.id)
+        org = successor
+    return org
+
+
+def _area(district: str | None, org: _Org) -> str:
     """Where an organisation's slot is counted: the person's district (for a commune or ward,
     the district it was part of); a commune or ward with none is its own area."""
-    if person.district is not None:
-        return person.district.name
-    org = person.organisation
-    if org is not None and org.kind in LOCAL_COMMITTEES and org.kind != OrgKind.DISTRICT_COMMITTEE:
+    if district is not None:
+        return district
+    if org.kind in LOCAL_COMMITTEES and org.kind != OrgKind.DISTRICT_COMMITTEE:
         return place_of(org.name)
     return ""
 
