@@ -595,6 +595,19 @@ def test_ccn_health_asks_the_web_server(tmp_path: Path) -> None:
     assert unset.returncode == 2 and "WEB_PORT" in unset.stderr
 
 
+def python_here(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """`python -c code` in the tests' environment, in `tmp_path`."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_the_health_check_starts_light(tmp_path: Path) -> None:
     """Docker runs `ccn-bot health` every 30 s: it must not import the bot (about 2 s of CPU
     each time), only the settings."""
@@ -604,15 +617,7 @@ def test_the_health_check_starts_light(tmp_path: Path) -> None:
         "heavy = ('bot.app', 'aiohttp', 'telegram', 'openpyxl', 'alembic', 'sqlalchemy.ext')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=environment(tmp_path),
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    done = python_here(tmp_path, probe)
     assert "WEB_PORT" in done.stderr  # it ran the command
     assert done.stdout.strip() == "[]", done.stdout
 
@@ -634,15 +639,7 @@ def test_the_running_bot_loads_no_file_library(tmp_path: Path) -> None:
         "heavy = ('openpyxl', 'docx', 'matplotlib')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=environment(tmp_path),
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    done = python_here(tmp_path, probe)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]"], done.stdout
 
