@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from domain.calendar import Period
-from handlers import conversation
+from handlers import conversation, status
 from handlers.context import Deps
 from reports import chart, offload, upward
 from reports.summary import Summary, summarise
@@ -615,6 +615,21 @@ async def test_tonghop_sends_both_files_built_in_another_process(
     assert [p.path.name for r in admin.replies for p in r.photos] == ["tong-hop-2021-06.png"]
     (built,) = [r for r in caplog.records if r.getMessage().startswith("reports.upward.answer:")]
     assert built.__dict__["child_pid"] != os.getpid()
+
+
+async def test_tonghop_on_a_database_only_this_process_sees(
+    month: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database the files' child cannot open (SQLite in memory): the month is read here,
+    after the commit, and the files still built in the child; the same answer."""
+    admin = chat_for(month, ADMIN)
+    from_child = await admin.say("/tonghop 6/2021")
+    monkeypatch.setattr(status, "url_of", lambda _sessions: None)
+    assert await admin.say("/tonghop 6/2021") == from_child
+    assert [r.file.name for r in admin.replies if r.file is not None] == [
+        "bao-cao-2021-06.docx",
+        "tong-hop-2021-06.xlsx",
+    ]
 
 
 async def test_tonghop_answered_again_after_a_crash_builds_the_files_again(month: App) -> None:
