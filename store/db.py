@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from store.sqlite_driver import one_trip_connect
 from store.timings import STATS
 
 if TYPE_CHECKING:
@@ -99,12 +101,39 @@ def make_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, async_creator=one_trip_connect(parsed))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(url, pool_pre_ping=True)
+        engine = create_async_engine(url)
+        _ping_if_idle(engine)
     _count_sql(engine)
     return engine
+
+
+# A pooled PostgreSQL connection is checked before use only if it lay idle this long (the
+# server or a firewall may have closed it meanwhile). pool_pre_ping checked it at every
+# checkout: three round trips (asyncpg's BEGIN, a query, ROLLBACK), a tenth of the bot's time
+# in a rush (py-spy). One used moments ago is alive; if the server went away since, the
+# statement fails, the person is asked to send that again, and the pool starts afresh.
+PING_IDLE_SECONDS = 10.0
+_RETURNED_AT = "ccn_returned_at"
+
+
+def _ping_if_idle(engine: AsyncEngine) -> None:
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        at = record.info.get(_RETURNED_AT)
+        if at is None or time.monotonic() - at < PING_IDLE_SECONDS:
+            return  # new (just connected) or used moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces it (and tries up to three)
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
+
+    event.listen(engine.sync_engine, "checkin", returned)
+    event.listen(engine.sync_engine, "checkout", checkout)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,0 +1,107 @@
+"""The engine's trips: SQLite's statements one hand-off each to the connection's thread, and
+PostgreSQL's pooled connections pinged only after lying idle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store import db
+from store.db import make_engine, make_sessionmaker, unit_of_work
+from testing.pg import new_database
+
+
+class _Counted:
+    """A connection thread's queue that counts what is handed to the thread."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.handed = 0
+
+    def put_nowait(self, item: Any) -> None:
+        self.handed += 1
+        self.queue.put_nowait(item)
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Any) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
+    yield engine
+    await engine.dispose()
+
+
+async def test_sqlite_statement_is_one_trip_to_its_thread(sqlite_engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(sqlite_engine)
+    async with sessions() as session, session.begin():
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert raw is not None
+        counted = _Counted(raw._tx)
+        raw._tx = counted
+        inserted = await session.execute(
+            text("INSERT INTO t (v) VALUES ('a'), ('b'), ('c') RETURNING id")
+        )
+        assert sorted(inserted.scalars()) == [1, 2, 3]
+        updated = await session.execute(text("UPDATE t SET v = v || '!' WHERE id > 1"))
+        assert getattr(updated, "rowcount", None) == 2
+        rows = (await session.execute(text("SELECT id, v FROM t ORDER BY id"))).all()
+        assert [tuple(r) for r in rows] == [(1, "a"), (2, "b!"), (3, "c!")]
+        streamed = await session.stream(text("SELECT v FROM t ORDER BY id"))
+        assert [v async for v in streamed.scalars()] == ["a", "b!", "c!"]
+    # four statements and the commit, and no rollback when the pool takes the connection
+    # back after it; aiosqlite itself took 3-4 trips a statement and one for that rollback
+    assert counted.handed == 5
+
+
+async def test_sqlite_refusals_and_rollbacks_still_reach_the_caller(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    sessions = make_sessionmaker(sqlite_engine)
+    async with unit_of_work(sessions) as session:
+        await session.execute(text("INSERT INTO t (v) VALUES ('once')"))
+    with pytest.raises(IntegrityError):  # what the "processed" mark relies on
+        async with unit_of_work(sessions) as session:
+            await session.execute(text("INSERT INTO t (v) VALUES ('other')"))
+            await session.execute(text("INSERT INTO t (v) VALUES ('once')"))
+    async with sessions() as session:
+        assert list(await session.scalars(text("SELECT v FROM t"))) == ["once"]
+
+
+async def test_postgresql_connection_pinged_only_after_lying_idle(
+    pg_base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with new_database(pg_base_url) as url:
+        engine = make_engine(url)
+        pings: list[object] = []
+        ping = engine.dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            pings.append(dbapi_connection)
+            return ping(dbapi_connection)
+
+        monkeypatch.setattr(engine.dialect, "do_ping", counted_ping)
+        sessions = make_sessionmaker(engine)
+        try:
+            for _ in range(5):  # one update after another: no round trip before each
+                async with sessions() as session:
+                    pid = await session.scalar(text("SELECT pg_backend_pid()"))
+            assert pings == []
+
+            # the server closes the idle connection; used again after PING_IDLE_SECONDS, it
+            # is pinged, found dead and replaced: the statement itself never sees it
+            killer = make_engine(url)
+            async with killer.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await killer.dispose()
+            monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.0)
+            async with sessions() as session:
+                assert await session.scalar(text("SELECT pg_backend_pid()")) != pid
+            assert len(pings) == 1
+        finally:
+            await engine.dispose()
