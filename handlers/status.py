@@ -3,6 +3,7 @@ month's summary (with the workbook and the chart). Each person sees only their p
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -37,6 +38,7 @@ from store.orgs import district_short, lineage
 from store.people import clusters_with_steps_of
 from store.slots import cluster_places, commune_of, covers, first_day, sees_slot
 
+log = logging.getLogger(__name__)
 FIGURE_TYPES = ("percent", "number", "yesno", "choice", "date")
 CODE_SHOWN = 60  # characters of an unknown cluster code repeated back
 # Short names of the plan's targets for a phone screen (the workbook keeps the plan's words).
@@ -449,6 +451,7 @@ async def month_answer(deps: Deps, args: dict[str, str]) -> list[Reply]:
     url = url_of(deps.sessions)
     if url is not None:
         found = await offload.run(upward.answer, url, period, deps.calendar, exports, now, locale)
+        log.info("month %s: %s", period, {k: round(v, 2) for k, v in found.seconds.items()})
         figures, tasks, files, picture = found.summary, found.tasks, found.files, found.chart
     else:  # a database only this process sees (in memory): read here, write in the child
         async with deps.sessions() as session:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +90,7 @@ class MonthAnswer:
     tasks: list[TaskFacts]
     files: MonthFiles
     chart: Path
+    seconds: dict[str, float]  # how long each part took: read, files, chart
 
 
 def answer(
@@ -97,10 +99,18 @@ def answer(
     """The month for the whole city, read from the database at `url` in one snapshot (what is
     committed: a report filed meanwhile is in all of it or in none), then both files and the
     chart written into `folder`. Run in the files' child process (`offload.run(answer, ...)`)."""
+    started = time.perf_counter()
     summary, month = asyncio.run(_read(url, period, calendar, now))
+    read_at = time.perf_counter()
     files = write(month, folder, locale)
+    written_at = time.perf_counter()
     picture = charts.render(summary, folder / f"tong-hop-{period}.png", locale)
-    return MonthAnswer(figures(summary), month.tasks, files, picture)
+    seconds = {
+        "read": read_at - started,
+        "files": written_at - read_at,
+        "chart": time.perf_counter() - written_at,
+    }
+    return MonthAnswer(figures(summary), month.tasks, files, picture, seconds)
 
 
 async def _read(
