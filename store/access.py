@@ -248,10 +248,12 @@ async def is_member(
     return await session.scalar(query) is not None
 
 
-# A person's scope, loaded with the person in the same statement (a row per cluster and
-# identity: a person has a few of each).
+# A person's scope, loaded with the person in the same statement (a row per identity: a
+# person has a few), but for their clusters.
 _SCOPE = (
-    joinedload(Person.clusters).joinedload(Cluster.district),
+    # the clusters in a statement of their own: joined here, SQLite built the whole
+    # person_clusters ⋈ clusters join for every update (31 ms at 5,000 people)
+    selectinload(Person.clusters).joinedload(Cluster.district),
     # with what it was merged into, two levels (store.orgs.successor_on)
     joinedload(Person.organisation)
     .joinedload(Organisation.merged_into)
