@@ -479,14 +479,8 @@ def test_run_without_channel_or_terminal_exits_with_one_line(tmp_path: Path) -> 
     done = ccn(tmp_path, "run")  # stdin is /dev/null, as under systemd or docker
     assert done.returncode == 2
     assert done.stderr.strip() == NO_TERMINAL
-    closed = subprocess.run(  # stdin closed altogether
-        ["sh", "-c", 'exec "$@" <&-', "sh", sys.executable, "-m", "bot", "run"],
-        capture_output=True,
-        text=True,
-        env=environment(tmp_path),
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
+    closed = run_here(  # stdin closed altogether
+        tmp_path, "sh", "-c", 'exec "$@" <&-', "sh", sys.executable, "-m", "bot", "run"
     )
     assert closed.returncode == 2 and closed.stderr.strip() == NO_TERMINAL
     assert not (tmp_path / "data" / "demo.db").exists()  # nothing was started
@@ -595,10 +589,10 @@ def test_ccn_health_asks_the_web_server(tmp_path: Path) -> None:
     assert unset.returncode == 2 and "WEB_PORT" in unset.stderr
 
 
-def python_here(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
-    """`python -c code` in the tests' environment, in `tmp_path`."""
+def run_here(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """A command in the tests' environment, in `tmp_path`."""
     return subprocess.run(
-        [sys.executable, "-c", code],
+        argv,
         capture_output=True,
         text=True,
         env=environment(tmp_path),
@@ -617,7 +611,7 @@ def test_the_health_check_starts_light(tmp_path: Path) -> None:
         "heavy = ('bot.app', 'aiohttp', 'telegram', 'openpyxl', 'alembic', 'sqlalchemy.ext')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
     )
-    done = python_here(tmp_path, probe)
+    done = run_here(tmp_path, sys.executable, "-c", probe)
     assert "WEB_PORT" in done.stderr  # it ran the command
     assert done.stdout.strip() == "[]", done.stdout
 
@@ -639,7 +633,7 @@ def test_the_running_bot_loads_no_file_library(tmp_path: Path) -> None:
         "heavy = ('openpyxl', 'docx', 'matplotlib')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))"
     )
-    done = python_here(tmp_path, probe)
+    done = run_here(tmp_path, sys.executable, "-c", probe)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]"], done.stdout
 
