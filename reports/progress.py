@@ -84,7 +84,9 @@ class NextStep(Generic[S]):
 
 
 def latest_answers(reports: list[Report]) -> dict[str, Answer]:
-    """Each question's most recent answer, from reports newest first (period, then version)."""
+    """Each question's most recent answer, from reports newest first (period, then version).
+    `reports.summary._latest` applies the same rule to a whole month's history in one pass:
+    a change here is made there too (tests/test_summary_reading.py holds them equal)."""
     out: dict[str, Answer] = {}
     for report in sorted(reports, key=lambda r: (r.period, r.version), reverse=True):
         for qid, entry in report.answers.items():

@@ -172,7 +172,8 @@ async def cluster_answers(
 
 def _latest(rows: Iterable[tuple[str, str, int, dict[str, Any]]], up_to: str) -> dict[str, Answer]:
     """One cluster's latest answers from its reports newest first (period, then version), as
-    latest_answers finds them, with the earlier answer of those given in period `up_to`."""
+    `reports.progress.latest_answers` finds them (a change there is made here too), with the
+    earlier answer of those given in period `up_to`."""
     out: dict[str, Answer] = {}
     waiting: set[str] = set()  # answered in `up_to`: the earlier answer still to find
     seen: set[str] = set()  # the keys that no older report can change (found, or never used)
