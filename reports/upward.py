@@ -60,13 +60,9 @@ async def build(
     folder: Path,
     now: datetime,
     locale: str = "vi",
-    month: Month | None = None,
 ) -> MonthFiles:
-    """Read the month here (unless `month` is it, read already), then write both files in the
-    files' child process."""
-    if month is None:
-        month = await read(session, summary, calendar, now)
-    return await offload.run(write, month, folder, locale)
+    """Read the month here, then write both files in the files' child process."""
+    return await offload.run(write, await read(session, summary, calendar, now), folder, locale)
 
 
 def figures(summary: Summary) -> Summary:

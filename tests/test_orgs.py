@@ -360,9 +360,7 @@ async def test_the_2021_workbook_of_a_past_month_is_unchanged(app: App, tmp_path
     assert not any(isinstance(c, str) and COMMUNE in c for c in cells)
 
 
-async def test_from_july_2025_the_clusters_sheets_say_the_commune(
-    app: App, tmp_path: Path
-) -> None:
+async def test_from_july_2025_the_clusters_sheets_say_the_commune(app: App, tmp_path: Path) -> None:
     """From July 2025 PL2 and PL3 say where each cluster is today (its commune or ward, empty
     where not entered), grouped still by the plan's district; June 2025 stays as it was."""
     await join(app, "2025-05-01T09:00", ADMIN, Role.ADMIN)

@@ -5,7 +5,6 @@ stops before handling them handles them at its next start, each chat's in order,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -17,16 +16,9 @@ from bot.channels import telegram
 from bot.lanes import Lanes
 from store.models import InboxEvent
 from testing.standin_telegram import StandinBotAPI
+from tests.test_rush import until
 
 CHATS = [7001, 7002, 7003, 7001, 7002, 7003, 7001, 7002]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.01)
 
 
 async def kept_rows(app: App) -> int:
