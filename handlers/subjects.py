@@ -57,8 +57,9 @@ def cluster_subject(cluster: Cluster) -> Reportable:
 
 def answering_for(person: Person, period: Period | None) -> Organisation | None:
     """The organisation the person reports for in `period`: theirs, or from the period after
-    it ended, the one it was merged into (store.slots: its people are counted among the
-    successor's); None without a period, or for a person of no organisation, means theirs."""
+    it ended, the one it was merged into, and so on through every merge (store.orgs.successor_on;
+    store.slots counts its people among that one's); None without a period, or for a person of
+    no organisation, means theirs."""
     org = person.organisation
     if org is None or period is None:
         return org

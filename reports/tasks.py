@@ -33,11 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain import i18n
 from domain.calendar import Period
 from domain.forms import Form, Stage
+from domain.orgs import answering
 from domain.roles import Role
 from store import duties as store
 from store.forms import load_forms
 from store.models import Duty, Task
-from store.orgs import lineage
+from store.orgs import lineage, merges
 from store.slots import first_day
 
 TITLE_MAX = 90
@@ -103,17 +104,11 @@ Answers = dict[str, store.Latest]
 
 
 async def successors(session: AsyncSession, period: Period) -> dict[int, int]:
-    """Organisation id → the one it is part of in `period` (through each merge, in turn), for
-    those merged into another before the period (as store.orgs.successor_on says it)."""
-    merged = await store.merged_before(session, first_day(period))
-    out = {}
-    for org, heir in merged.items():
-        seen = {org}
-        while heir in merged and heir not in seen:
-            seen.add(heir)
-            heir = merged[heir]
-        out[org] = heir
-    return out
+    """Organisation id → the one that answers for it in `period` (domain.orgs.answering,
+    through each merge in turn), for those merged into another before the period."""
+    merged = await merges(session)
+    day = first_day(period)
+    return {org: heir for org in merged if (heir := answering(org, day, merged)) != org}
 
 
 def _fold(

@@ -27,7 +27,7 @@ from store.models import (
     Person,
     ProcessedUpdate,
 )
-from store.orgs import Directory
+from store.orgs import Directory, load_successors
 
 ADMIN_ORG = "Sở Công Thương"
 
@@ -254,19 +254,27 @@ _SCOPE = (
     # the clusters in a statement of their own: joined here, SQLite built the whole
     # person_clusters ⋈ clusters join for every update (31 ms at 5,000 people)
     selectinload(Person.clusters).joinedload(Cluster.district),
-    # with what it was merged into, two levels (store.orgs.successor_on)
-    joinedload(Person.organisation)
-    .joinedload(Organisation.merged_into)
-    .joinedload(Organisation.merged_into),
+    # not what it was merged into: that is read only for the rare person whose organisation
+    # has a successor, all of the chain at once (_with_successors)
+    joinedload(Person.organisation),
     joinedload(Person.district),
     joinedload(Person.identities),
 )
 
 
+async def _with_successors(session: AsyncSession, person: Person | None) -> Person | None:
+    """The person, with the organisations theirs was merged into (store.orgs.load_successors:
+    one more statement, only for a person whose organisation has a successor), so that
+    store.orgs.successor_on follows the whole chain."""
+    if person is not None and person.organisation is not None:
+        await load_successors(session, person.organisation)
+    return person
+
+
 async def person_for(session: AsyncSession, channel: str, chat_id: str) -> Person | None:
     """The active person behind this chat, with their scope loaded."""
     result = await session.scalars(_of_chat(select(Person), channel, chat_id).options(*_SCOPE))
-    return result.unique().first()
+    return await _with_successors(session, result.unique().first())
 
 
 def _chat_with_person() -> Select[Conversation, Person]:
@@ -299,7 +307,7 @@ async def chat_of(
     up)."""
     params = {"channel": channel, "chat_id": chat_id}
     row = (await session.execute(_CHAT_WITH_PERSON, params)).unique().first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], await _with_successors(session, row[1]))
 
 
 async def is_active_person(session: AsyncSession, person_id: int) -> bool:

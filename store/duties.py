@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.subjects import Subject
-from store.models import Duty, DutyAssignment, Organisation, Report, Task
+from store.models import Duty, DutyAssignment, Report, Task
 
 
 @dataclass(frozen=True)
@@ -95,16 +94,3 @@ async def latest_org_answers(
                 value = entry.get("v")
                 mine[qid] = Latest(None if value in (None, "") else str(value), month)
     return out
-
-
-async def merged_before(session: AsyncSession, day: date) -> dict[int, int]:
-    """Organisation id → the one it was merged into, for those that ended before `day` (as
-    store.orgs.lineage counts them: what they led is their successor's on that day)."""
-    rows = await session.execute(
-        select(Organisation.id, Organisation.merged_into_id).where(
-            Organisation.merged_into_id.is_not(None),
-            Organisation.valid_to.is_not(None),
-            Organisation.valid_to < day,
-        )
-    )
-    return {org: into for org, into in rows.all() if into is not None}

@@ -6,7 +6,9 @@ from datetime import date
 
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from domain.orgs import Merge, answering
 from domain.roles import OrgKind
 from domain.text import fold, slug
 from store.models import District, Organisation
@@ -183,20 +185,52 @@ class Directory:
 
 
 def successor_on(org: Organisation, day: date) -> Organisation:
-    """Who answers for `org` on `day`: itself while it exists, else the organisation it was
-    merged into, and so on (as far as the loaded relations go: a person's organisation is
-    loaded with two levels of `merged_into`). One that ended with no successor answers for
-    itself, and then owes nothing (domain.slots.owes)."""
-    seen = {org.id}
-    while org.valid_to is not None and org.valid_to < day:
-        if "merged_into" in inspect(org).unloaded:
+    """Who answers for `org` on `day` (domain.orgs.answering: itself while it exists, else the
+    organisation it was merged into, and so on), over the organisations its loaded
+    `merged_into` leads to. A person read by store.access carries the whole chain when their
+    organisation has a successor (load_successors); LookupError if the rule needs an
+    organisation that was not loaded."""
+    chain = {org.id: org}
+    link = org
+    while "merged_into" not in inspect(link).unloaded:
+        successor = link.merged_into
+        if successor is None or successor.id in chain:
             break
-        successor = org.merged_into
-        if successor is None or successor.id in seen:
-            break
-        seen.add(successor.id)
-        org = successor
-    return org
+        chain[successor.id] = link = successor
+    heir = answering(org.id, day, chain)
+    if heir not in chain:
+        raise LookupError(f"organisation {heir}, which answers for {org.id}, is not loaded")
+    return chain[heir]
+
+
+async def load_successors(session: AsyncSession, org: Organisation) -> None:
+    """Load the organisation `org` was merged into, the one that was merged into, and so on
+    (however many, in one statement), and link each to its successor (`merged_into`), so that
+    successor_on follows the whole chain with no further read; nothing for one that was never
+    merged."""
+    if org.merged_into_id is None:
+        return
+    step = select(Organisation.id, Organisation.merged_into_id)
+    chain = step.where(Organisation.id == org.merged_into_id).cte("chain", recursive=True)
+    # UNION, not UNION ALL: a cycle of merges (bad data) adds no new row, so it ends
+    chain = chain.union(step.join(chain, Organisation.id == chain.c.merged_into_id))
+    found = await session.scalars(select(Organisation).join(chain, Organisation.id == chain.c.id))
+    by_id = {o.id: o for o in (org, *found.all())}
+    for each in by_id.values():
+        into = each.merged_into_id
+        if into is None or into in by_id:
+            set_committed_value(each, "merged_into", by_id[into] if into is not None else None)
+
+
+async def merges(session: AsyncSession) -> dict[int, Merge]:
+    """Every organisation merged into another, with its last day and its successor: the
+    mapping domain.orgs.answering follows."""
+    rows = await session.execute(
+        select(Organisation.id, Organisation.valid_to, Organisation.merged_into_id).where(
+            Organisation.merged_into_id.is_not(None)
+        )
+    )
+    return {id_: Merge(valid_to, into) for id_, valid_to, into in rows.all()}
 
 
 async def lineage(session: AsyncSession, org_id: int, day: date) -> set[int]:

@@ -4,9 +4,10 @@ whether it has been filled by a report or a confirmed paper copy. A report sent 
 changes does not fill it until a new version fixes it (domain.slots, the rule of the rate).
 
 Merges: from the period after an organisation's last day, what it owed is owed by the
-organisation it was merged into (`merged_into`), under that one's name, and its people still
-attached to it are counted among the successor's (reminded, listed) — they are told so when
-they report (handlers.reporting). A report already sent for a period keeps its organisation's
+organisation that answers for it then (domain.orgs.answering: the one it was merged into, and
+so on through every merge), under that one's name, and its people still attached to it are
+counted among the successor's (reminded, listed) — they are told so when they report
+(handlers.reporting). A report already sent for a period keeps its organisation's
 slot; the months before the merge keep the predecessor's.
 
 Who sees which slots (`sees_slot`): a commune's or ward's committee its clusters (those whose
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Calendar, Period
+from domain.orgs import answering
 from domain.roles import LOCAL_COMMITTEES, REPORTER_ROLES, OrgKind, Role
 from domain.slots import Review, Slot, counted, owes, review_of
 from domain.subjects import Subject
@@ -109,10 +111,6 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
         .order_by(PersonCluster.person_id, PersonCluster.cluster_id),
     ):
         held.setdefault(person_id, []).append((code, name, district_id))
-    # whose `merged_into` is followed: the people's organisations and the ones they were
-    # merged into (two levels, as store.orgs.successor_on follows what the ORM loaded)
-    followed = {org_id for _, _, org_id, _ in people if org_id in orgs}
-    followed |= {m for o in followed if (m := orgs[o].merged_into_id) is not None}
     slots: dict[Subject, Slot] = {}
     gone: set[Subject] = set()  # organisations that do not exist in the period
     successors: dict[Subject, tuple[_Org, str | None, str]] = {}  # … and who answers for them
@@ -134,7 +132,7 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             area = _area(districts.get(district_id) if district_id is not None else None, org)
             if not owes(period, org.valid_from, org.valid_to):
                 gone.add(subject)
-                successor = _successor(org, day, orgs, followed)
+                successor = orgs.get(answering(org.id, day, orgs), org)
                 if successor is not org and owes(period, successor.valid_from, successor.valid_to):
                     successors.setdefault(subject, (successor, role, area))
             slot = slots.get(subject)
@@ -202,21 +200,6 @@ async def slots_for(session: AsyncSession, period: Period, calendar: Calendar) -
             when = claimed_at or confirmed_at
             on_paper.on_time = when is not None and when < deadline
     return sorted(slots.values(), key=lambda s: (fold(s.district), s.reporter, fold(s.title)))
-
-
-def _successor(org: _Org, day: date, orgs: Mapping[int, _Org], followed: set[int]) -> _Org:
-    """store.orgs.successor_on over plain rows: who answers for `org` on `day`, following
-    `merged_into` from the organisations in `followed` only."""
-    seen = {org.id}
-    while org.valid_to is not None and org.valid_to < day:
-        if org.id not in followed or org.merged_into_id is None:
-            break
-        successor = orgs.get(org.merged_into_id)
-        if successor is None or successor.id in seen:
-            break
-        seen.add(successor.id)
-        org = successor
-    return org
 
 
 def _area(district: str | None, org: _Org) -> str:
