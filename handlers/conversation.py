@@ -39,8 +39,10 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
     written to disk before it (slow work holds no lock); a failure rolls everything back, the
     "processed" mark included, and apologises, so the person's draft is as it was before this
     message and a redelivery is handled afresh. An update delivered again after it was handled
-    gets the answer kept with its mark (handlers.outbox), unless this process gave it. Files of
-    a photo no row refers to afterwards (refused, rolled back, not used) are deleted."""
+    gets the answer kept with its mark (handlers.outbox), unless this process gave it: the mark
+    is the transaction's last write, so that is found out at its end (or when it fails), and
+    what the update did again is rolled back. Files of a photo no row refers to afterwards
+    (refused, rolled back, not used) are deleted."""
     prepared: list[Prepared] = []
     on_record: set[str] = set()  # photos whose row a committed transaction holds
     try:
@@ -48,11 +50,11 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
             incoming = await _prepare_photos(incoming, deps, prepared)
         later: list[Later] = []
         try:
-            replies = await _handle_in_transaction(incoming, deps, on_record, later)
+            replies = await _in_transaction(incoming, deps, on_record, later)
         except NotPrepared:  # became someone between the check and the transaction: once more
             incoming = await _prepare_photos(incoming, deps, prepared)
             later.clear()
-            replies = await _handle_in_transaction(incoming, deps, on_record, later)
+            replies = await _in_transaction(incoming, deps, on_record, later)
         if later:  # committed: what it asked for that takes long (handlers.later)
             replies += await run_later(deps, later)
         return replies
@@ -71,6 +73,31 @@ async def handle(incoming: Incoming, deps: Deps) -> list[Reply]:
 
 class _Delivered(Exception):
     """This update's "processed" mark is already there."""
+
+
+async def _in_transaction(
+    incoming: Incoming, deps: Deps, on_record: set[str], later: list[Later]
+) -> list[Reply]:
+    """_handle_in_transaction; a failure of an update delivered again (handled on a state it
+    already changed) is that update delivered again, not a failure."""
+    try:
+        return await _handle_in_transaction(incoming, deps, on_record, later)
+    except (_Delivered, NotPrepared):
+        raise
+    except Exception:
+        if incoming.update_id is not None and await _marked(incoming, deps):
+            raise _Delivered() from None
+        raise
+
+
+async def _marked(incoming: Incoming, deps: Deps) -> bool:
+    assert incoming.update_id is not None
+    try:
+        async with deps.sessions() as session:
+            return await conversations.was_processed(session, incoming.channel, incoming.update_id)
+    except Exception:
+        log.exception("could not check whether update %s was handled", incoming.update_id)
+        return False
 
 
 async def _answer_again(incoming: Incoming, deps: Deps) -> list[Reply]:
@@ -152,11 +179,6 @@ async def _handle_in_transaction(
         if STATS is not None:
             STATS.add("transaction/entered", time.perf_counter() - began)
         await lock_chat(session, incoming.channel, incoming.chat_id)  # one at a time per chat
-        mark = None
-        if incoming.update_id is not None:
-            mark = await conversations.mark_processed(session, incoming.channel, incoming.update_id)
-            if mark is None:
-                raise _Delivered()
         chat = await chat_of(session, incoming.channel, incoming.chat_id)
         first_contact = chat is None
         if chat is None:
@@ -183,8 +205,10 @@ async def _handle_in_transaction(
                 ctx.state.offer = ()  # the choices shown no longer apply
             # else (e.g. /trogiup mid-question) the choices shown are still typeable
         conversations.save_state(conversation, ctx.state)
-        if mark is not None:
-            conversations.keep_replies(mark, outbox.encode(replies, ctx.later))
+        if incoming.update_id is not None and not await conversations.mark_processed(
+            session, incoming.channel, incoming.update_id, outbox.encode(replies, ctx.later)
+        ):
+            raise _Delivered()  # rolls back what this delivery did again
     if STATS is not None:
         STATS.add("transaction/total", time.perf_counter() - began)
     on_record.update(recorded)

@@ -27,6 +27,7 @@ from handlers import admin, attachments, onboarding, paper, reporting, review, s
 from handlers.context import Ctx
 from handlers.payloads import Kind, Missing, Payload
 from handlers.port import Reply
+from store.access import load_clusters
 
 CommandHandler = Callable[[Ctx, str], Awaitable[list[Reply]]]
 ButtonHandler = Callable[[Ctx, Payload | None], Awaitable[list[Reply]]]
@@ -137,6 +138,8 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     if ctx.person is None:
         return await onboarding.stranger_says(ctx, name, args, first_contact)
     pressed = ctx.pressed
+    if not _answers_open_question(ctx, name):
+        await load_clusters(ctx.session, ctx.person)  # the answer path needs no clusters
     if name == "language" or (pressed is not None and pressed.kind is Kind.LANGUAGE):
         return await onboarding.language(ctx)
     if name == UNKNOWN:
@@ -158,6 +161,18 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     if step.in_report:
         return await reporting.on_answer(ctx)
     return await idle(ctx, first_contact)
+
+
+def _answers_open_question(ctx: Ctx, name: str | None) -> bool:
+    """Whether `route` gives this update to reporting.on_answer (as its branches decide)."""
+    pressed = ctx.pressed
+    if name is not None or ctx.state.step.in_review or not ctx.state.step.in_report:
+        return False
+    if pressed is None:
+        return True
+    if ctx.state.step is Step.PICK_SUBJECT:
+        return False
+    return pressed.kind not in (Kind.LANGUAGE, *REMINDER_BUTTONS, *REVIEW_BUTTONS)
 
 
 async def idle(ctx: Ctx, first_contact: bool) -> list[Reply]:

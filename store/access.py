@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.roles import OrgKind, Role
 from store.models import (
@@ -25,6 +26,7 @@ from store.models import (
     LinkCode,
     Organisation,
     Person,
+    PersonCluster,
     ProcessedUpdate,
 )
 from store.orgs import Directory, load_successors
@@ -248,18 +250,33 @@ async def is_member(
     return await session.scalar(query) is not None
 
 
-# A person's scope, loaded with the person in the same statement (a row per identity: a
-# person has a few), but for their clusters.
-_SCOPE = (
-    # the clusters in a statement of their own: joined here, SQLite built the whole
-    # person_clusters ⋈ clusters join for every update (31 ms at 5,000 people)
-    selectinload(Person.clusters).joinedload(Cluster.district),
-    # not what it was merged into: that is read only for the rare person whose organisation
-    # has a successor, all of the chain at once (_with_successors)
+# A person, with what every update reads of them, in one statement (a row per identity: a
+# person has a few). Not what their organisation was merged into: that is read only for the
+# rare person whose organisation has a successor, all of the chain at once (_with_successors).
+_PERSON = (
     joinedload(Person.organisation),
     joinedload(Person.district),
     joinedload(Person.identities),
 )
+# … and their clusters, in a statement of their own (joined, SQLite built the whole
+# person_clusters ⋈ clusters join for every update: 31 ms at 5,000 people)
+_CLUSTERS = selectinload(Person.clusters).joinedload(Cluster.district)
+_SCOPE = (*_PERSON, _CLUSTERS)
+
+
+async def load_clusters(session: AsyncSession, person: Person) -> None:
+    """The person's clusters (an investor's scope), unless loaded already: chat_of leaves them
+    out, for the answer to an open question (most updates) needs none."""
+    if "clusters" not in inspect(person).unloaded:
+        return
+    found = await session.scalars(
+        select(Cluster)
+        .join(PersonCluster, PersonCluster.cluster_id == Cluster.id)
+        .where(PersonCluster.person_id == person.id)
+        .options(joinedload(Cluster.district))
+        .order_by(Cluster.id)
+    )
+    set_committed_value(person, "clusters", list(found.unique()))
 
 
 async def _with_successors(session: AsyncSession, person: Person | None) -> Person | None:
@@ -292,7 +309,7 @@ def _chat_with_person() -> Select[Conversation, Person]:
             Conversation.channel == bindparam("channel"),
             Conversation.chat_id == bindparam("chat_id"),
         )
-        .options(*_SCOPE)
+        .options(*_PERSON)
     )
 
 
@@ -302,9 +319,9 @@ _CHAT_WITH_PERSON = _chat_with_person()  # built once: every update runs it
 async def chat_of(
     session: AsyncSession, channel: str, chat_id: str
 ) -> tuple[Conversation, Person | None] | None:
-    """This chat's conversation row and the active person behind it (as `person_for`), in one
-    statement; None if the chat has no conversation row yet (then the person was not looked
-    up)."""
+    """This chat's conversation row and the active person behind it (as `person_for`, but for
+    their clusters: load_clusters), in one statement; None if the chat has no conversation row
+    yet (then the person was not looked up)."""
     params = {"channel": channel, "chat_id": chat_id}
     row = (await session.execute(_CHAT_WITH_PERSON, params)).unique().first()
     return None if row is None else (row[0], await _with_successors(session, row[1]))

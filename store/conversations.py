@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.state import ConversationState
@@ -16,23 +16,31 @@ from store.models import Conversation, Photo, ProcessedUpdate
 
 
 async def mark_processed(
-    session: AsyncSession, channel: str, update_id: str
-) -> ProcessedUpdate | None:
-    """Mark the update handled, as the transaction's first write, sharing its fate; None if
-    it was marked already (the transaction is then spoiled: roll it back). No SAVEPOINT, which
-    on pysqlite runs outside a transaction, so its RELEASE committed the mark alone."""
-    mark = ProcessedUpdate(channel=channel, update_id=update_id)
-    session.add(mark)
-    try:
-        await session.flush()
-    except IntegrityError:
-        return None
-    return mark
+    session: AsyncSession, channel: str, update_id: str, replies: list[dict[str, Any]]
+) -> bool:
+    """Mark the update handled, with what it was answered (handlers.outbox), as the
+    transaction's last write: one INSERT that shares the transaction's fate; False if it was
+    marked already (by an earlier delivery, or by another worker that committed it meanwhile:
+    on PostgreSQL the INSERT waits for that one to end), and then the transaction must be
+    rolled back. No SAVEPOINT (on pysqlite its RELEASE committed the mark alone)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(ProcessedUpdate)
+        .values(channel=channel, update_id=update_id, replies=replies)
+        .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+        .returning(ProcessedUpdate.id)
+    )
+    return await session.scalar(statement) is not None
 
 
-def keep_replies(mark: ProcessedUpdate, replies: list[dict[str, Any]]) -> None:
-    """What the update was answered, written with its mark when the transaction commits."""
-    mark.replies = replies
+async def was_processed(session: AsyncSession, channel: str, update_id: str) -> bool:
+    """Whether the update's mark is there (an update delivered again)."""
+    found = await session.scalar(
+        select(ProcessedUpdate.id).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id
+        )
+    )
+    return found is not None
 
 
 async def replies_of(session: AsyncSession, channel: str, update_id: str) -> object:

@@ -7,11 +7,14 @@ import hashlib
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app import App, open_app
 from domain.roles import Role
+from handlers import conversation
 from handlers.context import Deps
+from handlers.port import Reply
 from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import AuditLog, Photo, Report, ReportPhoto
@@ -342,6 +345,28 @@ async def test_update_handled_before_a_crash_is_answered_again(deps: Deps) -> No
     assert await chat.send(submit) == ""  # this process has answered it now
     async with deps.sessions() as session:  # one report, nothing filed twice
         assert await session.scalar(select(func.count()).select_from(Report)) == 1
+
+
+async def test_an_update_delivered_again_that_now_fails_gets_its_first_answer(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivered again after a crash, an update is handled again before its mark is found (the
+    mark is the transaction's last write): if handling it again fails on what it already
+    changed, the person still gets the first answer, not an apology; a new update that fails
+    gets the apology."""
+    chat = await investor(deps)
+    await chat.say("/baocao")
+    incoming = chat.incoming(payload=chat.buttons[0].payload)
+    first = await chat.send(incoming)
+    assert "Phương án bồi thường" in first
+
+    async def broken(*_args: object) -> list[Reply]:
+        raise RuntimeError("the state moved on")
+
+    monkeypatch.setattr(conversation, "route", broken)
+    chat.deps = Deps(deps.sessions, deps.config, deps.clock)  # a new process, same database
+    assert await chat.send(incoming) == first
+    assert "Xin lỗi" in await chat.say("10")
 
 
 async def test_stale_button_asks_the_current_question_again(deps: Deps) -> None:
