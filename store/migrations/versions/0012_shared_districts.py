@@ -12,11 +12,11 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import sqlalchemy as sa
 from alembic import op
-
-from domain.text import slug
-from store.orgs import district_parts, district_short
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -74,6 +74,46 @@ def _fill(bind: sa.Connection) -> None:
             if members:
                 rows = [{"cluster_id": c, "district_id": known[key]} for c in members]
                 bind.execute(sa.insert(shared), rows)
+
+
+# The rules as they were when this revision was written (domain.text, store.orgs): a migration
+# runs the same on any later checkout, whatever those modules become.
+_DISTRICT_PREFIXES = ("huyen ", "thi xa ", "quan ")
+
+
+def fold(text: str) -> str:
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.lower().split())
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", fold(text)).strip("-")
+
+
+def district_short(name: str) -> str:
+    folded = fold(name)
+    for prefix in _DISTRICT_PREFIXES:
+        if folded.startswith(prefix):
+            return folded[len(prefix) :]
+    return folded
+
+
+def district_parts(name: str) -> list[str]:
+    name = " ".join(name.split())
+    parts = [p.strip() for p in name.split(" - ") if p.strip()]
+    if len(parts) < 2:
+        return [name] if name else []
+    folded = fold(parts[0])
+    prefix = next((p for p in _DISTRICT_PREFIXES if folded.startswith(p)), None)
+    if prefix is None:
+        return [name]
+    carried = parts[0][: len(prefix)]
+    out = [parts[0]]
+    for part in parts[1:]:
+        out.append(part if fold(part).startswith(_DISTRICT_PREFIXES) else carried + part)
+    return out
 
 
 def downgrade() -> None:

@@ -14,12 +14,11 @@ Create Date: 2026-11-26
 from __future__ import annotations
 
 import csv
+import unicodedata
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
-
-from domain.text import fold
 
 revision: str = "0013"
 down_revision: str | None = "0012"
@@ -27,6 +26,14 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 DUTIES = Path(__file__).parents[2] / "registry" / "duties.csv"
+
+
+def fold(text: str) -> str:
+    """domain.text.fold as it was when this revision was written."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.lower().split())
 
 
 def upgrade() -> None:
