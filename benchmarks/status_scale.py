@@ -703,7 +703,8 @@ class Generator:
         by_code = {c.code: c for c in self.clusters}
         founded = FORMS[ClusterKind.FOUNDED_2018_2020.form]
         founded_state = {c.code: FoundedProgress(self.rng, founded, c) for c in self.clusters}
-        operating_state = {c.code: OperatingProgress(self.rng, c) for c in self.clusters}
+        operating = OperatingQuestions.of(FORMS[ClusterKind.OPERATING_COMPLETE.form])
+        operating_state = {c.code: OperatingProgress(self.rng, c, operating) for c in self.clusters}
         task_state: dict[Subject, dict[str, TaskProgress]] = {}
         versions: list[dict[str, Any]] = []
         filed: dict[tuple[Subject, str], datetime] = {}
@@ -753,8 +754,9 @@ class Generator:
                     again = submitted + timedelta(minutes=self.rng.randint(30, 60 * 24 * 5))
                     if again < NOW:
                         corrected = dict(answers)
-                        if "difficulties" not in corrected:
-                            corrected["difficulties"] = {"v": "Bổ sung số liệu theo thực tế."}
+                        remark = FORMS[form].upward("difficulty")
+                        if remark is not None and remark.id not in corrected:
+                            corrected[remark.id] = {"v": "Bổ sung số liệu theo thực tế."}
                         versions.append(
                             self.report_row(
                                 subject,
@@ -830,7 +832,8 @@ class Generator:
         photos = 0
         if row["cluster_id"] is not None and self.rng.random() < 0.35:
             photos = self.rng.randint(1, 4)
-            row["answers"] = {**row["answers"], "photos": {"v": str(photos)}}
+            question = the_question(FORMS[row["form"]], "of photos", lambda q: q.type == "photos")
+            row["answers"] = {**row["answers"], question.id: {"v": str(photos)}}
         self.add("reports", row)
         for index in range(photos):
             self.photo(row, index)
@@ -1023,16 +1026,102 @@ def levels(question: Question, rng: random.Random) -> list[str]:
     return [v for v in upto if v == final or v not in done]
 
 
+def the_question(
+    form: Form, what: str, test: Callable[[Question], bool], *, each_item: bool = False
+) -> Question:
+    """The first question of `form` that `test` picks: the generator finds what it answers by
+    what the form says of it (its meaning, type, choices, conditions), never by its id."""
+    found = next((q for q in (form.each_item if each_item else form.questions) if test(q)), None)
+    if found is None:
+        raise LookupError(f"the {form.form} form has no question {what}")
+    return found
+
+
+def taking(*values: str) -> Callable[[Question], bool]:
+    """A choice taking these answers, as choices or as former ones (`formerly`)."""
+    return lambda q: (
+        q.type == "choice" and set(values) <= {c.value for c in (*q.choices, *q.formerly)}
+    )
+
+
+PLANT_STATES = ("not_built", "building", "substandard", "operating")
+HANDOVER_STAGES = ("not_applicable", "studying", "proposed", "done")
+
+
+@dataclass(frozen=True)
+class OperatingQuestions:
+    """The operating form's questions an operating cluster's report answers."""
+
+    occupancy: Question
+    unfinished: Question  # what is unfinished, asked when the infrastructure is not complete
+    wastewater: Question
+    violation: Question  # the first yes/no whose "yes" asks a required detail (construction)
+    violation_detail: Question
+    households: Question
+    handover: Question
+    prices: Question  # answered as the yes/no it was in 2021 (`formerly`)
+    difficulty: Question
+    photos: Question
+
+    @classmethod
+    def of(cls, form: Form) -> OperatingQuestions:
+        by_id = {q.id: q for q in form.questions}
+
+        def asked_when(q: Question, kind: str, answer: str) -> bool:
+            condition = q.ask_if
+            return (
+                condition is not None
+                and condition.equals == answer
+                and by_id[condition.question].type == kind
+            )
+
+        complete = the_question(
+            form,
+            "of yes/no counting toward a target",
+            lambda q: q.type == "yesno" and q.counts_toward is not None,
+        )
+        detail = the_question(
+            form,
+            "of a required text asked when a yes/no is yes",
+            lambda q: q.type == "text" and q.required and asked_when(q, "yesno", "yes"),
+        )
+        assert detail.ask_if is not None
+        return cls(
+            occupancy=the_question(form, "of occupancy", lambda q: q.upward == "occupancy"),
+            unfinished=the_question(
+                form,
+                f"of text asked when {complete.id} is no",
+                lambda q: (
+                    q.type == "text"
+                    and q.ask_if is not None
+                    and q.ask_if.question == complete.id
+                    and q.ask_if.equals == "no"
+                ),
+            ),
+            wastewater=the_question(form, "of a plant's state", taking(*PLANT_STATES)),
+            violation=by_id[detail.ask_if.question],
+            violation_detail=detail,
+            households=the_question(form, "of a number", lambda q: q.type == "number"),
+            handover=the_question(form, "of a hand-over", taking(*HANDOVER_STAGES)),
+            prices=the_question(form, "once a yes/no", taking("yes", "no")),
+            difficulty=the_question(form, "of difficulties", lambda q: q.upward == "difficulty"),
+            photos=the_question(form, "of photos", lambda q: q.type == "photos"),
+        )
+
+
 class OperatingProgress:
-    def __init__(self, rng: random.Random, cluster: ClusterInfo) -> None:
+    def __init__(
+        self, rng: random.Random, cluster: ClusterInfo, questions: OperatingQuestions
+    ) -> None:
         base = cluster.occupancy if cluster.occupancy is not None else Decimal(60)
         self.occupancy = float(base)
         self.households = rng.choice((0, 0, 2, 5, 12, 30))
-        self.wastewater = rng.choice(("not_built", "building", "substandard", "operating"))
+        self.wastewater = rng.choice(PLANT_STATES)
         self.handover = "studying" if cluster.board_investor else "not_applicable"
         self.prices = "no"
         self.incomplete = cluster.kind == ClusterKind.OPERATING_INCOMPLETE.value
         self.rng = rng
+        self.questions = questions
 
     def advance(self) -> None:
         rng = self.rng
@@ -1047,23 +1136,24 @@ class OperatingProgress:
             self.prices = "yes"
 
     def answers(self, rng: random.Random) -> dict[str, Any]:
+        q = self.questions
         occupancy = Decimal(str(round(self.occupancy, 2))).normalize()
-        out: dict[str, Any] = {"occupancy": {"v": format(occupancy, "f")}}
+        out: dict[str, Any] = {q.occupancy.id: {"v": format(occupancy, "f")}}
         if self.incomplete:
-            out["htkt_unfinished"] = {"v": "Đường nội bộ, hệ thống thoát nước mưa, chiếu sáng."}
-        out["wastewater"] = {"v": self.wastewater}
+            out[q.unfinished.id] = {"v": "Đường nội bộ, hệ thống thoát nước mưa, chiếu sáng."}
+        out[q.wastewater.id] = {"v": self.wastewater}
         illegal = rng.random() < 0.05
-        out["illegal_build"] = {"v": "yes" if illegal else "no"}
+        out[q.violation.id] = {"v": "yes" if illegal else "no"}
         if illegal:
-            out["illegal_detail"] = {
+            out[q.violation_detail.id] = {
                 "v": "Nhà xưởng tạm 120 m² lấn chiếm đất cây xanh, đã lập biên bản."
             }
-        out["households"] = {"v": str(self.households)}
-        out["handover"] = {"v": self.handover}
-        out["service_prices"] = {"v": self.prices}
+        out[q.households.id] = {"v": str(self.households)}
+        out[q.handover.id] = {"v": self.handover}
+        out[q.prices.id] = {"v": self.prices}
         if rng.random() < 0.2:
-            out["difficulties"] = {"v": "Thiếu vốn hoàn thiện hạ tầng."}
-        out["photos"] = {"v": "0"}
+            out[q.difficulty.id] = {"v": "Thiếu vốn hoàn thiện hạ tầng."}
+        out[q.photos.id] = {"v": "0"}
         return out
 
 
@@ -1085,14 +1175,18 @@ class TaskProgress:
 def tasks_answers(
     rng: random.Random, items: list[tuple[str, str]], state: dict[str, TaskProgress]
 ) -> dict[str, Any]:
+    form = FORMS["tasks"]
+    status, share = form.progress, form.share_done
+    assert status is not None and share is not None
+    note = the_question(form, "of a note", lambda q: q.type == "text", each_item=True)
     out: dict[str, Any] = {"_items": [[key, title] for key, title in items]}
     for key, _title in items:
         progress_ = state[key]
-        out[f"{key}.status"] = {"v": progress_.status}
+        out[f"{key}.{status.id}"] = {"v": progress_.status}
         if progress_.status == "in_progress":
-            out[f"{key}.percent"] = {"v": str(progress_.percent)}
+            out[f"{key}.{share.id}"] = {"v": str(progress_.percent)}
         if rng.random() < 0.2:
-            out[f"{key}.note"] = {"v": "Đang phối hợp với các đơn vị liên quan."}
+            out[f"{key}.{note.id}"] = {"v": "Đang phối hợp với các đơn vị liên quan."}
     return out
 
 

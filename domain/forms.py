@@ -1,7 +1,8 @@
 """A report form: its questions, when each applies, what each answer means for the plan (the
 step of a cluster's chain it completes, the target it counts toward, the workbook column that
-shows it), and what a district or department reports on. The forms themselves are data
-(store/forms/*.yaml, loaded by store.forms; the schema is in the header of founded.yaml)."""
+shows it, what the month's report upward does with it), and what a district or department
+reports on. The forms themselves are data (store/forms/*.yaml, loaded by store.forms; the
+schema is in the header of founded.yaml)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ MONOTONIC: tuple[QuestionType, ...] = ("percent", "number", "choice")
 # progress question: what it is counted as.
 ItemMeaning = Literal["progress", "share_done"]
 Stage = Literal["done", "under_way", "not_started"]
+# `upward:` what the month's report upward (reports/document.py) does with the answer: a
+# `difficulty` or a `proposal` is a free text it quotes under "Khó khăn, vướng mắc" or "Kiến
+# nghị, đề xuất"; `occupancy` is a cluster's occupancy rate, whose changes (a first one from the
+# registry's planned rate) and mean it tells per group of clusters. Each at most once a form.
+RemarkKind = Literal["difficulty", "proposal"]
+Upward = Literal[RemarkKind, "occupancy"]
+REMARKS: tuple[RemarkKind, ...] = get_args(RemarkKind)
+UPWARD_TYPES: dict[str, QuestionType] = {
+    "difficulty": "text",
+    "proposal": "text",
+    "occupancy": "percent",
+}
 
 
 @dataclass(frozen=True)
@@ -193,12 +206,14 @@ class Question:
     not_future: bool = False  # a date that has happened: not after the period's end and today
     not_before: date | None = None  # a date not before this one (e.g. the cluster's founding)
     means: ItemMeaning | None = None  # what a per-item answer says of its item's progress
+    upward: Upward | None = None  # what the month's report upward does with the answer
 
     def __post_init__(self) -> None:
         if self.type == "choice" and len(self.choices) < 2:
             raise ValueError(f"{self.id}: a choice needs at least two options")
         self._check_choices()
         self._check_means()
+        self._check_upward()
         self._check_plausibility()
         steps = [c.step for c in self.completes]
         if len(set(steps)) < len(steps):
@@ -244,6 +259,18 @@ class Question:
             )
         if not any(c.means == "done" for c in self.choices):
             raise ValueError(f"{self.id}: no choice means done")
+
+    def _check_upward(self) -> None:
+        """A difficulty or a proposal is a text, an occupancy a percent."""
+        if self.upward is None:
+            return
+        if self.upward not in UPWARD_TYPES:
+            raise ValueError(f"{self.id}: upward {self.upward!r} is not one of {_list(Upward)}")
+        wanted = UPWARD_TYPES[self.upward]
+        if self.type != wanted:
+            raise ValueError(
+                f"{self.id}: upward {self.upward} is for a {wanted} question, not a {self.type}"
+            )
 
     def stage(self, value: str | None) -> Stage | None:
         """What an answer to the progress question counts as (None: no answer, or one it no
@@ -334,7 +361,9 @@ class Form:
         """Steps, targets and columns belong to a cluster's own answers: a form some kind of
         cluster answers, not its `each_item` questions; a step is completed by one question. A
         form asked per item says which of its per-item questions is the progress (once), and
-        may say which is the share done (once); its other questions have no `means`."""
+        may say which is the share done (once); its other questions have no `means`. What the
+        report upward does with an answer (`upward:`) is said of the form's own questions, each
+        meaning once; an occupancy only where a kind of cluster answers the form."""
         for q in self.questions:
             if q.means is not None:
                 raise ValueError(
@@ -350,11 +379,15 @@ class Form:
                 "of how far the item is)"
             )
         for q in self.each_item:
-            if q.completes or q.counts_toward or q.column:
+            if q.completes or q.counts_toward or q.column or q.upward:
                 raise ValueError(
                     f"{self.form}: {q.id} is asked per item: it cannot complete a step, count "
-                    "toward a target or have a workbook column"
+                    "toward a target, have a workbook column or say `upward:`"
                 )
+        for told in get_args(Upward):
+            which = [q.id for q in self.questions if q.upward == told]
+            if len(which) > 1:
+                raise ValueError(f"{self.form}: {' and '.join(which)} are both upward {told}")
         kinds = [k for k in ClusterKind if k.form == self.form]
         by_id = {q.id: q for q in self.questions}
         completed: dict[str, str] = {}
@@ -363,6 +396,11 @@ class Form:
                 raise ValueError(
                     f"{self.form}: {q.id} has a step, target or column, but no kind of cluster "
                     "answers this form (only cluster forms have them)"
+                )
+            if not kinds and q.upward == "occupancy":
+                raise ValueError(
+                    f"{self.form}: {q.id} is upward occupancy, but no kind of cluster answers "
+                    "this form (only a cluster has an occupancy rate)"
                 )
             for c in q.completes:
                 if c.step in completed:
@@ -407,6 +445,10 @@ class Form:
     def progress(self) -> Question | None:
         """The per-item question saying how far an item is (`means: progress`)."""
         return next((q for q in self.each_item if q.means == "progress"), None)
+
+    def upward(self, told: Upward) -> Question | None:
+        """The question the month's report upward tells as `told` (`upward:`), if any."""
+        return next((q for q in self.questions if q.upward == told), None)
 
     @property
     def share_done(self) -> Question | None:

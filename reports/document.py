@@ -608,13 +608,13 @@ def _remarks(document: DocumentObject, month: Month, _: Gettext) -> None:
     _para(document, _("1. Difficulties and obstacles reported"), bold=True, italic=True)
     _remark_list(
         document,
-        [r for r in month.remarks if r.question == "difficulties"],
+        [r for r in month.remarks if r.kind == "difficulty"],
         _("No unit reported a difficulty in {period}.").format(period=_month(month.period)),
     )
     _para(document, _("2. Requests and proposals"), bold=True, italic=True)
     _remark_list(
         document,
-        [r for r in month.remarks if r.question == "proposals"],
+        [r for r in month.remarks if r.kind == "proposal"],
         _("No unit made a proposal in {period}.").format(period=_month(month.period)),
     )
 

@@ -3,7 +3,9 @@ pass over the store (async), into plain data that the document and the workbook 
 in a worker thread, off the event loop and outside any transaction.
 
 What an answer means is the forms' data: the groundbreaking is the question counting toward
-the plan's groundbreakings, clearance the one completing the `gpmb` step, and so on (`TOPICS`).
+the plan's groundbreakings, clearance the one completing the `gpmb` step, occupancy the one the
+form says the report tells as such (`upward: occupancy`), and so on (`TOPICS`); the remarks are
+the answers to the questions saying `upward: difficulty` or `upward: proposal`.
 "What moved this month" compares each cluster's latest answers up to the month with those up to
 the month before, for the answers given in the month's own reports."""
 
@@ -18,7 +20,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.calendar import Calendar, Period
-from domain.forms import Form, Question
+from domain.forms import REMARKS, Form, Question, RemarkKind, Upward
 from domain.i18n import N_
 from domain.roles import ClusterKind, OrgKind
 from domain.slots import Rate, Slot
@@ -34,8 +36,6 @@ from store.orgs import place_of
 from store.progress import person_names
 
 FiledState = Literal["unassigned", "missing", "received", "paper"]
-# The free-text answers every form ends with: what reporters write for Sở Công Thương to act on.
-REMARKS = ("difficulties", "proposals")
 # The groups of clusters of the plan, in its order (Phụ lục 2 A and B, Phụ lục 3, new ones).
 KIND_ORDER = (
     ClusterKind.OPERATING_COMPLETE,
@@ -102,7 +102,7 @@ class ClusterFacts:
 class Remark:
     """A difficulty or a proposal a reporter wrote in the month's report."""
 
-    question: str  # difficulties | proposals
+    kind: RemarkKind  # what its question says it is (`upward:`)
     text: str
     subject: str  # the cluster's or the organisation's name
     person: str
@@ -184,9 +184,9 @@ def _counting(prefix: str) -> Callable[[Form], Question | None]:
     return find
 
 
-def _by_id(qid: str) -> Callable[[Form], Question | None]:
+def _told(upward: Upward) -> Callable[[Form], Question | None]:
     def find(form: Form) -> Question | None:
-        return next((q for q in form.questions if q.id == qid), None)
+        return form.upward(upward)
 
     return find
 
@@ -196,9 +196,8 @@ TOPICS = (
     Topic("clearance", N_("Site clearance (GPMB)"), _completing("gpmb")),
     Topic("infrastructure", N_("Infrastructure (HTKT)"), _completing("infrastructure_complete")),
     Topic("wastewater", N_("Central wastewater plant"), _counting("wastewater")),
-    # occupancy has no step or target of its own in the forms: it is the operating form's
-    # `occupancy` question
-    Topic("occupancy", N_("Occupancy rate"), _by_id("occupancy")),
+    # no step or target of the plan: the question the form says is one (`upward: occupancy`)
+    Topic("occupancy", N_("Occupancy rate"), _told("occupancy")),
 )
 
 
@@ -287,18 +286,22 @@ class _Sent:
     person: int
     subject: str  # the cluster's or organisation's name
     district: str
+    form: Form | None  # the form it answers (None: one the bot no longer has)
 
 
 def _remarks(reports: Iterable[_Sent], people: Mapping[int, str]) -> list[Remark]:
     out = []
     for sent in reports:
-        for question in REMARKS:
-            entry = sent.answers.get(question)
+        for kind in REMARKS:
+            question = sent.form.upward(kind) if sent.form is not None else None
+            if question is None:
+                continue
+            entry = sent.answers.get(question.id)
             text = entry.get("v") if isinstance(entry, dict) else None
             if isinstance(text, str) and text.strip():
                 person = people.get(sent.person, "")
                 out.append(
-                    Remark(question, " ".join(text.split()), sent.subject, person, sent.district)
+                    Remark(kind, " ".join(text.split()), sent.subject, person, sent.district)
                 )
     return out
 
@@ -345,7 +348,7 @@ async def gather(
         district = c.district or ""
         if c.code in this_month:
             mine, person = this_month[c.code]
-            sent.append(_Sent(mine, person, c.name, district))
+            sent.append(_Sent(mine, person, c.name, district, form))
         step = next_step(c, c.steps, answers, local_now, form)
         facts.append(
             ClusterFacts(
@@ -380,6 +383,7 @@ async def gather(
             r.submitted_by_person_id,
             org_names.get(s.org_id or 0, ""),
             org_districts.get(s, ""),
+            summary.forms.get(r.form),
         )
         for s, r in organisations.items()
     ]

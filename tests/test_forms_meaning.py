@@ -1,6 +1,8 @@
 """What an answer means for the plan is the form's data: a question added to a form's YAML file
 shows in the month's workbook with no code changed, the chain of steps and its deadlines come
-from the form, and a form whose meaning cannot hold is refused with a message naming it."""
+from the form, the report upward finds its remarks and the occupancy by what the form says they
+are, not by their ids, and a form whose meaning cannot hold is refused with a message naming
+it."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from docx import Document
 from openpyxl import load_workbook
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -21,6 +24,7 @@ from bot.app import App
 from domain.calendar import Period
 from domain.forms import Form
 from domain.roles import ClusterKind, Role
+from reports import document
 from reports.progress import Answer, next_step
 from reports.summary import summarise
 from reports.workbook import build
@@ -28,8 +32,9 @@ from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
 from store.forms import FOLDER, FormError, load_forms, parse_form
 from store.models import Cluster, ClusterStep, Report
-from tests.test_status import FOUNDED_DONE, report
+from tests.test_status import FOUNDED_DONE, INVESTOR_B, month, report
 
+__all__ = ["month"]
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2021, 6, 26, 9, 0, tzinfo=HANOI)
 INVESTOR = "903"
@@ -43,14 +48,16 @@ WORKERS = """
 """
 
 
-def forms_folder(tmp_path: Path, edit: Callable[[str], str] = lambda text: text) -> Path:
-    """A copy of the bot's forms, founded.yaml changed by `edit`."""
+def forms_folder(
+    tmp_path: Path, edit: Callable[[str], str] = lambda text: text, name: str = "founded.yaml"
+) -> Path:
+    """A copy of the bot's forms, the file `name` changed by `edit`."""
     folder = tmp_path / "forms"
     folder.mkdir()
     for path in FOLDER.glob("*.yaml"):
         shutil.copyfile(path, folder / path.name)
-    founded = folder / "founded.yaml"
-    founded.write_text(edit(founded.read_text(encoding="utf-8")), encoding="utf-8")
+    changed = folder / name
+    changed.write_text(edit(changed.read_text(encoding="utf-8")), encoding="utf-8")
     return folder
 
 
@@ -109,6 +116,86 @@ async def test_a_question_added_in_yaml_is_a_workbook_column(app: App, tmp_path:
     assert rows[names["phu-tuc"]]["Số lao động"] is None  # no report: an empty cell
     letter = sheet.cell(row=8, column=header.index("Số lao động") + 1).column_letter
     assert sheet.column_dimensions[letter].width == 14
+
+
+def renamed(*pairs: tuple[str, str]) -> Callable[[str], str]:
+    """An edit of a form's file giving questions other ids (nothing else of them changes)."""
+
+    def edit(text: str) -> str:
+        for old, new in pairs:
+            marker = f"\n  - id: {old}\n"
+            assert marker in text
+            text = text.replace(marker, f"\n  - id: {new}\n", 1)
+        return text
+
+    return edit
+
+
+async def month_document(app: App, path: Path, forms: dict[str, Form] | None) -> list[str]:
+    """The paragraphs of June's report upward, read with `forms` (None: the bot's own)."""
+    async with app.sessions() as session:
+        calendar = app.deps().calendar
+        summary = await summarise(session, Period(2021, 6), calendar, forms=forms)
+        written = await document.build(session, summary, calendar, path, NOW)
+    return [p.text for p in Document(str(written)).paragraphs]
+
+
+async def cluster_name(app: App, code: str) -> str:
+    async with app.sessions() as session:
+        name = await session.scalar(select(Cluster.name).where(Cluster.code == code))
+    assert name is not None
+    return name
+
+
+async def test_the_remarks_are_the_questions_the_form_says_they_are(
+    month: App, tmp_path: Path
+) -> None:
+    """The report upward quotes, under "Khó khăn, vướng mắc" and "Kiến nghị, đề xuất", the
+    answers of the questions saying `upward: difficulty` and `upward: proposal`: renamed in
+    the YAML file, they land under the same headings."""
+    edit = renamed(("difficulties", "obstacles"), ("proposals", "requests"))
+    forms = load_forms.__wrapped__(forms_folder(tmp_path, edit))
+    values = {**FOUNDED_DONE, "obstacles": "Thiếu vốn GPMB.", "requests": "Đề nghị hỗ trợ vốn."}
+    await report(month, INVESTOR, "dai-thang", "2021-06", values, "2021-06-19T10:00", version=2)
+    dai_thang = await cluster_name(month, "dai-thang")
+
+    lines = await month_document(month, tmp_path / "renamed.docx", forms)
+    difficulties = lines.index("1. Khó khăn, vướng mắc")
+    proposals = lines.index("2. Kiến nghị, đề xuất")
+    assert lines[difficulties + 1 : proposals] == [f"- “Thiếu vốn GPMB.” — {dai_thang} (Chị Lan)."]
+    assert lines[proposals + 1] == f"- “Đề nghị hỗ trợ vốn.” — {dai_thang} (Chị Lan)."
+    # the bot's own form asks no such questions: the same answers are nobody's remarks
+    lines = await month_document(month, tmp_path / "own.docx", None)
+    assert "Thiếu vốn GPMB." not in "\n".join(lines)
+    assert "Trong tháng 6/2021 không có đơn vị nào nêu khó khăn, vướng mắc." in lines
+
+
+async def test_the_occupancy_is_the_question_the_form_says_it_is(
+    month: App, tmp_path: Path
+) -> None:
+    """The occupancy the report upward follows per group is the question saying `upward:
+    occupancy`, whatever its id."""
+    edit = renamed(("occupancy", "fill_rate"))
+    forms = load_forms.__wrapped__(forms_folder(tmp_path, edit, "operating.yaml"))
+    await report(
+        month,
+        INVESTOR_B,
+        "binh-phu",
+        "2021-06",
+        {"fill_rate": "71", "htkt_complete": "yes", "wastewater": "operating"},
+        "2021-06-21T10:00",
+        form="operating",
+        version=2,
+    )
+    binh_phu = await cluster_name(month, "binh-phu")
+
+    text = "\n".join(await month_document(month, tmp_path / "renamed.docx", forms))
+    assert "- Tỷ lệ lấp đầy: trong tháng 6/2021 có 1 cụm báo cáo thay đổi: " in text
+    assert f"{binh_phu} (68,45 % theo Kế hoạch → 71 %)" in text
+    assert "Tỷ lệ lấp đầy bình quân theo số liệu báo cáo: 71 % (1 cụm có số liệu)." in text
+    # read with the bot's own form, the figure is the one its `occupancy` question had
+    text = "\n".join(await month_document(month, tmp_path / "own.docx", None))
+    assert f"{binh_phu} (68,45 % theo Kế hoạch → 70 %)" in text
 
 
 def chain_form() -> Form:
@@ -233,6 +320,17 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         {"column": {"vi": "QHCT", "en": "QHCT", "width": 0}},
         "column 'QHCT': width 0 is not 4–100",
     ),
+    (
+        "qhct",
+        {"upward": "difficulty"},
+        "qhct: upward difficulty is for a text question, not a yesno",
+    ),
+    ("gpmb", {"upward": "remark"}, "Input should be 'difficulty', 'proposal' or 'occupancy'"),
+    (
+        "proposals",
+        {"upward": "difficulty"},
+        "founded: difficulties and proposals are both upward difficulty",
+    ),
 ]
 
 
@@ -255,6 +353,21 @@ def test_a_column_on_a_form_no_cluster_answers_is_refused() -> None:
     data = yaml.safe_load((FOLDER / "tasks.yaml").read_text(encoding="utf-8"))
     data["questions"][0]["column"] = {"vi": "Khó khăn", "en": "Difficulties"}
     with pytest.raises(ValidationError, match="no kind of cluster answers this form"):
+        parse_form(data)
+
+
+def test_an_occupancy_or_a_per_item_remark_is_refused_on_the_tasks_form() -> None:
+    """Only a cluster has an occupancy rate; the report upward quotes a form's own questions,
+    not those asked per item."""
+    data: dict[str, Any] = yaml.safe_load((FOLDER / "tasks.yaml").read_text(encoding="utf-8"))
+    data["questions"].append(
+        {"id": "rate", "type": "percent", "upward": "occupancy", "label": {"vi": "?", "en": "?"}}
+    )
+    with pytest.raises(ValidationError, match="tasks: rate is upward occupancy, but no kind"):
+        parse_form(data)
+    data = yaml.safe_load((FOLDER / "tasks.yaml").read_text(encoding="utf-8"))
+    data["each_item"][2]["upward"] = "difficulty"
+    with pytest.raises(ValidationError, match="tasks: note is asked per item"):
         parse_form(data)
 
 
