@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from bot import cli, logs
 from bot.app import Startup, open_app, prepare, serve
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
+from testing.unpaced import chat_pace_lifted
 
 
 @dataclass
@@ -78,17 +79,26 @@ class Bot:
     """`ccn-bot run` with exactly the environment `env`, on this event loop: the settings, the
     wait for the database, migrations and `serve`, as the command does (less its log set-up,
     which would take the test's logging over). `stop` stops it as SIGTERM stops the process;
-    an error of the bot is raised there, where the process would have exited non-zero."""
+    an error of the bot is raised there, where the process would have exited non-zero.
+    `chat_pace=False`: a chat's messages are not held to Telegram's pace (testing/unpaced.py),
+    for a test whose people answer at once and whose subject is not that pace."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], *, chat_pace: bool = True) -> None:
         with mock.patch.dict(os.environ, env, clear=True):
             self.settings = load_settings()
+        self._pace: contextlib.AbstractContextManager[None] = (
+            contextlib.nullcontext() if chat_pace else chat_pace_lifted()
+        )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._main())
         self.returncode: int | None = None
 
     async def _main(self) -> None:
         settings = self.settings
+        with self._pace:
+            await self._serve(settings)
+
+    async def _serve(self, settings: Settings) -> None:
         async with open_app(settings) as app:
             await cli._wait_for_database(app, Startup(settings.startup_timeout))
             await prepare(app)

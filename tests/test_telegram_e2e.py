@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from domain.text import fold
+from testing import unpaced
 from testing.pg import free_port
 from testing.standin_telegram import StandinBotAPI
 from tests import inprocess
@@ -127,12 +128,14 @@ async def menu_of(api: StandinBotAPI, chat_id: int, timeout: float = 10.0) -> li
     return [c["command"] for c in api.chat_commands(chat_id)]
 
 
-async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    """The real `ccn-bot run` in its own process, its output kept for the assertion message."""
+async def run_bot(
+    env: dict[str, str], cwd: Path, *, chat_pace: bool = True
+) -> asyncio.subprocess.Process:
+    """The real `ccn-bot run` in its own process, its output kept for the assertion message;
+    `chat_pace=False`: a chat's messages not held to Telegram's pace (testing/unpaced.py)."""
+    argv = [sys.executable, "-m", "bot"] if chat_pace else unpaced.ARGV
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
+        *argv,
         "run",
         env=env,
         cwd=cwd,
@@ -149,9 +152,11 @@ async def start_bot(tmp_path: Path, api: StandinBotAPI, **extra: str) -> asyncio
 
 def start_here(tmp_path: Path, api: StandinBotAPI, **extra: str) -> inprocess.Bot:
     """`ccn-bot run` in this process: the tests that talk to the bot over HTTP (its start-up,
-    signals and memory as a process are tested in test_operations and below)."""
+    signals and memory as a process are tested in test_operations and below). Their people
+    answer at once: a chat's messages are not held to Telegram's one a second (the pace is
+    tested in test_rush and test_reminders_telegram)."""
     env = environment(tmp_path, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_URL=api.root, **extra)
-    return inprocess.Bot(env)
+    return inprocess.Bot(env, chat_pace=False)
 
 
 async def stop(bot: asyncio.subprocess.Process | inprocess.Bot) -> str:
