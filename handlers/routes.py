@@ -137,9 +137,10 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await onboarding.accept(ctx, args)
     if ctx.person is None:
         return await onboarding.stranger_says(ctx, name, args, first_contact)
+    if _answers_open_question(ctx, name):
+        return await reporting.on_answer(ctx)  # most updates; needs none of the clusters
+    await load_clusters(ctx.session, ctx.person)
     pressed = ctx.pressed
-    if not _answers_open_question(ctx, name):
-        await load_clusters(ctx.session, ctx.person)  # the answer path needs no clusters
     if name == "language" or (pressed is not None and pressed.kind is Kind.LANGUAGE):
         return await onboarding.language(ctx)
     if name == UNKNOWN:
@@ -158,13 +159,13 @@ async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
         return await review.on_text(ctx)
     if step is Step.PICK_SUBJECT and pressed is not None:
         return await reporting.pick_subject(ctx, pressed.value)
-    if step.in_report:
-        return await reporting.on_answer(ctx)
     return await idle(ctx, first_contact)
 
 
 def _answers_open_question(ctx: Ctx, name: str | None) -> bool:
-    """Whether `route` gives this update to reporting.on_answer (as its branches decide)."""
+    """Whether the update answers the report's open question (reporting.on_answer): a report
+    is open and it is no command, nor a button that means the same wherever it is tapped (the
+    language, a reminder's or a review's), nor the choice of what to report on."""
     pressed = ctx.pressed
     if name is not None or ctx.state.step.in_review or not ctx.state.step.in_report:
         return False
