@@ -47,7 +47,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 AT = "2021-06-20T08:00+07:00"  # five days before the June deadline: one "due-5" per investor
 TOKEN = "515151:FANOUT"
 LIMIT_PER_SECOND = 30  # what the stand-in (and Telegram) allows overall
-TARGET_RATIO = 1.10
+TARGET_RATIO = 1.04
 SAMPLE_SECONDS = 0.1
 STALL_SECONDS = 0.5  # a gap without any accepted message this long counts as a stall
 CHATS = {"baseline": 300_000_000, "uninterrupted": 100_000_000, "killed": 200_000_000}
@@ -145,7 +145,8 @@ class Watch:
         self.max_collection = 0.0
         self._collecting = 0.0
         self._task: asyncio.Task[None] | None = None
-        self.started = 0.0
+        self.started = 0.0  # after the collection below: a run is timed from its spawn
+        self.collect_s = 0.0
         self._load = os.getloadavg()[0]
 
     def _gc(self, phase: str, info: dict[str, int]) -> None:
@@ -177,9 +178,11 @@ class Watch:
             await asyncio.sleep(SAMPLE_SECONDS)
 
     async def __aenter__(self) -> Watch:
+        collecting = asyncio.get_running_loop().time()
         gc.collect()  # before the clock starts
         gc.freeze()
         self.started = asyncio.get_running_loop().time()
+        self.collect_s = self.started - collecting
         gc.callbacks.append(self._gc)
         self._task = asyncio.create_task(self._sample(self.started))
         return self
@@ -201,6 +204,7 @@ class Watch:
                 "loop_lags_over_50ms": self.lags_over_50ms,
                 "full_gc": self.full_collections,
                 "full_gc_max_ms": round(self.max_collection * 1000, 1),
+                "collect_before_ms": round(self.collect_s * 1000, 1),
                 "loadavg_1m": [round(self._load, 2), round(os.getloadavg()[0], 2)],
             },
         }
@@ -389,13 +393,12 @@ async def uninterrupted(scenario: Scenario) -> dict[str, Any]:
     arrivals = Arrivals(scenario.api, scenario.chats)
     log = scenario.workdir / "send.log"
     loop = asyncio.get_running_loop()
-    started = loop.time()
     async with (
         Watch(arrivals, "uninterrupted") as watch,
         reminders_send(scenario.env(), scenario.workdir, log) as process,
     ):
         code = await asyncio.wait_for(process.wait(), timeout_for(scenario.people))
-    elapsed = loop.time() - started
+    elapsed = loop.time() - watch.started
     statuses, _sending = await ledger(scenario.settings)
     result = scenario.report(elapsed, arrivals.rejected)
     result.update(
@@ -417,12 +420,12 @@ async def killed_and_resumed(scenario: Scenario) -> dict[str, Any]:
     arrivals = Arrivals(scenario.api, scenario.chats)
     log = scenario.workdir / "send.log"
     loop = asyncio.get_running_loop()
-    started = loop.time()
     killed_after: int | None = None
     async with (
         Watch(arrivals, "killed") as first,
         reminders_send(scenario.env(), scenario.workdir, log) as process,
     ):
+        started = first.started
         deadline = started + timeout_for(scenario.people)
         while process.returncode is None and loop.time() < deadline:
             count = arrivals.accepted()
@@ -447,16 +450,16 @@ async def killed_and_resumed(scenario: Scenario) -> dict[str, Any]:
         f"killed: after {killed_after} received; {len(sending)} rows left sending "
         f"({reached} of them delivered); resuming"
     )
-    gap = loop.time() - killed_at
-    resumed_at = loop.time()
     async with (
         Watch(arrivals, "resumed") as second,
         reminders_send(scenario.env(), scenario.workdir, log) as process,
     ):
         second_code = await asyncio.wait_for(process.wait(), timeout_for(scenario.people))
     ended = loop.time()
+    resumed_at = second.started
+    gap = resumed_at - second.collect_s - killed_at  # the harness's collection left out
     statuses, _sending = await ledger(scenario.settings)
-    result = scenario.report(ended - started, arrivals.rejected)
+    result = scenario.report(ended - started - second.collect_s, arrivals.rejected)
     result.update(
         ledger=statuses,
         killed_after=killed_after,
@@ -552,7 +555,9 @@ def tuning() -> dict[str, Any]:
     from reminders.sender import tick
 
     return {
-        "bulk_per_second": pacing.BULK_PER_SECOND,
+        "bulk_per_second": round(pacing.BULK_PER_SECOND, 2),
+        "bulk_limit": pacing.BULK_LIMIT,
+        "bulk_window_s": pacing.BULK_WINDOW,
         "tick_concurrency": inspect.signature(tick).parameters["concurrency"].default,
     }
 

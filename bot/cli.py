@@ -514,6 +514,12 @@ def reminders_preview(at: str | None) -> None:
 @click.option("--at", "at", help="The moment, e.g. 2021-06-20T08:00+07:00 (default: now).")
 def reminders_send(at: str | None) -> None:
     """Send the reminders due at that moment through Telegram; each goes out at most once."""
+    import gc
+
+    # what start-up loads (modules, the bot's handlers) lives to the end: no collections over
+    # it, neither while loading (0.2-0.4 s) nor during the run, where a full one would stall
+    # the sends for tens of ms (bot.app.run freezes it too)
+    gc.disable()
     from bot import logs
     from bot.channels import telegram
     from reminders.sender import tick
@@ -537,6 +543,8 @@ def reminders_send(at: str | None) -> None:
             settings.telegram_file_url(),
         )
         async with application:
+            gc.freeze()
+            gc.enable()
             result = await tick(
                 app.sessions,
                 settings.calendar(),
@@ -552,6 +560,7 @@ def reminders_send(at: str | None) -> None:
             sent=sent, blocked=blocked, failed=failed, skipped=skipped
         )
     )
+    gc.freeze()  # the process ends: no last collection over all of it (0.7 s on the way out)
     if failed:
         sys.exit(1)
 

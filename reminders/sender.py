@@ -13,9 +13,10 @@ to report lists the person's reports still waiting for changes, until they are c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -36,7 +37,6 @@ from store.access import mark_unreachable
 from store.contacts import chat_state, update_chat_state
 from store.db import unit_of_work
 from store.models import (
-    ChannelIdentity,
     PaperReceipt,
     Person,
     Report,
@@ -48,6 +48,9 @@ from store.slots import cluster_places, commune_of, sees_slot, slots_for
 log = logging.getLogger(__name__)
 MAX_SLOT_BUTTONS = 8
 ORG_ROLES = (Role.DISTRICT, Role.DEPARTMENT, Role.ADMIN)  # report for an organisation
+# thousands of reminders share a few buttons and one deadline: each made once (pure functions)
+_encode = functools.lru_cache(maxsize=1024)(payloads.encode)
+_day = functools.lru_cache(maxsize=64)(i18n.day)
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,9 @@ class TickResult:
 # --- who and what -------------------------------------------------------------------------
 
 
-def _identity(person: Person, channels: frozenset[str]) -> ChannelIdentity | None:
+def _identity(chats: Sequence[ledger.Chat], channels: frozenset[str]) -> ledger.Chat | None:
     """The chat the person used last on a channel we can send to."""
-    usable = [i for i in person.identities if i.channel in channels and i.reachable]
+    usable = [i for i in chats if i.channel in channels and i.reachable]
     if not usable:
         return None
     return max(usable, key=lambda i: (i.last_seen_at is not None, i.last_seen_at or 0))
@@ -139,7 +142,7 @@ def _reporter_message(
     if slots:
         lines += [
             _("Reminder: the report for {period} is due before {day} ({days} day(s) left).").format(
-                period=period.label(), day=i18n.day(deadline.date(), person.locale), days=days
+                period=period.label(), day=_day(deadline.date(), person.locale), days=days
             ),
             *_also(period, person.locale),
             _("Not yet received:"),
@@ -159,14 +162,14 @@ def _reporter_message(
         [
             Button(
                 _("Report: {title}").format(title=s.title)[:60],
-                payloads.encode(payloads.OpenReport(s.subject, period)),
+                _encode(payloads.OpenReport(s.subject, period)),
             )
         ]
         for s in slots[:MAX_SLOT_BUTTONS]
     ]
     buttons += [[b] for b in fixes[:MAX_SLOT_BUTTONS]]
     if slots:
-        buttons.append([Button(_("Sent on paper"), payloads.encode(payloads.PaperClaim(period)))])
+        buttons.append([Button(_("Sent on paper"), _encode(payloads.PaperClaim(period)))])
     titles = [s.title for s in slots] + [w.title for w in waiting or ()]
     subject = titles[0]
     if len(titles) > 1:
@@ -280,6 +283,16 @@ def _claim_message(admin: Person, claim: PaperReceipt, title: str, claimant: str
     )
 
 
+@dataclass
+class Planned:
+    """The reminders due now that the ledger has not seen, worded one by one as `items` is
+    read: its queries are done, so the session may close and the first reminders go while the
+    rest are worded. `skipped` (those the ledger has) is complete once `items` is exhausted."""
+
+    items: Iterator[Outgoing]
+    skipped: int = 0
+
+
 async def plan(
     session: AsyncSession,
     calendar: Calendar,
@@ -288,6 +301,19 @@ async def plan(
     channels: frozenset[str],
 ) -> tuple[list[Outgoing], int]:
     """Every reminder due now that the ledger has not seen; and how many it has."""
+    found = await planned(session, calendar, policy, now, channels)
+    out = list(found.items)
+    return out, found.skipped
+
+
+async def planned(
+    session: AsyncSession,
+    calendar: Calendar,
+    policy: Policy,
+    now: datetime,
+    channels: frozenset[str],
+) -> Planned:
+    """`plan`, worded as it is read."""
     dues = due(calendar, policy, now)
     claims = await ledger.claimed_papers(session)
     sent_back = await reviews.changes_to_tell(session)
@@ -295,42 +321,21 @@ async def plan(
     periods = {str(d.period) for d in dues} | {c.period for c in claims}
     periods |= {r.period for r, _review in sent_back} | {new.period for new, _o, _r in fixed}
     if not periods:
-        return [], 0
+        return Planned(iter(()))
     sent = await ledger.sent_kinds(session, periods)
     people = await ledger.active_people(session)
+    chats = await ledger.active_chats(session)
+    codes = await ledger.cluster_codes(session) if sent_back else {}
     admins = [p for p in people if p.role == Role.ADMIN]
     titles = await reviews.titles(
         session, [r.subject for r, _review in sent_back] + [n.subject for n, _o, _r in fixed]
     )
     waiting: defaultdict[int, list[review.Waiting]] = defaultdict(list)
     for report, decision in sent_back:
-        for person in _owners(report.submitted_by_person_id, report.subject, people):
+        for person in _owners(report.submitted_by_person_id, report.subject, people, codes):
             waiting[person.id].append(review.Waiting(report, decision, titles[report.subject]))
-    out: list[Outgoing] = []
-    skipped = 0
-
-    def add(person: Person, period: str, kind: str, reply: Reply | None) -> None:
-        nonlocal skipped
-        if reply is None:
-            return
-        if (person.id, period, kind) in sent:
-            skipped += 1
-            return
-        identity = _identity(person, channels)
-        if identity is None:
-            return
-        out.append(
-            Outgoing(
-                person.id,
-                period,
-                kind,
-                identity.channel,
-                identity.external_id,
-                reply,
-                person.locale or "vi",
-            )
-        )
-
+    # (period, its (person, ledger kind, message) as they are worded)
+    sources: list[tuple[str, Iterable[tuple[Person, str, Reply | None]]]] = []
     slots_cache: dict[str, list[Slot]] = {}
     for item in dues:
         key = str(item.period)
@@ -338,28 +343,72 @@ async def plan(
             slots_cache[key] = await slots_for(session, item.period, calendar)
         slots = slots_cache[key]
         open_slots = [s for s in slots if not s.filled]
-        for person, kind, reply in await _plan_due(
-            item, people, admins, slots, open_slots, calendar, now, channels, session, waiting
-        ):
-            add(person, key, kind, reply)
+        found = await _plan_due(
+            item,
+            people,
+            chats,
+            admins,
+            slots,
+            open_slots,
+            calendar,
+            now,
+            channels,
+            session,
+            waiting,
+        )
+        sources.append((key, found))
+    notices: list[tuple[Person, str, str, Reply | None]] = []
     if not policy.quiet(now.astimezone(calendar.zone)):
-        for person, period, kind, reply in _review_notices(sent_back, fixed, people, titles):
-            add(person, period, kind, reply)
+        notices += _review_notices(sent_back, fixed, people, titles, codes)
     for claim in claims:
         title, claimant = await _claim_context(session, claim)
-        for admin in admins:
-            add(
+        notices += [
+            (
                 admin,
                 claim.period,
                 f"paper-{claim.id}",
                 _claim_message(admin, claim, title, claimant),
             )
-    return out, skipped
+            for admin in admins
+        ]
+    result = Planned(iter(()))
+
+    def outgoing(person: Person, period: str, kind: str, reply: Reply | None) -> Outgoing | None:
+        if reply is None:
+            return None
+        if (person.id, period, kind) in sent:
+            result.skipped += 1
+            return None
+        identity = _identity(chats.get(person.id, ()), channels)
+        if identity is None:
+            return None
+        return Outgoing(
+            person.id,
+            period,
+            kind,
+            identity.channel,
+            identity.external_id,
+            reply,
+            person.locale or "vi",
+        )
+
+    def items() -> Iterator[Outgoing]:
+        for period, worded in sources:
+            for person, kind, reply in worded:
+                if (out := outgoing(person, period, kind, reply)) is not None:
+                    yield out
+        for person, period, kind, reply in notices:
+            if (out := outgoing(person, period, kind, reply)) is not None:
+                yield out
+
+    result.items = items()
+    return result
 
 
 async def _plan_due(
     item: Due,
     people: list[Person],
+    chats: dict[int, list[ledger.Chat]],
     admins: list[Person],
     slots: list[Slot],
     open_slots: list[Slot],
@@ -368,27 +417,30 @@ async def _plan_due(
     channels: frozenset[str],
     session: AsyncSession,
     waiting: dict[int, list[review.Waiting]] | None = None,
-) -> list[tuple[Person, str, Reply | None]]:
-    """(person, ledger kind, message) for one due reminder."""
+) -> Iterable[tuple[Person, str, Reply | None]]:
+    """(person, ledger kind, message) for one due reminder; the reporters' worded as they
+    are read (thousands of them), after the queries."""
     period = item.period
     out: list[tuple[Person, str, Reply | None]] = []
     if item.audience == "reporters":
         late = await _late_tasks(session, period, people)
-        for person in people:
-            # a slot waiting for changes is listed with its comment, not as not received
-            mine = [s for s in open_slots if person.id in s.people and s.changes is None]
-            to_fix = (waiting or {}).get(person.id, [])
-            if mine or to_fix:
-                overdue = late.get(person.organisation_id, []) if person.organisation_id else []
-                reply = _reporter_message(person, period, mine, calendar, now, to_fix, overdue)
-                out.append((person, item.kind, reply))
-    elif item.audience == "escalation":
+        # a slot waiting for changes is listed with its comment, not as not received
+        slots_of: defaultdict[int, list[Slot]] = defaultdict(list)
+        for slot in open_slots:
+            if slot.changes is None:
+                for person_id in dict.fromkeys(slot.people):
+                    slots_of[person_id].append(slot)
+        return _reporters(item, people, slots_of, calendar, now, waiting or {}, late)
+    if item.audience == "escalation":
         missed = await ledger.unreachable_people(session, str(period))
         unreachable = [
             p
             for p in people
             if p.role != Role.ADMIN
-            and ((_identity(p, channels) is None and p.identities) or p.id in missed)
+            and (
+                (_identity(chats.get(p.id, ()), channels) is None and chats.get(p.id))
+                or p.id in missed
+            )
         ]
         uncertain = await ledger.uncertain_count(session)
         places = await cluster_places(session)
@@ -411,6 +463,24 @@ async def _plan_due(
     return out
 
 
+def _reporters(
+    item: Due,
+    people: list[Person],
+    slots_of: dict[int, list[Slot]],
+    calendar: Calendar,
+    now: datetime,
+    waiting: dict[int, list[review.Waiting]],
+    late: dict[int, list[OwnTask]],
+) -> Iterator[tuple[Person, str, Reply | None]]:
+    for person in people:
+        mine = slots_of.get(person.id, [])
+        to_fix = waiting.get(person.id, [])
+        if mine or to_fix:
+            overdue = late.get(person.organisation_id, []) if person.organisation_id else []
+            reply = _reporter_message(person, item.period, mine, calendar, now, to_fix, overdue)
+            yield person, item.kind, reply
+
+
 async def _late_tasks(
     session: AsyncSession, period: Period, people: list[Person]
 ) -> dict[int, list[OwnTask]]:
@@ -428,7 +498,9 @@ async def _late_tasks(
     return {org: late[heir.get(org, org)] for org in mine if heir.get(org, org) in late}
 
 
-def _owners(sender_id: int, subject: Subject, people: list[Person]) -> list[Person]:
+def _owners(
+    sender_id: int, subject: Subject, people: list[Person], codes: dict[int, set[str]]
+) -> list[Person]:
     """Who is to correct a report sent back: its sender, or if they have left, whoever now
     reports on its subject."""
     sender = [p for p in people if p.id == sender_id]
@@ -436,9 +508,7 @@ def _owners(sender_id: int, subject: Subject, people: list[Person]) -> list[Pers
         return sender
     if subject.code is not None:
         return [
-            p
-            for p in people
-            if p.role == Role.INVESTOR and any(c.code == subject.code for c in p.clusters)
+            p for p in people if p.role == Role.INVESTOR and subject.code in codes.get(p.id, ())
         ]
     return [p for p in people if p.role != Role.ADMIN and p.organisation_id == subject.org_id]
 
@@ -448,6 +518,7 @@ def _review_notices(
     fixed: list[tuple[Report, Report, ReportReview]],
     people: list[Person],
     titles: dict[Subject, str],
+    codes: dict[int, set[str]],
 ) -> list[tuple[Person, str, str, Reply]]:
     """(person, period, ledger kind, message) of the review's notices: the sender of each
     report sent back, the reviewer of each correction (or every admin, for a decision taken
@@ -457,7 +528,7 @@ def _review_notices(
     admins = [p for p in people if p.role == Role.ADMIN]
     for report, decision in sent_back:
         reviewer = by_id.get(decision.person_id) if decision.person_id is not None else None
-        for person in _owners(report.submitted_by_person_id, report.subject, people):
+        for person in _owners(report.submitted_by_person_id, report.subject, people, codes):
             _ = i18n.gettext_for(person.locale)
             who = _("Sở Công Thương")
             if reviewer is not None and reviewer.role == Role.DEPARTMENT and reviewer.organisation:
@@ -547,25 +618,30 @@ async def tick(
     dry_run: bool = False,
 ) -> TickResult:
     async with sessions() as session:
-        outgoing, skipped = await plan(session, calendar, policy, now, notifier.channels)
-    result = TickResult(skipped=skipped, outgoing=outgoing)
-    if dry_run or not outgoing:
+        found = await planned(session, calendar, policy, now, notifier.channels)
+    result = TickResult()
+    if dry_run:
+        result.outgoing = list(found.items)
+        result.skipped = found.skipped
         return result
-    gate = asyncio.Semaphore(concurrency)
 
-    async def one(item: Outgoing) -> Delivery | None:
-        async with gate:
-            return await deliver(sessions, notifier, item, now)
+    async def worker() -> None:
+        # the workers share one iterator: each reminder is worded when a worker takes it, so
+        # the first go out while the rest are worded
+        for item in found.items:
+            result.outgoing.append(item)
+            delivery = await deliver(sessions, notifier, item, now)
+            if delivery == Delivery.SENT:
+                result.sent += 1
+            elif delivery == Delivery.BLOCKED:
+                result.blocked += 1
+            elif delivery == Delivery.UNREACHABLE:
+                result.unreachable += 1
+            elif delivery == Delivery.FAILED:
+                result.failed += 1
+            else:
+                result.skipped += 1
 
-    for delivery in await asyncio.gather(*(one(item) for item in outgoing)):
-        if delivery == Delivery.SENT:
-            result.sent += 1
-        elif delivery == Delivery.BLOCKED:
-            result.blocked += 1
-        elif delivery == Delivery.UNREACHABLE:
-            result.unreachable += 1
-        elif delivery == Delivery.FAILED:
-            result.failed += 1
-        else:
-            result.skipped += 1
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.skipped += found.skipped
     return result

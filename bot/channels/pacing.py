@@ -6,9 +6,11 @@ more than one message per second ("we may allow short bursts that go over this l
 notifications to many users, not more than about 30 messages per second. So:
 
 - a *bulk* send (reminders and other notices, marked with `bulk()`) waits for the bulk gate:
-  one request every 1/BULK_PER_SECOND s on a fixed grid, never a burst. A 429 pauses the gate
-  and the refused request takes a new turn after the pause, so a pause ends without a burst
-  (aiolimiter's bucket, in PTB's AIORateLimiter, handed out turns during the pause);
+  at most BULK_LIMIT requests in any BULK_WINDOW seconds (one second and a margin for their
+  different times on the way; a request whose answer was slow counts longer), counted on the
+  times the requests went, and spread evenly in between, never a burst (`Gate`). A 429 pauses
+  the gate and the refused request takes a new turn after the pause, so a pause ends without a
+  burst (aiolimiter's bucket, in PTB's AIORateLimiter, handed out turns during the pause);
 - a message in a chat (a reply, or a bulk send once through the gate) keeps to that chat's
   pace: a burst of CHAT_BURST, then one a second;
 - a call that sends no message (answerCallbackQuery, editMessageReplyMarkup, getFile,
@@ -21,7 +23,10 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+import math
+import statistics
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +37,10 @@ from store.timings import STATS
 
 log = logging.getLogger(__name__)
 
-BULK_PER_SECOND = 29.0  # under 30 in any second, with room for arrival jitter
+BULK_LIMIT = 30  # Telegram: about 30 messages a second to different chats
+BULK_WINDOW = 1.015  # seconds: 1 s, and 15 ms for the requests' different times on the way
+BULK_PER_SECOND = BULK_LIMIT / BULK_WINDOW  # 29.56/s, evenly spread
+CATCH_UP = 0.5  # a turn this late at most (a busy loop, a late timer) is made good after
 CHAT_BURST = 4  # /tonghop answers with text, chart and two files at once
 CHAT_PER_SECOND = 1.0
 MAX_RETRIES = 3
@@ -55,6 +63,19 @@ MESSAGES = frozenset(  # in lower case: Bot API methods are case-insensitive
 
 _bulk: contextvars.ContextVar[str] = contextvars.ContextVar("telegram_bulk", default="")
 _NOT_BULK, _BULK, _PACED = "", "bulk", "paced"  # _PACED: the bulk turn is already taken
+
+
+class _Given:
+    """A bulk turn taken before its block (`Pacing.bulk_turn`), for the block's first message."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.used = False
+
+
+_given: contextvars.ContextVar[_Given | None] = contextvars.ContextVar(
+    "telegram_bulk_given", default=None
+)
 # the chat whose pace a bulk turn has already waited for: its first message does not wait again
 _chat_paid: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "telegram_chat_paid", default=None
@@ -80,27 +101,131 @@ def retry_seconds(exc: RetryAfter) -> float:
     return wait.total_seconds() if isinstance(wait, timedelta) else 1.0
 
 
-class Gate:
-    """One turn every `interval` seconds on a fixed grid: lateness of the timer does not add
-    up, and a queue of waiters never goes through at once."""
+class Sent:
+    """A bulk request that went: when, and when its answer came back."""
 
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1 / per_second
-        self._next = 0.0
+    __slots__ = ("answered", "at")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.answered: float | None = None
+
+
+class Gate:
+    """Bulk turns: at most `limit` requests in any `window` seconds, counted on the times the
+    requests went (`go`), not on the times their turns were given; in between, one turn every
+    window/limit seconds, so that a queue of waiters never goes at once. A turn that came late
+    (a busy event loop, a late timer) is made good: the next ones come sooner, at most twice as
+    fast and as far as the window allows, which a fixed grid cannot do without compressing its
+    window. After a pause or idle time the spacing starts again from the first turn.
+
+    Telegram counts a request when it arrives. One slower on the way than the others
+    arrives later by that much, and the request `limit` after it could then arrive within a
+    second of it: so a request whose answer took longer than the recent ones' usual time (or
+    than the window's margin, if longer) counts in the window that much longer (it arrived no
+    later than its answer came back).
+
+    A turn's request goes through `go` (which waits only if the window, counted on requests
+    sent, is full, or while paused), and `answered` when its answer is back; or the turn is
+    given back with `release`. What happens between turn and `go` (the reminder sender commits
+    its ledger row, ~5-10 ms on SQLite) is allowed for: a turn is given that much, the median
+    of the recent ones, before the window opens, so that the requests go as it opens rather
+    than a commit later; a claimed request whose commit was quicker waits the difference."""
+
+    def __init__(
+        self,
+        limit: int = BULK_LIMIT,
+        window: float = BULK_WINDOW,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.interval = window / limit
+        self._clock = clock
+        self._sleep = sleep or asyncio.sleep
+        self._sent: deque[Sent] = deque(maxlen=2 * limit)  # the last requests that went
+        self._trips: deque[float] = deque(maxlen=limit)  # how long their answers took
+        self._leads: deque[float] = deque(maxlen=limit)  # from their turn to their `go`
+        self._pending = 0  # turns given whose request has not gone yet
+        self._next = -math.inf  # the spacing: no turn before this
+        self._last = -math.inf  # the last turn given
+        self._paused_until = -math.inf
         self._lock = asyncio.Lock()
 
-    async def turn(self) -> None:
+    def now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    def _window_opens(self, more: int) -> float:
+        """When `more` requests may go, counted on those sent: no more than `limit` in any
+        window (those still in it when it opens: `limit - more`)."""
+        stay = self.limit - more
+        now = self.now()
+        if stay < 0:  # with none to spare, look again once a given turn may have gone
+            return now + self.interval
+        if len(self._sent) <= stay:
+            return -math.inf
+        # a request counts longer by how much its answer took longer than the usual time
+        # (at least the window's margin, which allows for that much already)
+        usual = max(statistics.median(self._trips) if self._trips else 0.0, self.window - 1.0)
+        ends = sorted(
+            sent.at
+            + self.window
+            + min(
+                max(0.0, (now if sent.answered is None else sent.answered) - sent.at - usual),
+                self.window,
+            )
+            for sent in self._sent
+        )
+        return ends[len(ends) - stay - 1]
+
+    async def turn(self) -> float:
+        """Wait for a turn; returns the time it was given (for `go`)."""
         async with self._lock:  # FIFO: turns in the order they were asked for
-            loop = asyncio.get_running_loop()
-            while (wait := self._next - loop.time()) > 0:  # again if paused meanwhile
-                await asyncio.sleep(wait)
-            now = loop.time()
-            on_grid = now - self._next < self.interval  # else idle: the grid starts again
-            self._next = (self._next if on_grid else now) + self.interval
+            while True:
+                lead = min(statistics.median(self._leads), self.interval) if self._leads else 0.0
+                opens = max(
+                    self._next,
+                    self._last + self.interval / 2,
+                    self._paused_until,
+                    # the turns given go first
+                    self._window_opens(self._pending + 1) - lead,
+                )
+                if (wait := opens - self.now()) <= 0:
+                    break
+                await self._sleep(wait)
+            now = self.now()
+            late = now - self._next
+            self._next = (self._next if late <= CATCH_UP else now) + self.interval
+            self._last = now
+            self._pending += 1
+            return now
+
+    async def go(self, given: float | None = None) -> Sent:
+        """The request of the turn given at `given` goes now: at once unless the window,
+        counted on the requests sent, is full (a claim quicker than the recent ones), or the
+        gate was paused after the turn."""
+        if given is not None:
+            self._leads.append(self.now() - given)
+        while (wait := max(self._paused_until, self._window_opens(1)) - self.now()) > 0:
+            await self._sleep(wait)
+        sent = Sent(self.now())
+        self._sent.append(sent)
+        return sent
+
+    def answered(self, sent: Sent) -> None:
+        """The request's answer (or error) came back."""
+        sent.answered = self.now()
+        self._trips.append(sent.answered - sent.at)
+
+    def release(self) -> None:
+        """A turn given is over: its request went (after `go`), or will not go."""
+        self._pending = max(0, self._pending - 1)
 
     def pause(self, seconds: float) -> None:
         """No turn before `seconds` from now (Telegram answered 429 retry_after)."""
-        self._next = max(self._next, asyncio.get_running_loop().time() + seconds)
+        self._paused_until = max(self._paused_until, self.now() + seconds)
 
 
 class ChatPace:
@@ -133,7 +258,7 @@ class Pacing(BaseRateLimiter[None]):
     """The rate limiter given to python-telegram-bot's Application (see the module's doc)."""
 
     def __init__(self, bulk_per_second: float | None = None) -> None:
-        self.gate = Gate(bulk_per_second or BULK_PER_SECOND)
+        self.gate = Gate(BULK_LIMIT, BULK_LIMIT / (bulk_per_second or BULK_PER_SECOND))
         self._chats: dict[str, ChatPace] = {}
 
     async def initialize(self) -> None:
@@ -150,14 +275,18 @@ class Pacing(BaseRateLimiter[None]):
         the request on the wire, not those still waiting."""
         if chat_id is not None:
             await self._chat(chat_id).take()
-        await self.gate.turn()
+        given = _Given(await self.gate.turn())
         token = _bulk.set(_PACED)
+        turn = _given.set(given)
         paid = _chat_paid.set(chat_id)
         try:
             yield
         finally:
             _chat_paid.reset(paid)
+            _given.reset(turn)
             _bulk.reset(token)
+            if not given.used:
+                self.gate.release()
 
     def _chat(self, chat_id: str) -> ChatPace:
         if len(self._chats) > 4096:  # forget the chats at rest
@@ -178,15 +307,29 @@ class Pacing(BaseRateLimiter[None]):
         message = endpoint.lower() in MESSAGES and chat_id is not None
         kind = _bulk.get()
         for attempt in range(MAX_RETRIES + 1):
-            if message and kind == _BULK:
-                await self.gate.turn()
             if message and attempt == 0 and _chat_paid.get() == str(chat_id):
-                _chat_paid.set(None)  # its turn was taken before the claim
+                _chat_paid.set(None)  # its chat's pace was waited for before the claim
             elif message:
                 await self._chat(str(chat_id)).take()
+            if message and kind != _NOT_BULK:  # last: the window counts when requests go
+                given = _given.get() if kind == _PACED else None
+                if given is not None and not given.used:
+                    given.used = True  # the block's turn, taken before the claim
+                    at = given.at
+                else:
+                    at = await self.gate.turn()
+                try:
+                    sent: Sent | None = await self.gate.go(at)
+                finally:
+                    self.gate.release()
+            else:
+                sent = None
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                if sent is not None:
+                    self.gate.answered(sent)
+                    sent = None
                 if attempt == MAX_RETRIES:
                     raise
                 seconds = retry_seconds(exc) + 0.1
@@ -195,4 +338,7 @@ class Pacing(BaseRateLimiter[None]):
                     self.gate.pause(seconds)
                     kind = _BULK  # a new turn after the pause, in the queue's order
                 await asyncio.sleep(seconds)
+            finally:
+                if sent is not None:
+                    self.gate.answered(sent)
         raise AssertionError("unreachable")

@@ -544,7 +544,7 @@ def build(
         .token(token)
         .base_url(base_url)
         .base_file_url(file_url)
-        # bulk sends on a 29/s grid, replies at each chat's pace (bot/channels/pacing.py);
+        # bulk sends 30 in any 1.015 s, replies at each chat's pace (bot/channels/pacing.py);
         # measured by benchmarks/reminder_fanout.py and benchmarks/deadline_rush.py
         .rate_limiter(Pacing())
         .request(AiohttpRequest())  # bot/channels/http.py: a quarter of httpx's CPU per call
