@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,4 +23,17 @@ def machine() -> dict[str, Any]:
         "cpu_model": model,
         "python": platform.python_version(),
         "platform": platform.platform(),
+    }
+
+
+def document(
+    name: str, config: dict[str, Any], about: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The head of a benchmark's JSON document: what ran, when, on what (`about`, or machine())
+    and with which settings."""
+    return {
+        "benchmark": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine() if about is None else about,
+        "config": config,
     }

@@ -55,6 +55,7 @@ import yaml
 from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
+from benchmarks import document
 from benchmarks import machine as shared_machine
 from bot.app import open_app, prepare
 from bot.settings import Settings, load_settings
@@ -62,6 +63,7 @@ from domain.roles import ClusterKind, Role
 from store.access import create_invitation
 from store.db import SQL_STATS_VARIABLE, unit_of_work
 from store.models import ChannelIdentity, Cluster, Report, ReportPhoto
+from testing.chat_user import ChatUser
 from testing.pg import PostgresUnavailable, free_port, new_database, postgres_server
 from testing.standin_telegram import StandinBotAPI
 from testing.webhook_relay import WebhookRelay
@@ -241,21 +243,17 @@ class Stopped(Exception):
     """The run's time cap came: the person sends nothing more."""
 
 
-class Person:
+class Person(ChatUser[dict[str, Any] | None]):
     """Opens the invitation, files the report (buttons tapped, figures typed, one photo), and
     submits it; after a lost answer (kill variant) sends /baocao to resume, as people do."""
 
     def __init__(self, load: Load, chat: int, token: str, photo: bytes, rng: random.Random) -> None:
+        super().__init__(chat, photo, rng)
         self.load = load
-        self.chat = chat
         self.token = token
-        self.photo = photo
-        self.rng = rng
         self.steps: list[Step] = []
         self.receipts: list[str] = []
-        self.problems: list[str] = []
         self.welcomed = False
-        self.photo_sent = False
         self.refused = 0
         self.confused = 0  # answers with nothing to act on
         self.last_question = ""
@@ -326,15 +324,6 @@ class Person:
         if "submit" in datas or any(d.startswith("done:") for d in datas):
             return True
         return not self.welcomed and "/baocao" in text
-
-    def buttons(self, message: dict[str, Any]) -> list[str]:
-        return [data for row in self.api.keyboard(message) for _label, data in row]
-
-    def tap(self, message: dict[str, Any], data: str) -> Callable[[], int]:
-        return lambda: self.api.press_button(self.chat, data, message["message_id"])
-
-    def say(self, text: str) -> Callable[[], int]:
-        return lambda: self.api.send_text(self.chat, text, first_name=f"CĐT {self.chat}")
 
     async def run(self) -> None:
         try:
@@ -411,11 +400,7 @@ class Person:
         self, message: dict[str, Any], question: Question, datas: list[str]
     ) -> dict[str, Any] | None:
         if question.type == "photos":
-            if not self.photo_sent:
-                self.photo_sent = True
-                return await self.send("photo", lambda: self.api.send_photo(self.chat, self.photo))
-            done = [d for d in datas if d.startswith(("done:", "skip:"))]
-            return await self.send("photos-done", self.tap(message, done[0]))
+            return await self.answer_photos(message, datas)
         prefix = f"a:{question.id}:"
         options = [d for d in datas if d.startswith(prefix)]
         if question.type == "yesno" and options:
@@ -630,6 +615,20 @@ def base_environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ours and k != SQL_STATS_VARIABLE}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
     return env
+
+
+def bot_environment(api: StandinBotAPI, data_dir: Path, url: str, **more: str) -> dict[str, str]:
+    """A child bot's environment: this one without the bot's own settings, then the stand-in
+    Telegram's token and address, the data folder, the database, the clock's start and `more`."""
+    return {
+        **base_environment(),
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_URL": api.root,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": url,
+        "CLOCK_START": CLOCK_START,
+        **more,
+    }
 
 
 def uncapped_bot() -> None:
@@ -872,15 +871,7 @@ async def measure(
         tokens = context.tokens[target.db][: target.people]
     api = StandinBotAPI(token=TOKEN, bot_username="ccn_rush_bot", enforce_limits=False)
     await api.start()
-    env = base_environment()
-    env.update(
-        TELEGRAM_BOT_TOKEN=api.token,
-        TELEGRAM_API_URL=api.root,
-        DATA_DIR=str(data_dir),
-        DATABASE_URL=url,
-        CLOCK_START=CLOCK_START,
-        **QUIET_ENV,
-    )
+    env = bot_environment(api, data_dir, url, **QUIET_ENV)
     stats = None if baseline else workdir / "sql-stats.json"
     if stats is not None:
         env[SQL_STATS_VARIABLE] = str(stats)
@@ -917,10 +908,7 @@ async def measure(
                 # after the time cap, answers in flight get DRAIN_SECONDS to arrive
                 cap = load.stop_at - began + DRAIN_SECONDS
                 drain = None if target.kill or cap == float("inf") else cap
-                _done, pending = await asyncio.wait(tasks, timeout=drain)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                await finish(tasks, drain)
             finally:
                 reporter.cancel()
                 if killer is not None and not killer.done():
@@ -934,11 +922,8 @@ async def measure(
         sql_after = await child.sql_stats()
         pg_cpu_after = sum(cpu_seconds(p) for p in postgres_pids(pg_port)) if pg_port else 0.0
         peak = peak_rss_mb(child.pid)
-        code = await child.stop()
-        if code not in (0, None):
-            problems.append(f"{target.bot} exited {code}: " + " | ".join(tail(child.log)))
-        load_after = os.getloadavg()[0]
-        result["harness"] = {**watch.summary(), "loadavg_1m": [load_before, round(load_after, 2)]}
+        await stop_child(child, target.bot, problems)
+        result["harness"] = harness(watch, load_before)
     finally:
         await child.kill()
         await api.stop()
@@ -967,22 +952,7 @@ async def measure(
     if errors:
         problems.append(f"{len(errors)} error lines in the log, first: {errors[0][:300]}")
     result["errors"]["log_errors"] = len(errors)
-    result["errors"]["total"] = sum(
-        v for k, v in result["errors"].items() if k != "total" and isinstance(v, int)
-    )
-    result["problems"] = problems + result.pop("person_problems")
-    if context.keep_logs is not None:
-        context.keep_logs.mkdir(parents=True, exist_ok=True)
-        name = target.name.replace("/", "-")
-        (context.keep_logs / f"{name}.log").write_bytes(child.log.read_bytes())
-    for line in result["problems"][:5]:
-        context.problems.append(f"{target.name}: {line}")
-    progress(
-        f"{target.name}: {result['updates_per_s']} updates/s, p50/p95/p99 "
-        f"{result['latency_ms']['p50']}/{result['latency_ms']['p95']}/"
-        f"{result['latency_ms']['p99']} ms, errors {result['errors']['total']}"
-    )
-    return result
+    return conclude(result, problems, target, context, {"": child.log})
 
 
 async def measure_workers(
@@ -1000,14 +970,8 @@ async def measure_workers(
     children: list[WebhookChild] = []
     for index in range(target.workers):
         port = free_port()
-        env = base_environment()
-        env.update(
-            DATA_DIR=str(data_dir),  # one photo folder for all, as on shared storage
-            DATABASE_URL=url,
-            CLOCK_START=CLOCK_START,
-            **QUIET_ENV,
-            **webhook_environment(api, port),
-        )
+        # one photo folder for all, as on shared storage
+        env = bot_environment(api, data_dir, url, **QUIET_ENV, **webhook_environment(api, port))
         stats = workdir / f"sql-stats-{index}.json"
         env[SQL_STATS_VARIABLE] = str(stats)
         log = workdir / f"bot-{index}.log"
@@ -1043,10 +1007,7 @@ async def measure_workers(
             try:
                 cap = load.stop_at - began + DRAIN_SECONDS
                 drain = None if cap == float("inf") else cap
-                _done, pending = await asyncio.wait(tasks, timeout=drain)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                await finish(tasks, drain)
             finally:
                 reporter.cancel()
             ended = time.monotonic()
@@ -1057,11 +1018,8 @@ async def measure_workers(
         peaks = [peak_rss_mb(child.pid) for child in children]
         await relay.stop()
         for name, child in zip(names, children, strict=True):
-            code = await child.stop()
-            if code not in (0, None):
-                problems.append(f"{name} exited {code}: " + " | ".join(tail(child.log)))
-        load_after = os.getloadavg()[0]
-        result["harness"] = {**watch.summary(), "loadavg_1m": [load_before, round(load_after, 2)]}
+            await stop_child(child, name, problems)
+        result["harness"] = harness(watch, load_before)
     finally:
         await relay.stop()
         for child in children:
@@ -1103,24 +1061,9 @@ async def measure_workers(
         problems.append(f"{len(errors)} error lines in the logs, first: {errors[0][:300]}")
     result["errors"]["log_errors"] = len(errors)
     result["errors"]["updates_given_up_by_relay"] = relayed["updates_given_up"]
-    result["errors"]["total"] = sum(
-        v for k, v in result["errors"].items() if k != "total" and isinstance(v, int)
-    )
-    result["problems"] = problems + result.pop("person_problems")
-    if context.keep_logs is not None:
-        context.keep_logs.mkdir(parents=True, exist_ok=True)
-        stem = target.name.replace("/", "-")
-        for name, child in zip(names, children, strict=True):
-            (context.keep_logs / f"{stem}-{name}.log").write_bytes(child.log.read_bytes())
-    for line in result["problems"][:5]:
-        context.problems.append(f"{target.name}: {line}")
+    logs = {f"-{name}": child.log for name, child in zip(names, children, strict=True)}
     shares = ", ".join(f"{n} {w['updates_answered_2xx']}" for n, w in per_worker.items())
-    progress(
-        f"{target.name}: {result['updates_per_s']} updates/s, p50/p95/p99 "
-        f"{result['latency_ms']['p50']}/{result['latency_ms']['p95']}/"
-        f"{result['latency_ms']['p99']} ms, errors {result['errors']['total']} ({shares})"
-    )
-    return result
+    return conclude(result, problems, target, context, logs, f" ({shares})")
 
 
 def workers_ratio(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1151,6 +1094,58 @@ def workers_ratio(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if mine and polling:
             entry[f"x{many}_vs_x1_polling"] = round(mine / polling, 2)
     return ratios
+
+
+async def stop_child(child: Child, name: str, problems: list[str]) -> None:
+    """Stop the bot; an exit other than a clean one is a problem, told with its log's end."""
+    code = await child.stop()
+    if code not in (0, None):
+        problems.append(f"{name} exited {code}: " + " | ".join(tail(child.log)))
+
+
+def harness(watch: LoopWatch, load_before: float) -> dict[str, Any]:
+    """How the harness itself fared: its event loop's lag, and the machine's load before and
+    after."""
+    return {**watch.summary(), "loadavg_1m": [load_before, round(os.getloadavg()[0], 2)]}
+
+
+async def finish(tasks: list[asyncio.Task[None]], drain: float | None) -> None:
+    """Wait for every person; who still waits after `drain` seconds (None: no limit) is
+    cancelled."""
+    _done, pending = await asyncio.wait(tasks, timeout=drain)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def conclude(
+    result: dict[str, Any],
+    problems: list[str],
+    target: Target,
+    context: Context,
+    logs: dict[str, Path],
+    note: str = "",
+) -> dict[str, Any]:
+    """The end of a run's result: the errors' total, the problems (the run's, then the
+    people's; the first five also the benchmark's), the logs kept (`logs`: by the suffix of the
+    kept file's name) and a line of progress ending in `note`."""
+    result["errors"]["total"] = sum(
+        v for k, v in result["errors"].items() if k != "total" and isinstance(v, int)
+    )
+    result["problems"] = problems + result.pop("person_problems")
+    if context.keep_logs is not None:
+        context.keep_logs.mkdir(parents=True, exist_ok=True)
+        stem = target.name.replace("/", "-")
+        for suffix, log in logs.items():
+            (context.keep_logs / f"{stem}{suffix}.log").write_bytes(log.read_bytes())
+    for line in result["problems"][:5]:
+        context.problems.append(f"{target.name}: {line}")
+    progress(
+        f"{target.name}: {result['updates_per_s']} updates/s, p50/p95/p99 "
+        f"{result['latency_ms']['p50']}/{result['latency_ms']['p95']}/"
+        f"{result['latency_ms']['p99']} ms, errors {result['errors']['total']}{note}"
+    )
+    return result
 
 
 async def report_progress(target: Target, load: Load, began: float) -> None:
@@ -1337,23 +1332,18 @@ async def run(
     think: tuple[float, float] = THINK_SECONDS,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    result: dict[str, Any] = {
-        "benchmark": "deadline_rush",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "config": {
-            "clock_start": CLOCK_START,
-            "think_s": think,
-            "photo": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG, one per person",
-            "seed": seed,
-            "max_load_s": None if max_load_seconds == float("inf") else max_load_seconds,
-            "rush_load_factor": RUSH_LOAD_FACTOR,
-            "drain_s": DRAIN_SECONDS,
-            **tuning(),
-            "runs": [t.name for t in targets],
-        },
-        "runs": [],
+    config = {
+        "clock_start": CLOCK_START,
+        "think_s": think,
+        "photo": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG, one per person",
+        "seed": seed,
+        "max_load_s": None if max_load_seconds == float("inf") else max_load_seconds,
+        "rush_load_factor": RUSH_LOAD_FACTOR,
+        "drain_s": DRAIN_SECONDS,
+        **tuning(),
+        "runs": [t.name for t in targets],
     }
+    result = {**document("deadline_rush", config, machine()), "runs": []}
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ccn-rush-registry-") as tmp:
         async with contextlib.AsyncExitStack() as stack:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sqlalchemy import func, insert, select
 
-from benchmarks import machine
+from benchmarks import document
 from bot.app import App, open_app, prepare
 from bot.settings import load_settings
 from domain.calendar import Period
@@ -385,17 +385,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     real = [jpeg(site_photo(100_000 + i, PROBE_SIZE), 90) for i in range(REAL)]
     probes = [("resent", resent(data, 0.6, 70)) for data in real]
     probes += [("new", jpeg(site_photo(200_000 + i, PROBE_SIZE), 85)) for i in range(args.new)]
-    result: dict[str, Any] = {
-        "benchmark": "photo_reuse",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "config": {
-            "photos": args.photos,
-            "probe_size": list(PROBE_SIZE),
-            "reuse_bits": integrity.REUSE_BITS,
-            "bands": [w for _s, w in integrity.BANDS],
-        },
+    config = {
+        "photos": args.photos,
+        "probe_size": list(PROBE_SIZE),
+        "reuse_bits": integrity.REUSE_BITS,
+        "bands": [w for _s, w in integrity.BANDS],
     }
+    result = document("photo_reuse", config)
     for kind in kinds:
         result[kind] = await one_database(kind, hashes, real, probes)
     result["targets_met"] = {

@@ -42,9 +42,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from benchmarks import machine
+from benchmarks import document
 from bot.app import App, open_app, prepare
 from bot.settings import Settings, load_settings
 from domain import i18n
@@ -57,6 +57,7 @@ from handlers.context import Deps
 from handlers.port import Incoming, Reply
 from store.forms import load_forms
 from store.models import (
+    Base,
     ChannelIdentity,
     Cluster,
     ClusterStep,
@@ -205,63 +206,46 @@ class Rows:
     jpegs: dict[str, bytes] = field(default_factory=dict)  # relative path → bytes
 
 
+async def _rows(
+    session: AsyncSession, model: type[Base], columns: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every row of `model`, by id, as its `columns`."""
+    found = (await session.scalars(select(model).order_by(table_of(model).c.id))).all()
+    return [{column: getattr(row, column) for column in columns} for row in found]
+
+
 async def read_existing(app: App) -> Existing:
     async with app.sessions() as session:
-        districts = [
-            {"id": d.id, "name": d.name, "code": d.code}
-            for d in (await session.scalars(select(District).order_by(District.id))).all()
-        ]
-        organisations = [
-            {"id": o.id, "name": o.name, "kind": o.kind, "district_id": o.district_id}
-            for o in (await session.scalars(select(Organisation).order_by(Organisation.id))).all()
-        ]
-        clusters = [
-            {
-                "id": c.id,
-                "code": c.code,
-                "name": c.name,
-                "kind": c.kind,
-                "district_id": c.district_id,
-                "investor_id": c.investor_id,
-                "appendix": c.appendix,
-                "number": c.number,
-                "occupancy_rate": c.occupancy_rate,
-                "planned_groundbreaking": c.planned_groundbreaking,
-                "planned_completion": c.planned_completion,
-            }
-            for c in (await session.scalars(select(Cluster).order_by(Cluster.id))).all()
-        ]
-        steps = [
-            {
-                "cluster_id": s.cluster_id,
-                "seq": s.seq,
-                "kind": s.kind,
-                "text": s.text,
-                "owner_role": s.owner_role,
-                "owner_id": s.owner_id,
-                "due": s.due,
-            }
-            for s in (await session.scalars(select(ClusterStep).order_by(ClusterStep.id))).all()
-        ]
+        districts = await _rows(session, District, ("id", "name", "code"))
+        organisations = await _rows(session, Organisation, ("id", "name", "kind", "district_id"))
+        clusters = await _rows(
+            session,
+            Cluster,
+            (
+                "id",
+                "code",
+                "name",
+                "kind",
+                "district_id",
+                "investor_id",
+                "appendix",
+                "number",
+                "occupancy_rate",
+                "planned_groundbreaking",
+                "planned_completion",
+            ),
+        )
+        steps = await _rows(
+            session,
+            ClusterStep,
+            ("cluster_id", "seq", "kind", "text", "owner_role", "owner_id", "due"),
+        )
         tasks = [
             (t.number, t.title)
             for t in (await session.scalars(select(Task).order_by(Task.number))).all()
         ]
         next_ids: dict[str, int] = {}
-        for model in (
-            District,
-            Organisation,
-            Cluster,
-            ClusterStep,
-            Person,
-            ChannelIdentity,
-            Report,
-            Photo,
-            ReportPhoto,
-            ReminderLedger,
-        ):
-            table = model.__table__
-            assert isinstance(table, Table)
+        for table in (table_of(model) for model in ORDER if model is not PersonCluster):
             biggest = await session.scalar(select(func.max(table.c.id)))
             next_ids[table.name] = int(biggest or 0) + 1
     return Existing(districts, organisations, clusters, steps, tasks, next_ids)
@@ -746,9 +730,10 @@ class Generator:
                     answers = tasks_answers(self.rng, self.items_of[subject], task_state[subject])
                     form = "tasks"
                 who = self.rng.choice(reporters)
-                first = self.report(
+                first = self.report_row(
                     subject, cluster, period, form, answers, submitted, deadline, who, 1, None
                 )
+                self.add_report(first)
                 filed[(subject, str(period))] = submitted
                 if self.rng.random() < 0.06:
                     again = submitted + timedelta(minutes=self.rng.randint(30, 60 * 24 * 5))
@@ -808,25 +793,6 @@ class Generator:
             "supersedes_id": supersedes,
             "draft_id": None,
         }
-
-    def report(
-        self,
-        subject: Subject,
-        cluster: ClusterInfo | None,
-        period: Period,
-        form: str,
-        answers: dict[str, Any],
-        submitted: datetime,
-        deadline: datetime,
-        who: int,
-        version: int,
-        supersedes: int | None,
-    ) -> dict[str, Any]:
-        row = self.report_row(
-            subject, cluster, period, form, answers, submitted, deadline, who, version, supersedes
-        )
-        self.add_report(row)
-        return row
 
     def add_report(self, row: dict[str, Any]) -> None:
         photos = 0
@@ -2012,26 +1978,22 @@ def targets_met(result: dict[str, Any]) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    result: dict[str, Any] = {
-        "benchmark": "status_scale",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "config": {
-            "clusters": args.clusters,
-            "people": args.people,
-            "months": args.months,
-            "seed": SEED,
-            "now": NOW.isoformat(),
-            "summary_period": str(SUMMARY_PERIOD),
-            "tinhhinh_calls": TINHHINH_CALLS,
-            "district_calls": DISTRICT_CALLS,
-            "tonghop_calls": TONGHOP_CALLS,
-            "while_building_samples": WHILE_BUILDING_SAMPLES,
-            "while_building_min_builds": WHILE_BUILDING_MIN_BUILDS,
-            "while_building_max_builds": WHILE_BUILDING_MAX_BUILDS,
-            "while_writing_rounds": WHILE_WRITING_ROUNDS,
-        },
+    config = {
+        "clusters": args.clusters,
+        "people": args.people,
+        "months": args.months,
+        "seed": SEED,
+        "now": NOW.isoformat(),
+        "summary_period": str(SUMMARY_PERIOD),
+        "tinhhinh_calls": TINHHINH_CALLS,
+        "district_calls": DISTRICT_CALLS,
+        "tonghop_calls": TONGHOP_CALLS,
+        "while_building_samples": WHILE_BUILDING_SAMPLES,
+        "while_building_min_builds": WHILE_BUILDING_MIN_BUILDS,
+        "while_building_max_builds": WHILE_BUILDING_MAX_BUILDS,
+        "while_writing_rounds": WHILE_WRITING_ROUNDS,
     }
+    result = document("status_scale", config)
     by_db: dict[str, Any] = {}
     for kind in kinds:
         try:

@@ -5,6 +5,8 @@ is kept (a stranger's until they are invited). Then help and the language."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from domain import i18n
 from domain.roles import OrgKind, Role
 from handlers import payloads, reporting
@@ -111,17 +113,26 @@ def _take_phone(ctx: Ctx, person: Person) -> list[Reply]:
 # --- joining --------------------------------------------------------------------------------
 
 
+class _Chat(TypedDict):
+    """The chat an invitation or a link code binds to a person, and the name it shows."""
+
+    channel: str
+    chat_id: str
+    display_name: str
+
+
+def _this_chat(ctx: Ctx) -> _Chat:
+    incoming = ctx.incoming
+    return _Chat(
+        channel=incoming.channel, chat_id=incoming.chat_id, display_name=incoming.display_name
+    )
+
+
 async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
     """An invitation's token (`/start <token>`): the chat becomes the invited person's."""
     _ = ctx._
     result = await accept_invitation(
-        ctx.session,
-        token,
-        channel=ctx.incoming.channel,
-        chat_id=ctx.incoming.chat_id,
-        display_name=ctx.incoming.display_name,
-        locale=ctx.locale,
-        now=ctx.now,
+        ctx.session, token, **_this_chat(ctx), locale=ctx.locale, now=ctx.now
     )
     if isinstance(result, InviteProblem):
         if quiet:
@@ -168,14 +179,7 @@ async def link_code(ctx: Ctx, _args: str = "") -> list[Reply]:
 
 async def link(ctx: Ctx, code: str) -> list[Reply]:
     """A stranger's chat sends a /lienket code: it becomes that person's other messenger."""
-    result = await use_link_code(
-        ctx.session,
-        code,
-        channel=ctx.incoming.channel,
-        chat_id=ctx.incoming.chat_id,
-        display_name=ctx.incoming.display_name,
-        now=ctx.now,
-    )
+    result = await use_link_code(ctx.session, code, **_this_chat(ctx), now=ctx.now)
     if isinstance(result, InviteProblem) and result.problem == "limited":
         return [
             Reply(

@@ -30,8 +30,10 @@ forged cluster code is answered as an unknown cluster, as typed text would be.""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain import i18n
@@ -41,11 +43,6 @@ from domain.text import SLUG_RE
 
 LIMIT = 64  # bytes of Telegram's callback_data
 MAX_CODE = 64  # characters of a cluster's code (clusters.code)
-_INDEX = re.compile(r"[0-9]{1,3}")  # a button's number in ASCII (int() also takes ' +1', '٣')
-_ID = re.compile(r"[0-9]{1,9}")  # a row id that fits the store's integer
-_PERIOD = re.compile(r"[0-9]{4}-[0-9]{2}")
-# A question id as the forms make them: `gpmb`, or per item `t14.status`, `s-dai-thang-3.note`.
-_QUESTION = re.compile(r"[a-z0-9][a-z0-9_.-]{0,95}")
 
 
 class Kind(enum.StrEnum):
@@ -233,55 +230,108 @@ class PayloadTooLong(ValueError):
     """A payload longer than a messenger carries: a button that must not be built."""
 
 
+@dataclass(frozen=True)
+class _Field:
+    """How one field of a payload is written and read (`read`: None for malformed text); `width`
+    is how many `:`-separated parts it takes (a subject is `cluster:<code>`)."""
+
+    read: Callable[[str], object | None]
+    write: Callable[[object], str] = str
+    width: int = 1
+
+
+def _if(pattern: str, then: Callable[[str], object | None]) -> Callable[[str], object | None]:
+    """`then` of the text if the whole text matches `pattern` (ASCII digits: int() also takes
+    ' +1' and '٣')."""
+    compiled = re.compile(pattern)
+    return lambda text: then(text) if compiled.fullmatch(text) else None
+
+
+def _parsed(parse: Callable[[str], object]) -> Callable[[str], object | None]:
+    def read(text: str) -> object | None:
+        try:
+            return parse(text)
+        except ValueError:
+            return None
+
+    return read
+
+
+_INDEX = _Field(_if(r"[0-9]{1,3}", int))  # a button's number
+_ROW = _Field(_if(r"[0-9]{1,9}", int))  # a row id that fits the store's integer
+_REPORT = _Field(_if(r"[0-9]{1,9}", lambda text: int(text) or None))  # a report's id, from 1
+# A question id as the forms make them: `gpmb`, or per item `t14.status`, `s-dai-thang-3.note`.
+_QUESTION = _Field(_if(r"[a-z0-9][a-z0-9_.-]{0,95}", str))
+# A period as buttons write it (`2021-06`): the syntax only; whether it is open is for the
+# handler to say.
+_PERIOD = _Field(_if(r"[0-9]{4}-[0-9]{2}", _parsed(Period.parse)))
+_SUBJECT = _Field(_parsed(Subject.parse), width=2)
+_LOCALE = _Field(lambda text: text if text in i18n.SUPPORTED else None)
+_CODE = _Field(lambda text: text if len(text) <= MAX_CODE and SLUG_RE.fullmatch(text) else None)
+_YES_NO = _Field({"yes": True, "no": False}.get, lambda yes: "yes" if yes else "no")
+
+
+@dataclass(frozen=True)
+class _Codec:
+    """A kind's text: its word, then its fields' parts. `flag`: the value's last field (a bool)
+    that the word says (`paperok`, `paperno`) rather than a part."""
+
+    kind: Kind
+    type: Callable[..., Payload]
+    fields: tuple[_Field, ...] = ()
+    flag: bool | None = None
+
+    def read(self, parts: list[str]) -> Payload | None:
+        if sum(field.width for field in self.fields) != len(parts):
+            return None
+        values: list[object] = []
+        for field in self.fields:
+            value = field.read(":".join(parts[: field.width]))
+            if value is None:
+                return None
+            values.append(value)
+            parts = parts[field.width :]
+        return self.type(*values, *(() if self.flag is None else (self.flag,)))
+
+
+# Every payload's codec; where a kind has two (`a:`), text reads as the first that reads it.
+_CODECS = (
+    _Codec(Kind.SUBJECT, PickSubject, (_INDEX,)),
+    _Codec(Kind.REPORT, OpenReport, (_SUBJECT, _PERIOD)),
+    _Codec(Kind.ANSWER, YesNo, (_QUESTION, _YES_NO)),
+    _Codec(Kind.ANSWER, Choose, (_QUESTION, _INDEX)),
+    _Codec(Kind.KEEP, Keep, (_QUESTION,)),
+    _Codec(Kind.SKIP, Skip, (_QUESTION,)),
+    _Codec(Kind.DONE, Done, (_QUESTION,)),
+    _Codec(Kind.BACK, Back, (_QUESTION, _YES_NO)),
+    _Codec(Kind.EDIT, Edit, (_INDEX,)),
+    _Codec(Kind.SUBMIT, Submit),
+    _Codec(Kind.LANGUAGE, Language, (_LOCALE,)),
+    _Codec(Kind.PAPER, PaperClaim, (_PERIOD,)),
+    _Codec(Kind.PAPER_OK, PaperDecision, (_ROW,), flag=True),
+    _Codec(Kind.PAPER_NO, PaperDecision, (_ROW,), flag=False),
+    _Codec(Kind.MISSING, Missing, (_PERIOD,)),
+    _Codec(Kind.CLUSTER, ClusterCard, (_CODE,)),
+    _Codec(Kind.REVIEW, ReviewReport, (_REPORT,)),
+    _Codec(Kind.ACCEPT, ReviewDecision, (_REPORT,), flag=True),
+    _Codec(Kind.CHANGES, ReviewDecision, (_REPORT,), flag=False),
+    _Codec(Kind.FIX, FixReport, (_REPORT,)),
+)
+
+
 def encode(value: Payload) -> str:
     """The payload's text. Raises PayloadTooLong past Telegram's 64 bytes, and ValueError for
     a value that would not read back as itself (a question id with a colon, an index < 0)."""
-    text = _text(value)
+    values = [getattr(value, field.name) for field in dataclasses.fields(value)]
+    codec = next(c for c in _CODECS if type(value) is c.type and c.flag in (None, *values[-1:]))
+    # A flag, the last value, is in the kind's word: zip leaves it out.
+    parts = (field.write(part) for field, part in zip(codec.fields, values, strict=False))
+    text = ":".join((codec.kind, *parts))
     if len(text.encode()) > LIMIT:
         raise PayloadTooLong(f"{len(text.encode())} bytes > {LIMIT}: {text[:80]!r}")
     if decode(text) != value:
         raise ValueError(f"not a payload that reads back: {value!r}")
     return text
-
-
-def _text(value: Payload) -> str:
-    match value:
-        case PickSubject(index):
-            return f"subject:{index}"
-        case OpenReport(subject, period):
-            return f"report:{subject}:{period}"
-        case YesNo(question, yes):
-            return f"a:{question}:{'yes' if yes else 'no'}"
-        case Choose(question, index):
-            return f"a:{question}:{index}"
-        case Keep(question):
-            return f"keep:{question}"
-        case Skip(question):
-            return f"skip:{question}"
-        case Done(question):
-            return f"done:{question}"
-        case Back(question, confirmed):
-            return f"back:{question}:{'yes' if confirmed else 'no'}"
-        case Edit(number):
-            return f"edit:{number}"
-        case Submit():
-            return "submit"
-        case Language(locale):
-            return f"lang:{locale}"
-        case PaperClaim(period):
-            return f"paper:{period}"
-        case PaperDecision(receipt, received):
-            return f"{'paperok' if received else 'paperno'}:{receipt}"
-        case Missing(period):
-            return f"missing:{period}"
-        case ClusterCard(code):
-            return f"{Subject.CLUSTER}{code}"
-        case ReviewReport(report):
-            return f"review:{report}"
-        case ReviewDecision(report, accepted):
-            return f"{'accept' if accepted else 'changes'}:{report}"
-        case FixReport(report):
-            return f"fix:{report}"
 
 
 def kind_of(text: str) -> Kind | None:
@@ -307,71 +357,6 @@ def read(text: str | None) -> Pressed | None:
 
 def decode(text: str) -> Payload | None:
     """The value a payload's text holds, or None if it is not exactly one this module writes."""
-    kind = kind_of(text)
-    rest = text.partition(":")[2]
-    if kind is None:
-        return None
-    if kind is Kind.SUBMIT:
-        return Submit() if text == Kind.SUBMIT else None
-    if kind is Kind.REPORT:
-        subject_text, _sep, period_text = rest.rpartition(":")
-        subject, period = _subject(subject_text), _period(period_text)
-        return None if subject is None or period is None else OpenReport(subject, period)
-    if kind in (Kind.ANSWER, Kind.BACK):
-        question, sep, word = rest.partition(":")
-        if not sep or not _QUESTION.fullmatch(question):
-            return None
-        if kind is Kind.BACK:
-            return Back(question, word == "yes") if word in ("yes", "no") else None
-        if word in ("yes", "no"):
-            return YesNo(question, word == "yes")
-        return Choose(question, int(word)) if _INDEX.fullmatch(word) else None
-    if kind in (Kind.KEEP, Kind.SKIP, Kind.DONE):
-        if not _QUESTION.fullmatch(rest):
-            return None
-        if kind is Kind.KEEP:
-            return Keep(rest)
-        return Skip(rest) if kind is Kind.SKIP else Done(rest)
-    if kind in (Kind.SUBJECT, Kind.EDIT):
-        if not _INDEX.fullmatch(rest):
-            return None
-        return PickSubject(int(rest)) if kind is Kind.SUBJECT else Edit(int(rest))
-    if kind is Kind.LANGUAGE:
-        return Language(rest) if rest in i18n.SUPPORTED else None
-    if kind in (Kind.PAPER, Kind.MISSING):
-        period = _period(rest)
-        if period is None:
-            return None
-        return PaperClaim(period) if kind is Kind.PAPER else Missing(period)
-    if kind in (Kind.PAPER_OK, Kind.PAPER_NO):
-        return PaperDecision(int(rest), kind is Kind.PAPER_OK) if _ID.fullmatch(rest) else None
-    if kind in (Kind.REVIEW, Kind.ACCEPT, Kind.CHANGES, Kind.FIX):
-        if not _ID.fullmatch(rest) or int(rest) == 0:
-            return None
-        if kind is Kind.REVIEW:
-            return ReviewReport(int(rest))
-        if kind is Kind.FIX:
-            return FixReport(int(rest))
-        return ReviewDecision(int(rest), kind is Kind.ACCEPT)
-    # Kind.CLUSTER
-    if len(rest) > MAX_CODE or not SLUG_RE.fullmatch(rest):
-        return None
-    return ClusterCard(rest)
-
-
-def _period(text: str) -> Period | None:
-    """A period as buttons write it (`2021-06`): the syntax only; whether it is open is for the
-    handler to say."""
-    if not _PERIOD.fullmatch(text):
-        return None
-    try:
-        return Period.parse(text)
-    except ValueError:
-        return None
-
-
-def _subject(text: str) -> Subject | None:
-    try:
-        return Subject.parse(text)
-    except ValueError:
-        return None
+    kind, parts = kind_of(text), text.split(":")[1:]
+    readings = (codec.read(parts) for codec in _CODECS if codec.kind is kind)
+    return next((value for value in readings if value is not None), None)

@@ -551,21 +551,35 @@ def _block(
     return row + 1
 
 
+def _appendix(
+    workbook: Workbook, month: Month, number: int, name: str, title: str, columns: Sequence[Col]
+) -> Sheet:
+    """The sheet of the plan's appendix `number`: `title` for the month (its `{period}`), its
+    rows numbered, attached to the office's report."""
+    _ = i18n.gettext_for(LOCALE)
+    return Sheet(
+        workbook,
+        name,
+        _("APPENDIX {number}").format(number=number),
+        title.format(period=month.period.label()),
+        [Col(_("No."), 5, center=True), *columns],
+        _attached(month),
+    )
+
+
 def _tasks_sheet(workbook: Workbook, month: Month) -> None:
     """Phụ lục 1's tasks, each with how many organisations last reported it done, in progress
     or not started and whether it is late ("Quá hạn từ Quý II/2021", reports/tasks.py); then,
     when the plan's section III gives organisations duties beyond those tasks, the duties."""
     _ = i18n.gettext_for(LOCALE)
     counted = sum_of
-    sheet = Sheet(
+    sheet = _appendix(
         workbook,
+        month,
+        1,
         _("PL1 Tasks"),
-        _("APPENDIX {number}").format(number=1),
-        _("City-level tasks of Appendix 1 of the plan — reported for {period}").format(
-            period=month.period.label()
-        ),
+        _("City-level tasks of Appendix 1 of the plan — reported for {period}"),
         [
-            Col(_("No."), 5, center=True),
             Col(_("Task"), 56),
             Col(_("Lead"), 24),
             Col(_("Partners"), 34),
@@ -576,7 +590,6 @@ def _tasks_sheet(workbook: Workbook, month: Month) -> None:
             Col(_("Average progress"), 11, PERCENT, center=True),
             Col(_("Overdue"), 15, total=count_of_text, center=True),
         ],
-        _attached(month),
     )
     if month.duties:
         sheet.group(Group(_("Tasks of Appendix 1"), 0, GROUP_MARKS[0]))
@@ -770,15 +783,13 @@ def _operating_sheet(workbook: Workbook, month: Month) -> None:
     _ = i18n.gettext_for(LOCALE)
     form = month.forms["operating"]
     clusters = [c for c in month.clusters if c.form == form.form]
-    sheet = Sheet(
+    sheet = _appendix(
         workbook,
+        month,
+        2,
         _("PL2 Operating"),
-        _("APPENDIX {number}").format(number=2),
-        _("Operating clusters (Appendix 2 of the plan) — values reported up to {period}").format(
-            period=month.period.label()
-        ),
+        _("Operating clusters (Appendix 2 of the plan) — values reported up to {period}"),
         [
-            Col(_("No."), 5, center=True),
             Col(_("Cluster"), 24),
             *_commune_columns(month),
             Col(_("Investor"), 22),
@@ -787,7 +798,6 @@ def _operating_sheet(workbook: Workbook, month: Month) -> None:
             *_filed_columns(),
             _review_column(),
         ],
-        _attached(month),
     )
     reviewed = _reviews(month)
     kinds = {k: n for n, k in enumerate(ClusterKind)}
@@ -825,16 +835,16 @@ def _founded_sheet(workbook: Workbook, month: Month) -> None:
     _ = i18n.gettext_for(LOCALE)
     form = month.forms["founded"]
     clusters = [c for c in month.clusters if c.form == form.form]
-    sheet = Sheet(
+    sheet = _appendix(
         workbook,
+        month,
+        3,
         _("PL3 Founded 2018-2020"),
-        _("APPENDIX {number}").format(number=3),
         _(
             "Clusters founded 2018–2020 (Appendix 3 of the plan): steps to groundbreaking — "
             "values reported up to {period}"
-        ).format(period=month.period.label()),
+        ),
         [
-            Col(_("No."), 5, center=True),
             Col(_("Cluster"), 24),
             *_commune_columns(month),
             Col(_("Investor"), 22),
@@ -846,7 +856,6 @@ def _founded_sheet(workbook: Workbook, month: Month) -> None:
             *_filed_columns(),
             _review_column(),
         ],
-        _attached(month),
     )
     reviewed = _reviews(month)
     sizes = {k: sum(1 for c in clusters if c.kind == k) for k in ClusterKind}
@@ -882,19 +891,18 @@ def _founded_sheet(workbook: Workbook, month: Month) -> None:
 
 def _missing_sheet(workbook: Workbook, month: Month) -> None:
     _ = i18n.gettext_for(LOCALE)
-    sheet = Sheet(
+    sheet = _appendix(
         workbook,
+        month,
+        4,
         _("Missing reports"),
-        _("APPENDIX {number}").format(number=4),
-        _("Reports not received for {period}").format(period=month.period.label()),
+        _("Reports not received for {period}"),
         [
-            Col(_("No."), 5, center=True),
             Col(_("Cluster or organisation"), 46),
             Col(_("Reporter"), 24),
             Col(_("Who owes it"), 34),
             Col(_("Last reminded"), 18, DATETIME, center=True),
         ],
-        _attached(month),
     )
     groups: dict[str, list[Any]] = {}
     for row in month.missing:

@@ -122,18 +122,41 @@ class TableRow:
             return None
 
 
-def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> list[ClusterRow]:
-    """Validate every row; raise ImportRejected naming every bad cell by line and column."""
-    errors = [RowError(1, c, "missing_column") for c in REQUIRED if c not in header]
+def parse_table(
+    header: list[str],
+    rows: list[tuple[int, dict[str, str]]],
+    required: Sequence[str],
+    parse: Callable[[TableRow], T | None],
+    no_rows: RowError | None = None,
+) -> list[T]:
+    """Validate every row: its required cells, then `parse`, which fails each bad cell on the
+    TableRow and returns the row's value (None: nothing to keep); raise ImportRejected naming
+    every bad cell by line and column. `no_rows`: the error of a table without rows."""
+    errors = [RowError(1, c, "missing_column") for c in required if c not in header]
     if errors:
         raise ImportRejected(errors)
-    parsed: list[ClusterRow] = []
-    seen: set[str] = set()
+    if not rows and no_rows is not None:
+        raise ImportRejected([no_rows])
+    parsed: list[T] = []
     for line, raw in rows:
         row = TableRow(line, raw)
-        for column in REQUIRED:
+        for column in required:
             if not row.get(column):
                 row.fail(column, "required")
+        value = parse(row)
+        errors.extend(row.errors)
+        if value is not None and not row.errors:
+            parsed.append(value)
+    if errors:
+        raise ImportRejected(errors)
+    return parsed
+
+
+def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> list[ClusterRow]:
+    """Validate every row; raise ImportRejected naming every bad cell by line and column."""
+    seen: set[str] = set()
+
+    def parse(row: TableRow) -> ClusterRow | None:
         code = row.get("code")
         if code and (not SLUG_RE.match(code) or len(code) > MAX_CODE):
             row.fail("code", "bad_code", code)
@@ -161,36 +184,32 @@ def parse_rows(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
         ):
             row.fail("commune", "bad_commune", commune)
         if row.errors:
-            errors.extend(row.errors)
-            continue
+            return None
         assert appendix is not None and number is not None
         seen.add(code)
-        parsed.append(
-            ClusterRow(
-                code=code,
-                appendix=appendix,
-                section=row.get("section"),
-                number=number,
-                name=" ".join(row.get("name").split()),
-                district=row.get("district"),
-                kind=kind,
-                investor=row.get("investor"),
-                investor_type=investor_type,
-                occupancy_rate=rate,
-                planned_groundbreaking=groundbreaking,
-                planned_completion=completion,
-                lead_org=row.get("lead_org"),
-                missing=row.get("missing"),
-                source_line=source_line,
-                location=location,
-                location_given="location" in header,
-                commune=commune,
-                commune_given="commune" in header,
-            )
+        return ClusterRow(
+            code=code,
+            appendix=appendix,
+            section=row.get("section"),
+            number=number,
+            name=" ".join(row.get("name").split()),
+            district=row.get("district"),
+            kind=kind,
+            investor=row.get("investor"),
+            investor_type=investor_type,
+            occupancy_rate=rate,
+            planned_groundbreaking=groundbreaking,
+            planned_completion=completion,
+            lead_org=row.get("lead_org"),
+            missing=row.get("missing"),
+            source_line=source_line,
+            location=location,
+            location_given="location" in header,
+            commune=commune,
+            commune_given="commune" in header,
         )
-    if errors:
-        raise ImportRejected(errors)
-    return parsed
+
+    return parse_table(header, rows, REQUIRED, parse)
 
 
 async def upsert_clusters(

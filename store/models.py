@@ -39,6 +39,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _part_of(column: str) -> Mapped[int]:
+    """A key column of a row that belongs to the row `column` names: deleting that row deletes
+    this one (an association row, a photo's hash band)."""
+    return mapped_column(ForeignKey(column, ondelete="CASCADE"), primary_key=True)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A moment in time: stored in UTC, read back aware on SQLite as on PostgreSQL."""
 
@@ -162,9 +168,7 @@ class ClusterDistrict(Base):
 
     __tablename__ = "cluster_districts"
 
-    cluster_id: Mapped[int] = mapped_column(
-        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
-    )
+    cluster_id: Mapped[int] = _part_of("clusters.id")
     district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), primary_key=True)
 
 
@@ -295,12 +299,8 @@ class PersonCluster(Base):
 
     __tablename__ = "person_clusters"
 
-    person_id: Mapped[int] = mapped_column(
-        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
-    )
-    cluster_id: Mapped[int] = mapped_column(
-        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
-    )
+    person_id: Mapped[int] = _part_of("people.id")
+    cluster_id: Mapped[int] = _part_of("clusters.id")
 
 
 class ChannelIdentity(Base):
@@ -362,12 +362,8 @@ class Invitation(Base):
 class InvitationCluster(Base):
     __tablename__ = "invitation_clusters"
 
-    invitation_id: Mapped[int] = mapped_column(
-        ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True
-    )
-    cluster_id: Mapped[int] = mapped_column(
-        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
-    )
+    invitation_id: Mapped[int] = _part_of("invitations.id")
+    cluster_id: Mapped[int] = _part_of("clusters.id")
 
 
 class Conversation(Base):
@@ -508,9 +504,7 @@ class PhotoHashBand(Base):
     __tablename__ = "photo_hash_bands"
 
     key: Mapped[int] = mapped_column(Integer, primary_key=True)
-    photo_id: Mapped[int] = mapped_column(
-        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True
-    )
+    photo_id: Mapped[int] = _part_of("photos.id")
 
 
 class PhotoCheck(Base):

@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 
 from domain.roles import OrgKind
 from domain.text import fold
-from store.clusters import ImportRejected, RowError, TableRow, audit_import
+from store.clusters import ImportRejected, RowError, TableRow, audit_import, parse_table
 from store.models import Organisation
 from store.orgs import Directory
 from store.plans import parse_day
@@ -80,18 +80,9 @@ def _name(text: str) -> str:
 def parse_orgs(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> list[OrgSpec]:
     """Validate every row on its own; raise ImportRejected naming every bad cell by line and
     column. What needs the database (names referred to, kinds kept) `upsert_orgs` checks."""
-    errors = [RowError(1, c, "missing_column") for c in REQUIRED if c not in header]
-    if errors:
-        raise ImportRejected(errors)
-    if not rows:
-        raise ImportRejected([RowError(2, "name", "no_rows")])
-    specs: list[OrgSpec] = []
     seen: set[str] = set()
-    for line, raw in rows:
-        row = TableRow(line, raw)
-        for column in REQUIRED:
-            if not row.get(column):
-                row.fail(column, "required")
+
+    def parse(row: TableRow) -> OrgSpec | None:
         name = _name(row.get("name"))
         if len(name) > MAX_NAME:
             row.fail("name", "too_long", name[:40] + "…")
@@ -113,25 +104,21 @@ def parse_orgs(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> lis
                 row.fail(column, "self_reference", other)
         aliases = tuple(_name(a) for a in row.get("aliases").split("|") if a.strip())
         if row.errors:
-            errors.extend(row.errors)
-            continue
+            return None
         seen.add(fold(name))
-        specs.append(
-            OrgSpec(
-                line=line,
-                name=name,
-                kind=OrgKind(kind),
-                district=_name(row.get("district")),
-                parent=parent,
-                valid_from=valid_from,
-                valid_to=valid_to,
-                merged_into=merged_into,
-                aliases=aliases,
-            )
+        return OrgSpec(
+            line=row.line,
+            name=name,
+            kind=OrgKind(kind),
+            district=_name(row.get("district")),
+            parent=parent,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            merged_into=merged_into,
+            aliases=aliases,
         )
-    if errors:
-        raise ImportRejected(errors)
-    return specs
+
+    return parse_table(header, rows, REQUIRED, parse, RowError(2, "name", "no_rows"))
 
 
 async def upsert_orgs(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from domain.text import MAX_YEAR, MIN_YEAR, parse_decimal, parse_percent
-from store.clusters import ImportRejected, RowError, TableRow, audit_import
+from store.clusters import ImportRejected, RowError, TableRow, audit_import, parse_table
 from store.models import PlanTarget, YearPlan
 
 __all__ = [
@@ -123,18 +123,11 @@ def _year(text: str) -> int:
 def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> list[PlanSpec]:
     """Validate every row; raise ImportRejected naming every bad cell by line and column.
     The plans in the file's order of years, each with its targets in the file's order."""
-    errors = [RowError(1, c, "missing_column") for c in REQUIRED if c not in header]
-    if errors:
-        raise ImportRejected(errors)
-    if not rows:
-        raise ImportRejected([RowError(1, "year", "no_rows")])
     plans: dict[int, PlanSpec] = {}
     first: dict[int, dict[str, str]] = {}  # year → its first row's plan columns as written
-    for line, raw in rows:
-        row = TableRow(line, raw)
-        for column in REQUIRED:
-            if not row.get(column):
-                row.fail(column, "required")
+
+    def parse(row: TableRow) -> None:
+        """A good row's target joins its year's plan."""
         year = row.parsed("year", _year, "bad_year")
         signed = row.parsed("signed", parse_day, "bad_date")
         reporters = row.parsed("annual_due_reporters", parse_day, "bad_date")
@@ -174,8 +167,7 @@ def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> li
                         row.fail(column, "plan_differs", row.get(column))
         source_line = row.parsed("source_line", int, "not_integer")
         if row.errors:
-            errors.extend(row.errors)
-            continue
+            return
         assert isinstance(year, int) and isinstance(signed, date) and isinstance(low, Decimal)
         plan = plans.get(year)
         if plan is None:
@@ -189,7 +181,7 @@ def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> li
                 annual_due_office=(
                     office if isinstance(office, date) else date(year, *ANNUAL_DUE_OFFICE)
                 ),
-                line=line,
+                line=row.line,
             )
             first[year] = {c: row.get(c) for c in PLAN_COLUMNS}
         plan.targets.append(
@@ -203,8 +195,8 @@ def parse_plans(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> li
                 source_line=source_line if isinstance(source_line, int) else None,
             )
         )
-    if errors:
-        raise ImportRejected(errors)
+
+    parse_table(header, rows, REQUIRED, parse, RowError(1, "year", "no_rows"))
     return list(plans.values())
 
 

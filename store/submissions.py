@@ -96,11 +96,7 @@ async def file_report(
     )
     report = Report(
         reference="",
-        subject=draft.subject,
-        cluster_id=draft.cluster_id,
-        organisation_id=draft.organisation_id,
-        period=draft.period,
-        form=draft.form,
+        **_what_of(draft),
         form_version=form_version,
         version=(previous.version + 1) if previous else 1,
         answers=answers,
@@ -125,6 +121,18 @@ async def file_report(
     return report, len(moved.all())
 
 
+def _what_of(row: Report | ReportDraft) -> dict[str, Any]:
+    """What a report and its draft share: the subject (with its cluster or organisation), the
+    period and the form."""
+    return {
+        "subject": row.subject,
+        "cluster_id": row.cluster_id,
+        "organisation_id": row.organisation_id,
+        "period": row.period,
+        "form": row.form,
+    }
+
+
 async def reopen(
     session: AsyncSession,
     sent_back: Report,
@@ -146,15 +154,7 @@ async def reopen(
         )
     )
     if draft is None:
-        draft = ReportDraft(
-            person_id=person_id,
-            subject=sent_back.subject,
-            cluster_id=sent_back.cluster_id,
-            organisation_id=sent_back.organisation_id,
-            period=sent_back.period,
-            form=sent_back.form,
-            answers=answers,
-        )
+        draft = ReportDraft(person_id=person_id, **_what_of(sent_back), answers=answers)
         session.add(draft)
         await session.flush()
     else:

@@ -50,6 +50,7 @@ from domain.roles import ClusterKind, Role
 from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import ChannelIdentity, Cluster, Report, ReportDraft, ReportPhoto
+from testing.chat_user import ChatUser
 from testing.standin_telegram import ApiError, StandinBotAPI
 
 FIRST_CHAT = 810_000_000
@@ -187,23 +188,19 @@ def text_of(message: dict[str, Any]) -> str:
     return str(message.get("text") or message.get("caption") or "")
 
 
-class Reporter:
+class Reporter(ChatUser[list[dict[str, Any]]]):
     """One person filing one report. `given` is what each answered question should be stored
     as; `problems` what went wrong (this person's report is then not finished)."""
 
     def __init__(
         self, crowd: Crowd, chat: int, invited: Invited, photo: bytes, rng: random.Random
     ) -> None:
+        super().__init__(chat, photo, rng)
         self.crowd = crowd
-        self.chat = chat
         self.invited = invited
-        self.photo = photo
-        self.rng = rng
         self.sent: list[Sent] = []
         self.given: dict[str, str] = {}
-        self.problems: list[str] = []
         self.submit: Sent | None = None
-        self.photo_sent = False
         self.finished = False
 
     @property
@@ -239,15 +236,6 @@ class Reporter:
         answer = [m for m in self.api.sent(self.chat)[before:] if "edit_date" not in m]
         step.answered = bool(answer)
         return answer
-
-    def say(self, text: str) -> Callable[[], int]:
-        return lambda: self.api.send_text(self.chat, text, first_name=f"CĐT {self.chat}")
-
-    def tap(self, message: dict[str, Any], data: str) -> Callable[[], int]:
-        return lambda: self.api.press_button(self.chat, data, message["message_id"])
-
-    def buttons(self, message: dict[str, Any]) -> list[str]:
-        return [data for row in self.api.keyboard(message) for _label, data in row]
 
     def acting(self, answer: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The last message of an answer that asks for something (a question, the summary's
@@ -334,11 +322,7 @@ class Reporter:
         self, message: dict[str, Any], question: Question, datas: list[str]
     ) -> list[dict[str, Any]]:
         if question.type == "photos":
-            if not self.photo_sent:
-                self.photo_sent = True
-                return await self.send("photo", lambda: self.api.send_photo(self.chat, self.photo))
-            done = [d for d in datas if d.startswith(("done:", "skip:"))]
-            return await self.send("photos-done", self.tap(message, done[0]))
+            return await self.answer_photos(message, datas)
         prefix = f"a:{question.id}:"
         options = [d for d in datas if d.startswith(prefix)]
         if options:

@@ -54,10 +54,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from PIL import Image
+
+from domain.text import fold
 
 JSONDict = dict[str, Any]
 
@@ -66,6 +68,7 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_DOWNLOAD = 20 * 1024 * 1024
 LONG_POLL_CAP = 1.0  # seconds; Telegram allows 50, but tests must shut down quickly
+Found = TypeVar("Found")  # what a wait looks for among the messages sent
 
 _NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
@@ -529,41 +532,60 @@ class StandinBotAPI:
         timeout: float = 10.0,
     ) -> dict[str, Any]:
         """The first message sent to the chat (past or future) that satisfies ``predicate``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            event = self._sent_signal.event
-            for message in self._sent.get(chat_id, []):
-                if predicate(message):
-                    return message
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"no matching message in chat {chat_id} within {timeout} s; "
-                    f"sent: {self._describe(chat_id)}"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+        return await self._wait_sent(
+            chat_id,
+            timeout,
+            lambda messages: next((m for m in messages if predicate(m)), None),
+            lambda _messages: "no matching message",
+        )
 
     async def wait_for_count(
         self, chat_id: int, count: int, timeout: float = 10.0
     ) -> list[dict[str, Any]]:
         """Wait until at least ``count`` messages were sent to the chat; returns them all."""
+        return await self._wait_sent(
+            chat_id,
+            timeout,
+            lambda messages: list(messages) if len(messages) >= count else None,
+            lambda messages: f"{len(messages)} of {count} messages",
+        )
+
+    async def _wait_sent(
+        self,
+        chat_id: int,
+        timeout: float,
+        found: Callable[[list[dict[str, Any]]], Found | None],
+        missing: Callable[[list[dict[str, Any]]], str],
+    ) -> Found:
+        """What ``found`` finds in the messages sent to the chat, as soon as it finds it; an
+        AssertionError after ``timeout`` seconds, saying what is ``missing`` and what was sent."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             event = self._sent_signal.event
             messages = self._sent.get(chat_id, [])
-            if len(messages) >= count:
-                return list(messages)
+            result = found(messages)
+            if result is not None:
+                return result
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(
-                    f"{len(messages)} of {count} messages in chat {chat_id} within {timeout} s; "
+                    f"{missing(messages)} in chat {chat_id} within {timeout} s; "
                     f"sent: {self._describe(chat_id)}"
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
+
+    def button(self, chat_id: int, label: str) -> tuple[int, str]:
+        """The newest button in the chat whose text has `label` in it (case and accents aside),
+        as its message's id and its callback data, as the message stands now."""
+        for message in reversed(self.sent(chat_id)):
+            current = self.message(chat_id, message["message_id"])
+            for row in self.keyboard(current):
+                for text, data in row:
+                    if fold(label) in fold(text):
+                        return message["message_id"], data
+        raise AssertionError(f"no button {label!r}")
 
     def keyboard(self, message: dict[str, Any]) -> list[list[tuple[str, str]]]:
         """The inline keyboard as rows of (text, callback_data); url buttons give their url."""
@@ -1116,12 +1138,25 @@ class StandinBotAPI:
     async def _send_message(self, params: dict[str, Any]) -> JSONDict:
         chat_id = self._chat_id(params)
         text, entities = self._text_and_entities(params, "text", "entities", MAX_TEXT)
-        markup = self._inline_markup(params)
-        self._reply_to(params, chat_id)
-        self._check_limits(chat_id)
         body: JSONDict = {"text": text}
         if entities:
             body["entities"] = entities
+        return self._send(chat_id, params, dict, body)
+
+    def _send(
+        self,
+        chat_id: int,
+        params: dict[str, Any],
+        content: Callable[[], JSONDict],
+        body: JSONDict,
+    ) -> JSONDict:
+        """A new message from the bot once the checks of a send pass, in Telegram's order (the
+        keyboard, the message replied to, the flood limits): its `content` (a photo, a
+        document: made only then), then `body` and its keyboard."""
+        markup = self._inline_markup(params)
+        self._reply_to(params, chat_id)
+        self._check_limits(chat_id)
+        body = {**content(), **body}
         if markup is not None:
             body["reply_markup"] = markup
         return self._bot_message(chat_id, params, body)
@@ -1133,26 +1168,24 @@ class StandinBotAPI:
             raise _bad("IMAGE_PROCESS_FAILED")
         body: JSONDict = {}
         self._caption(params, body)
-        markup = self._inline_markup(params)
-        self._reply_to(params, chat_id)
-        self._check_limits(chat_id)
-        body = {"photo": self._photo_sizes(data, strict=True), **body, "_bytes": data}
-        if markup is not None:
-            body["reply_markup"] = markup
-        return self._bot_message(chat_id, params, body)
+        return self._send(
+            chat_id,
+            params,
+            lambda: {"photo": self._photo_sizes(data, strict=True)},
+            {**body, "_bytes": data},
+        )
 
     async def _send_document(self, params: dict[str, Any]) -> JSONDict:
         chat_id = self._chat_id(params)
         data, file_name, mime_type = self._upload(params, "document")
         body: JSONDict = {}
         self._caption(params, body)
-        markup = self._inline_markup(params)
-        self._reply_to(params, chat_id)
-        self._check_limits(chat_id)
-        body = {"document": self._document(data, file_name, mime_type), **body, "_bytes": data}
-        if markup is not None:
-            body["reply_markup"] = markup
-        return self._bot_message(chat_id, params, body)
+        return self._send(
+            chat_id,
+            params,
+            lambda: {"document": self._document(data, file_name, mime_type)},
+            {**body, "_bytes": data},
+        )
 
     async def _send_media_group(self, params: dict[str, Any]) -> list[JSONDict]:
         chat_id = self._chat_id(params)

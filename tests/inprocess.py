@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import gc
 import logging
 import os
@@ -73,6 +74,21 @@ def ccn_at(tmp_path: Path, url: str, *args: str, data_dir: Path | None = None) -
         "DATA_DIR": str(data_dir or tmp_path / "data"),
     }
     return ccn(tmp_path, env, *args)
+
+
+async def ccn_exits(tmp_path: Path, url: str, *args: str, code: int = 0) -> Done:
+    """ccn_at off the event loop; the command must exit with `code` (else its stderr is shown)."""
+    done = await asyncio.to_thread(ccn_at, tmp_path, url, *args)
+    assert done.returncode == code, done.stderr
+    return done
+
+
+async def exported_rows(tmp_path: Path, url: str, table: str) -> list[dict[str, str]]:
+    """The rows `ccn-bot TABLE export` writes to a CSV file."""
+    path = tmp_path / f"{table}-exported.csv"
+    await ccn_exits(tmp_path, url, table, "export", str(path))
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
 
 
 class Bot:

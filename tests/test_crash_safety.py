@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.deadline_rush import CLOCK_START, Child, base_environment, log_errors, tail
+from benchmarks.deadline_rush import CLOCK_START, Child, bot_environment, log_errors, tail
 from bot.settings import load_settings
 from testing.crowd import Crowd, CuttingBotAPI, Filed, Reporter, filed, invite_crowd, plan_kills
 
@@ -116,13 +116,10 @@ async def test_kill_9_while_twenty_people_report(prepared_url: str, tmp_path: Pa
     invited = await invite_crowd(settings, PEOPLE, clock_start)
     api = CuttingBotAPI(token="313131:CRASH-SAFETY", bot_username="ccn_crash_bot")
     await api.start()
-    env = base_environment()
-    env.update(
-        TELEGRAM_BOT_TOKEN=api.token,
-        TELEGRAM_API_URL=api.root,
-        DATA_DIR=str(data_dir),
-        DATABASE_URL=prepared_url,
-        CLOCK_START=CLOCK_START,
+    env = bot_environment(
+        api,
+        data_dir,
+        prepared_url,
         # no reminder goes out during the run (the day's are set for the evening)
         REMIND_DAYS="1",
         REMIND_AT="20:00",

@@ -42,6 +42,13 @@ async def investor(deps: Deps, code: str = "dai-thang", chat_id: str = "1001") -
     return chat
 
 
+async def invited_admin(deps: Deps, chat_id: str = "7007") -> Chat:
+    """An admin of Sở Công Thương, joined by an invitation."""
+    chat = Chat(deps, chat_id=chat_id)
+    await chat.say(f"/start {await invite(deps, Role.ADMIN)}")
+    return chat
+
+
 # The whole report of a cluster founded 2018–2020, with every kind of wrong answer on the way.
 FOUNDED_JUNE = [
     (
@@ -394,8 +401,7 @@ async def test_late_report_for_a_past_month(deps: Deps, clock: Clock) -> None:
 
 
 async def test_admin_invites_lists_and_revokes_by_chat(deps: Deps) -> None:
-    admin = Chat(deps, chat_id="7007")
-    await admin.say(f"/start {await invite(deps, Role.ADMIN)}")
+    admin = await invited_admin(deps)
     await play(
         admin,
         [

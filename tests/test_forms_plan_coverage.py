@@ -28,7 +28,8 @@ from store.db import unit_of_work
 from store.forms import FOLDER, load_forms, parse_question
 from store.models import Cluster, Person, Report
 from tests.dialog import Chat, file_may_report, play
-from tests.test_dialogs import investor, invite
+from tests.records import BROKE_GROUND
+from tests.test_dialogs import investor, invited_admin
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 PLAN = (FOLDER.parent / "registry" / "ke-hoach-68.txt").read_text(encoding="utf-8").splitlines()
@@ -177,14 +178,7 @@ async def test_answers_are_stored_and_in_the_months_workbook_in_words(
 
 
 MAY = {
-    "qhct": "yes",
-    "compensation": "yes",
-    "gpmb": "100",
-    "gpmb_funds": "fully",
-    "rice_land": "not_needed",
-    "land_lease": "100",
-    "groundbreaking": "yes",
-    "groundbreaking_date": "2021-05-10",
+    **BROKE_GROUND,
     "htkt": "50",
     "projects": "2",
     "utility_rules": "drafting",
@@ -281,8 +275,7 @@ async def test_a_yes_or_no_sent_before_the_stages_still_reads_as_it_meant(
     assert row["Giá dịch vụ chung, giá XLNT"] == "Chưa được phê duyệt"
     assert row["Sử dụng đất trái phép"] is None  # not asked then: an empty cell
 
-    admin = Chat(deps, chat_id="4004")
-    await admin.say(f"/start {await invite(deps, Role.ADMIN)}")
+    admin = await invited_admin(deps, "4004")
     await admin.say("/tinhhinh binh phu")
     assert "Chưa được phê duyệt" in admin.text and ": no" not in admin.text
 

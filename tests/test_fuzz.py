@@ -43,7 +43,7 @@ from store.access import person_for
 from store.forms import load_forms
 from store.models import Cluster, PaperReceipt, Report, ReportDraft
 from tests.dialog import Chat, Clock, finish, play
-from tests.test_dialogs import HANOI, investor, invite
+from tests.test_dialogs import HANOI, investor, invite, invited_admin
 
 T = TypeVar("T")
 
@@ -532,8 +532,7 @@ async def test_found_paper_note_and_month_are_read_like_typed_text(deps: Deps) -
     """`/vanban` stored its note as typed (PostgreSQL refuses a NUL: the admin got the apology)
     and recorded paper copies for months not yet open."""
     await investor(deps)  # someone reports on Đại Thắng
-    admin = Chat(deps, chat_id="7007")
-    await admin.say(f"/start {await invite(deps, Role.ADMIN)}")
+    admin = await invited_admin(deps)
     await play(
         admin,
         [
@@ -558,8 +557,7 @@ async def _database(deps: Deps) -> str:
 async def test_found_revoke_with_an_odd_number(deps: Deps) -> None:
     """`/thuhoi ²` and `/thuhoi 99999999999999999999` ended in the apology (int('²') raised; the
     store's integer overflowed)."""
-    admin = Chat(deps, chat_id="7007")
-    await admin.say(f"/start {await invite(deps, Role.ADMIN)}")
+    admin = await invited_admin(deps)
     for text in ["/thuhoi ²", "/thuhoi 99999999999999999999"]:
         assert "Xin lỗi, có lỗi" not in await admin.say(text), text
 
@@ -567,7 +565,6 @@ async def test_found_revoke_with_an_odd_number(deps: Deps) -> None:
 async def test_found_invite_with_a_nul(deps: Deps) -> None:
     """`/moi investor dai\\x00thang` ended in the apology on PostgreSQL (a NUL in a query):
     typed text now loses its control characters before any handler reads it."""
-    admin = Chat(deps, chat_id="7007")
-    await admin.say(f"/start {await invite(deps, Role.ADMIN)}")
+    admin = await invited_admin(deps)
     for text in ["/moi investor dai\x00thang", "/moi department Sở\x00"]:
         assert "Xin lỗi, có lỗi" not in await admin.say(text), text

@@ -6,7 +6,6 @@ stays exactly as it was."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -15,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import select
 
 from bot.app import App
@@ -25,7 +23,6 @@ from domain.slots import owes
 from handlers.context import Deps
 from reminders.policy import Policy
 from reminders.sender import plan
-from reports import upward
 from reports.summary import summarise
 from store.access import InviteError, accept_invitation, create_invitation
 from store.clusters import COLUMNS as CLUSTER_COLUMNS
@@ -34,8 +31,9 @@ from store.db import unit_of_work
 from store.models import Cluster, Organisation, Report
 from store.orgs_table import COLUMNS, ImportRejected, parse_orgs, upsert_orgs
 from store.tables import read_table
-from tests import inprocess
 from tests.dialog import Chat, Clock, finish, play
+from tests.inprocess import ccn_exits, exported_rows
+from tests.records import refusals, workbook_sheets
 from tests.test_dialogs import DISTRICT_START
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -76,9 +74,6 @@ def write_csv(
         writer.writeheader()
         writer.writerows({h: str(r.get(h, "")) for h in header} for r in rows)
     return path
-
-
-ccn = inprocess.ccn_at
 
 
 async def import_orgs(app: App, path: Path) -> None:
@@ -148,9 +143,7 @@ def test_every_bad_cell_is_named_by_line_and_column() -> None:
         {"name": "Sở Y", "kind": "department", "valid_from": "2025-03-01", "valid_to": "1/1/2025"},
         {"name": "ubnd XÃ phú xuyên", "kind": "commune_committee", "parent": "ubnd xa phu xuyen"},
     ]
-    with pytest.raises(ImportRejected) as rejected:
-        parse_orgs(list(COLUMNS), [(n, r) for n, r in enumerate(rows, start=2)])
-    assert [(e.line, e.column, e.problem) for e in rejected.value.errors] == [
+    assert refusals(parse_orgs, list(COLUMNS), rows) == [
         (3, "kind", "bad_org_kind"),
         (3, "valid_from", "bad_date"),
         (4, "valid_to", "merged_needs_end"),
@@ -158,11 +151,7 @@ def test_every_bad_cell_is_named_by_line_and_column() -> None:
         (6, "name", "duplicate_org"),
         (6, "parent", "self_reference"),
     ]
-    with pytest.raises(ImportRejected) as rejected:
-        parse_orgs(["name"], [])
-    assert [(e.line, e.column, e.problem) for e in rejected.value.errors] == [
-        (1, "kind", "missing_column")
-    ]
+    assert refusals(parse_orgs, ["name"], []) == [(1, "kind", "missing_column")]
 
 
 async def test_a_bad_row_is_refused_and_nothing_is_stored(
@@ -171,8 +160,7 @@ async def test_a_bad_row_is_refused_and_nothing_is_stored(
     rows = [dict(r) for r in REORGANISATION]
     rows[2]["valid_to"] = "30/6/2025 sáng"
     bad = write_csv(tmp_path / "orgs.csv", rows)
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "orgs", "import", str(bad))
-    assert done.returncode == 1
+    done = await ccn_exits(tmp_path, prepared_url, "orgs", "import", str(bad), code=1)
     assert "Dòng 4, cột valid_to: " in done.stderr and "('30/6/2025 sáng')" in done.stderr
     assert "Chưa nhập gì: có 1 lỗi." in done.stderr
     # a name that is neither in the file nor stored, and a kind that would change
@@ -180,16 +168,11 @@ async def test_a_bad_row_is_refused_and_nothing_is_stored(
     rows[0]["parent"] = "UBND thành phố Hải Phòng"
     rows[2]["kind"] = "commune_committee"
     bad = write_csv(tmp_path / "orgs.csv", rows)
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "orgs", "import", str(bad))
-    assert done.returncode == 1
+    done = await ccn_exits(tmp_path, prepared_url, "orgs", "import", str(bad), code=1)
     assert "Dòng 2, cột parent: " in done.stderr
     assert "Dòng 4, cột kind: " in done.stderr
     assert "Chưa nhập gì: có 2 lỗi." in done.stderr
-    exported = tmp_path / "orgs-out.csv"
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "orgs", "export", str(exported))
-    assert done.returncode == 0, done.stderr
-    with exported.open(encoding="utf-8") as fh:
-        written = list(csv.DictReader(fh))
+    written = await exported_rows(tmp_path, prepared_url, "orgs")
     assert COMMUNE not in {r["name"] for r in written}
     assert {r["valid_to"] for r in written} == {""}
 
@@ -197,16 +180,13 @@ async def test_a_bad_row_is_refused_and_nothing_is_stored(
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 async def test_export_and_import_round_trip(prepared_url: str, tmp_path: Path, suffix: str) -> None:
     source = write_csv(tmp_path / "orgs-2025.csv", REORGANISATION)
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "orgs", "import", str(source))
-    assert done.returncode == 0, done.stderr
+    done = await ccn_exits(tmp_path, prepared_url, "orgs", "import", str(source))
     assert "Đã nhập đơn vị: 2 mới, 1 cập nhật, 0 không đổi." in done.stdout
     exported = tmp_path / f"orgs{suffix}"
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "orgs", "export", str(exported))
-    assert done.returncode == 0, done.stderr
+    await ccn_exits(tmp_path, prepared_url, "orgs", "export", str(exported))
     written = read_table(exported)
     assert written.header == list(COLUMNS)
-    again = await asyncio.to_thread(ccn, tmp_path, prepared_url, "orgs", "import", str(exported))
-    assert again.returncode == 0, again.stderr
+    again = await ccn_exits(tmp_path, prepared_url, "orgs", "import", str(exported))
     assert f"0 mới, 0 cập nhật, {len(written.rows)} không đổi." in again.stdout
     by_name = {r["name"]: r for _line, r in written.rows}
     assert by_name[DISTRICT]["valid_to"] == "2025-06-30"
@@ -219,8 +199,7 @@ async def test_export_and_import_round_trip(prepared_url: str, tmp_path: Path, s
 
 async def test_the_shipped_example_imports(prepared_url: str, tmp_path: Path) -> None:
     example = REGISTRY / "orgs-2025-example.csv"
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "orgs", "import", str(example))
-    assert done.returncode == 0, done.stderr
+    await ccn_exits(tmp_path, prepared_url, "orgs", "import", str(example))
 
 
 # --- a cluster's place ---------------------------------------------------------------------------
@@ -340,15 +319,10 @@ async def test_the_2021_workbook_of_a_past_month_is_unchanged(app: App, tmp_path
     await play(district, DISTRICT_START)
     await finish(district, prefer=("Đã hoàn thành", "Bỏ qua"))
     await play(district, [("[Gửi báo cáo]", "Đã nhận báo cáo")])
-    calendar = app.deps().calendar
 
-    async def june_2021(folder: Path) -> list[list[Any]]:
-        async with app.sessions() as session:
-            summary = await summarise(session, Period(2021, 6), calendar)
-            month = await upward.read(session, summary, calendar, at("2021-06-26T09:00"))
-        files = upward.write(month, folder)
-        book = load_workbook(files.workbook)
-        return [[list(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets]
+    async def june_2021(folder: Path) -> list[list[list[Any]]]:
+        sheets = await workbook_sheets(app, Period(2021, 6), at("2021-06-26T09:00"), folder)
+        return list(sheets.values())
 
     before = await june_2021(tmp_path / "before")
     await reorganise(app, tmp_path)
@@ -364,15 +338,10 @@ async def test_from_july_2025_the_clusters_sheets_say_the_commune(app: App, tmp_
     """From July 2025 PL2 and PL3 say where each cluster is today (its commune or ward, empty
     where not entered), grouped still by the plan's district; June 2025 stays as it was."""
     await join(app, "2025-05-01T09:00", ADMIN, Role.ADMIN)
-    calendar = app.deps().calendar
     header = "Xã/phường (từ 1/7/2025)"
 
     async def sheets(period: Period, folder: Path) -> dict[str, list[list[Any]]]:
-        async with app.sessions() as session:
-            summary = await summarise(session, period, calendar)
-            month = await upward.read(session, summary, calendar, at(f"{period}-26T09:00"))
-        book = load_workbook(upward.write(month, folder).workbook)
-        return {ws.title: [list(r) for r in ws.iter_rows(values_only=True)] for ws in book}
+        return await workbook_sheets(app, period, at(f"{period}-26T09:00"), folder)
 
     june = await sheets(Period(2025, 6), tmp_path / "june-before")
     await reorganise(app, tmp_path)  # Đại Thắng placed in xã Phú Xuyên

@@ -28,10 +28,11 @@ from store import integrity
 from store.clusters import COLUMNS, parse_rows
 from store.db import unit_of_work
 from store.integrity import REUSE_BITS, Rules, Target, bits_apart, metres_between
-from store.models import Cluster, Person, Photo, PhotoCheck, PhotoHashBand, Report, ReportPhoto
+from store.models import Cluster, Person, Photo, PhotoCheck, PhotoHashBand, Report
 from store.photos import inspect, save_photo
 from tests import inprocess
 from tests.dialog import file_may_report
+from tests.records import attach_photo
 from tests.test_dialogs import investor
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -174,17 +175,7 @@ async def _file(
         session.add(report)
         await session.flush()
         for data in photos:
-            photo, _new = await save_photo(session, data, data_dir, MAX_BYTES)
-            session.add(
-                ReportPhoto(
-                    photo_id=photo.id,
-                    report_id=report.id,
-                    cluster_id=cluster.id,
-                    person_id=person.id,
-                    channel="telegram",
-                    received_at=when,
-                )
-            )
+            await attach_photo(session, report, data, data_dir, MAX_BYTES)
         return report
 
 
@@ -303,17 +294,7 @@ async def test_the_sender_is_told_and_the_photo_is_kept(deps: Deps, app: App) ->
     async with unit_of_work(app.sessions) as session:
         report = await session.scalar(select(Report).where(Report.reference == "BC-202105-00001"))
         assert report is not None
-        photo, _new = await save_photo(session, may, deps.config.data_dir, MAX_BYTES)
-        session.add(
-            ReportPhoto(
-                photo_id=photo.id,
-                report_id=report.id,
-                cluster_id=report.cluster_id,
-                person_id=report.submitted_by_person_id,
-                channel="telegram",
-                received_at=report.submitted_at,
-            )
-        )
+        await attach_photo(session, report, may, deps.config.data_dir, MAX_BYTES)
     again = resent(may, 0.5, 70)
 
     async def fetch() -> bytes:

@@ -5,7 +5,6 @@ of its own year — a year without one shows its actual figures and says so once
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,35 +23,21 @@ from bot.settings import load_settings
 from domain.calendar import Period
 from domain.roles import Role
 from handlers.context import Deps
-from reports import upward
 from reports.plan import plan_of
 from reports.summary import Summary, summarise
 from store import plans
-from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work, upgrade
 from store.models import ChannelIdentity, Cluster, Report
-from store.plans import ImportRejected, parse_plans, upsert_plans
+from store.plans import parse_plans, upsert_plans
 from store.tables import read_table
-from tests import inprocess
 from tests.dialog import Chat, Clock
+from tests.inprocess import ccn_exits, exported_rows
+from tests.records import join, refusals, workbook_sheets
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 ADMIN = "801"
 REGISTRY = Path(__file__).parent.parent / "store" / "registry"
-HEADER = [
-    "year",
-    "number",
-    "signed",
-    "annual_due_reporters",
-    "annual_due_office",
-    "code",
-    "label",
-    "value_min",
-    "value_max",
-    "unit",
-    "period",
-    "source_line",
-]
+HEADER = list(plans.COLUMNS)
 PLAN = ("2026", "15/KH-UBND", "20/1/2026", "18/12/2026", "23/12/2026")
 PLAN_2026 = [
     [*PLAN, "groundbreakings", "Khởi công xây dựng HTKT 12 cụm công nghiệp", "12", "12"],
@@ -110,16 +95,7 @@ async def import_file(app: App, path: Path) -> plans.PlanImportResult:
 async def admin_chat(app: App, when: str) -> Chat:
     now = at("2021-05-01T09:00")
     async with unit_of_work(app.sessions) as session:
-        invitation = await create_invitation(session, now=now, role=Role.ADMIN)
-        await accept_invitation(
-            session,
-            invitation.token,
-            channel="telegram",
-            chat_id=ADMIN,
-            display_name="Sở Công Thương",
-            locale="vi",
-            now=now,
-        )
+        await join(session, ADMIN, "Sở Công Thương", now, role=Role.ADMIN)
     base = app.deps()
     return Chat(
         Deps(base.sessions, base.config, Clock(at(when))), chat_id=ADMIN, channel="telegram"
@@ -304,9 +280,7 @@ def test_every_bad_cell_is_named_by_line_and_column() -> None:
     rows[4]["code"] = "groundbreakings"
     rows[5]["value_min"] = "120"
     rows += table([[*PLAN, "custom_q3", "Quý III/2026: khác", "1", "1", "cluster", "2026-Q2"]])
-    with pytest.raises(ImportRejected) as refused:
-        parse_plans(HEADER, [(line, row) for line, row in enumerate(rows, start=2)])
-    assert [(e.line, e.column, e.problem) for e in refused.value.errors] == [
+    assert refusals(parse_plans, HEADER, rows) == [
         (3, "value_min", "bad_number"),
         (4, "period", "bad_plan_period"),
         (5, "signed", "plan_differs"),
@@ -319,38 +293,28 @@ def test_every_bad_cell_is_named_by_line_and_column() -> None:
 # --- the command line, on SQLite and PostgreSQL ------------------------------------------------
 
 
-ccn = inprocess.ccn_at
-
-
 async def test_a_bad_row_is_refused_and_nothing_is_stored(
     prepared_url: str, tmp_path: Path
 ) -> None:
     rows = table(PLAN_2026)
     rows[2]["value_min"] = "bốn"
     bad = write_csv(tmp_path / "kh-2026.csv", rows)
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "plan", "import", str(bad))
-    assert done.returncode == 1
+    done = await ccn_exits(tmp_path, prepared_url, "plan", "import", str(bad), code=1)
     assert "Dòng 4, cột value_min: không phải số (ví dụ 43 hoặc 12,5) ('bốn')" in done.stderr
     assert "Chưa nhập gì: có 1 lỗi." in done.stderr
-    exported = tmp_path / "plans.csv"
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "plan", "export", str(exported))
-    assert done.returncode == 0, done.stderr
-    with exported.open(encoding="utf-8") as fh:
-        assert {r["year"] for r in csv.DictReader(fh)} == {"2021"}
+    written = await exported_rows(tmp_path, prepared_url, "plan")
+    assert {r["year"] for r in written} == {"2021"}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 async def test_export_and_import_round_trip(prepared_url: str, tmp_path: Path, suffix: str) -> None:
     source = write_csv(tmp_path / "kh-2026.csv", table(PLAN_2026))
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "plan", "import", str(source))
-    assert done.returncode == 0, done.stderr
+    done = await ccn_exits(tmp_path, prepared_url, "plan", "import", str(source))
     assert "Đã nhập kế hoạch: mới 2026; cập nhật —; không đổi —." in done.stdout
     exported = tmp_path / f"plans{suffix}"
-    done = await asyncio.to_thread(ccn, tmp_path, prepared_url, "plan", "export", str(exported))
-    assert done.returncode == 0, done.stderr
+    done = await ccn_exits(tmp_path, prepared_url, "plan", "export", str(exported))
     assert "2 kế hoạch, 16 chỉ tiêu" in done.stdout
-    again = await asyncio.to_thread(ccn, tmp_path, prepared_url, "plan", "import", str(exported))
-    assert again.returncode == 0, again.stderr
+    again = await ccn_exits(tmp_path, prepared_url, "plan", "import", str(exported))
     assert "mới —; cập nhật —; không đổi 2021, 2026." in again.stdout
     written = read_table(exported)
     assert written.header == HEADER
@@ -364,15 +328,10 @@ async def test_export_and_import_round_trip(prepared_url: str, tmp_path: Path, s
 async def test_the_2021_workbook_of_a_past_month_is_unchanged(app: App, tmp_path: Path) -> None:
     await admin_chat(app, "2021-06-26T09:00")
     await broke_ground(app, "dai-thang", "2021-06", "2021-05-10")
-    calendar = app.deps().calendar
 
-    async def june_2021(folder: Path) -> list[list[Any]]:
-        async with app.sessions() as session:
-            summary = await summarise(session, Period(2021, 6), calendar)
-            month = await upward.read(session, summary, calendar, at("2021-06-26T09:00"))
-        files = upward.write(month, folder)
-        book = load_workbook(files.workbook)
-        return [[list(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets]
+    async def june_2021(folder: Path) -> list[list[list[Any]]]:
+        sheets = await workbook_sheets(app, Period(2021, 6), at("2021-06-26T09:00"), folder)
+        return list(sheets.values())
 
     before = await june_2021(tmp_path / "before")
     await import_file(app, write_csv(tmp_path / "kh-2026.csv", table(PLAN_2026)))

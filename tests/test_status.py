@@ -21,11 +21,10 @@ from domain.roles import Role
 from domain.subjects import Subject
 from handlers.context import Deps
 from reports.summary import TargetRow, summarise
-from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
-from store.models import ChannelIdentity, Cluster, Report, ReportPhoto
-from store.photos import save_photo
+from store.models import ChannelIdentity, Cluster, Report
 from tests.dialog import Chat, Clock, image
+from tests.records import BROKE_GROUND, attach_photo, join
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 ADMIN, DISTRICT, INVESTOR_A, INVESTOR_B, DEPARTMENT, STRANGER = (
@@ -37,14 +36,7 @@ ADMIN, DISTRICT, INVESTOR_A, INVESTOR_B, DEPARTMENT, STRANGER = (
     "999",
 )
 FOUNDED_DONE = {
-    "qhct": "yes",
-    "compensation": "yes",
-    "gpmb": "100",
-    "gpmb_funds": "fully",
-    "rice_land": "not_needed",
-    "land_lease": "100",
-    "groundbreaking": "yes",
-    "groundbreaking_date": "2021-05-10",
+    **BROKE_GROUND,
     "htkt": "100",
     "wastewater": "operating",
 }
@@ -73,7 +65,6 @@ async def report(
     form: str = "founded",
     version: int = 1,
 ) -> Report:
-    deadline = app.deps().calendar.deadline(Period.parse(period))
     who = await person_id(app, chat)
     async with unit_of_work(app.sessions) as session:
         cluster = await session.scalar(select(Cluster).where(Cluster.code == code))
@@ -85,16 +76,9 @@ async def report(
             reference=reference,
             subject=f"cluster:{code}",
             cluster_id=cluster.id,
-            period=period,
             form=form,
-            form_version=1,
             version=version,
-            answers={k: {"v": v} for k, v in values.items()},
-            submitted_at=at(when),
-            submitted_by_person_id=who,
-            channel="telegram",
-            deadline_at=deadline,
-            on_time=at(when) < deadline,
+            **sent(app, period, values, by=who, when=when),
         )
         session.add(row)
         return row
@@ -104,22 +88,30 @@ def tasks_report(
     app: App, org: int, period: str, values: dict[str, str], *, by: int, when: str
 ) -> Report:
     """The tasks report of organisation `org` for `period`, sent by person `by` at `when`."""
-    deadline = app.deps().calendar.deadline(Period.parse(period))
     return Report(
         reference=f"BC-{period}-org{org}",
         subject=Subject.org(org),
         organisation_id=org,
-        period=period,
         form="tasks",
-        form_version=1,
         version=1,
-        answers={k: {"v": v} for k, v in values.items()},
-        submitted_at=at(when),
-        submitted_by_person_id=by,
-        channel="telegram",
-        deadline_at=deadline,
-        on_time=at(when) < deadline,
+        **sent(app, period, values, by=by, when=when),
     )
+
+
+def sent(app: App, period: str, values: dict[str, str], *, by: int, when: str) -> dict[str, Any]:
+    """A report's columns once person `by` sent `values` for `period` over Telegram at `when`
+    (on time or late against the period's deadline)."""
+    deadline = app.deps().calendar.deadline(Period.parse(period))
+    return {
+        "period": period,
+        "form_version": 1,
+        "answers": {k: {"v": v} for k, v in values.items()},
+        "submitted_at": at(when),
+        "submitted_by_person_id": by,
+        "channel": "telegram",
+        "deadline_at": deadline,
+        "on_time": at(when) < deadline,
+    }
 
 
 @pytest.fixture
@@ -139,16 +131,7 @@ async def month(app: App, tmp_path: Path) -> App:
     ]
     async with unit_of_work(app.sessions) as session:
         for chat, name, scope in people:
-            invitation = await create_invitation(session, now=now, **scope)
-            await accept_invitation(
-                session,
-                invitation.token,
-                channel="telegram",
-                chat_id=chat,
-                display_name=name,
-                locale="vi",
-                now=now,
-            )
+            await join(session, chat, name, now, **scope)
     await report(
         app,
         INVESTOR_A,
@@ -189,18 +172,13 @@ async def month(app: App, tmp_path: Path) -> App:
         form="operating",
     )
     async with unit_of_work(app.sessions) as session:
-        photo, _new = await save_photo(
-            session, image("orange", (120, 90)), tmp_path / "data", 10**7
-        )
-        session.add(
-            ReportPhoto(
-                photo_id=photo.id,
-                report_id=june.id,
-                cluster_id=june.cluster_id,
-                person_id=june.submitted_by_person_id,
-                channel="telegram",
-                received_at=at("2021-06-18T09:00"),
-            )
+        await attach_photo(
+            session,
+            june,
+            image("orange", (120, 90)),
+            tmp_path / "data",
+            10**7,
+            received_at=at("2021-06-18T09:00"),
         )
     return app
 

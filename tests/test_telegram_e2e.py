@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from domain.text import fold
 from testing import unpaced
 from testing.pg import free_port
 from testing.standin_telegram import StandinBotAPI
@@ -35,6 +35,23 @@ async def webhook_registered(api: StandinBotAPI) -> dict[str, Any]:
             break
         await asyncio.sleep(0.1)
     return api.called("setWebhook")[-1]
+
+
+def webhook_settings(port: int) -> dict[str, str]:
+    """A bot on a webhook: Telegram posts to its public URL with the secret; it listens on
+    `port` of this machine."""
+    return {
+        "WEBHOOK_URL": "https://ccn.example.vn/hook",
+        "WEBHOOK_SECRET": "s3cret-value",
+        "WEBHOOK_PORT": str(port),
+    }
+
+
+async def webhook_here(api: StandinBotAPI, port: int) -> tuple[dict[str, Any], str]:
+    """The bot's setWebhook call (webhook_settings), and the URL that reaches it here."""
+    registered = await webhook_registered(api)
+    path = urlsplit(registered["url"]).path.removeprefix("/hook")
+    return registered, f"http://127.0.0.1:{port}{path}"
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -83,16 +100,16 @@ class Person:
         self.said = self.api.send_text(self.chat_id, text, first_name="Lê Văn C")
         return await self._answer(self.said, before)
 
+    async def step(self, says: str) -> str:
+        """A step as tests.dialog's tables write it: `[label]` taps a button, else text."""
+        if says.startswith("[") and says.endswith("]"):
+            return await self.tap(says[1:-1])
+        return await self.say(says)
+
     async def tap(self, label: str) -> str:
-        for message in reversed(self.api.sent(self.chat_id)):
-            current = self.api.message(self.chat_id, message["message_id"])
-            for row in self.api.keyboard(current):
-                for text, data in row:
-                    if fold(label) in fold(text):
-                        before = len(self.api.sent(self.chat_id))
-                        pressed = self.api.press_button(self.chat_id, data, message["message_id"])
-                        return await self._answer(pressed, before)
-        raise AssertionError(f"no button {label!r}")
+        message_id, data = self.api.button(self.chat_id, label)
+        before = len(self.api.sent(self.chat_id))
+        return await self._answer(self.api.press_button(self.chat_id, data, message_id), before)
 
     async def edit(self, message_id: int, text: str) -> str:
         before = len(self.api.sent(self.chat_id))
@@ -224,19 +241,22 @@ async def test_new_investor_reports_with_an_album(api: StandinBotAPI, tmp_path: 
             "trogiup",
         ]
         assert api.chat_commands(stranger.chat_id) == []
-        assert "QHCT 1/500" in await person.say("/baocao")
-        assert "Phương án bồi thường" in await person.tap("Có")
-        assert "Đã GPMB" in await person.tap("Có")
-        assert "từ 0 đến 100" in await person.say("nhiều")
-        assert "kinh phí GPMB" in await person.say("100")
-        assert "Đất lúa" in await person.tap("Đã chuyển đủ")
-        assert "cho thuê đất" in await person.tap("Không cần")
-        assert "khởi công" in await person.say("80")
-        assert "dự án đầu tư" in await person.tap("Không")
-        assert "Giá dịch vụ chung" in await person.say("0")
-        assert "Trạm XLNT" in await person.tap("Chưa xây dựng giá")
-        assert "Khó khăn" in await person.tap("Chưa xây dựng")
-        assert "Kiến nghị" in await person.say("Chưa có")
+        for says, expected in [
+            ("/baocao", "QHCT 1/500"),
+            ("[Có]", "Phương án bồi thường"),
+            ("[Có]", "Đã GPMB"),
+            ("nhiều", "từ 0 đến 100"),
+            ("100", "kinh phí GPMB"),
+            ("[Đã chuyển đủ]", "Đất lúa"),
+            ("[Không cần]", "cho thuê đất"),
+            ("80", "khởi công"),
+            ("[Không]", "dự án đầu tư"),
+            ("0", "Giá dịch vụ chung"),
+            ("[Chưa xây dựng giá]", "Trạm XLNT"),
+            ("[Chưa xây dựng]", "Khó khăn"),
+            ("Chưa có", "Kiến nghị"),
+        ]:
+            assert expected in await person.step(says), says
         # Telegram was told the update was handled (a higher getUpdates offset) only after the
         # bot answered it: killed before that, the update would be delivered again (row 10)
         assert confirmed_after(api, person.said, "Kiến nghị")
@@ -276,23 +296,15 @@ async def test_webhook_refuses_updates_without_the_secret(
     api: StandinBotAPI, tmp_path: Path
 ) -> None:
     import json
-    from urllib.parse import urlsplit
 
     import aiohttp
 
     port = free_port()
-    bot = start_here(
-        tmp_path,
-        api,
-        WEBHOOK_URL="https://ccn.example.vn/hook",
-        WEBHOOK_SECRET="s3cret-value",
-        WEBHOOK_PORT=str(port),
-    )
+    bot = start_here(tmp_path, api, **webhook_settings(port))
     try:
-        registered = await webhook_registered(api)
+        registered, local = await webhook_here(api, port)
         assert registered["url"].startswith("https://ccn.example.vn/hook/")
         assert registered["secret_token"] == "s3cret-value"
-        local = f"http://127.0.0.1:{port}{urlsplit(registered['url']).path.removeprefix('/hook')}"
         update = {
             "update_id": 77,
             "message": {
@@ -367,21 +379,12 @@ async def test_webhook_refuses_a_large_body_without_reading_it(
 ) -> None:
     """A post with a wrong or no secret is refused from its headers (four 50 MB posts once took
     the bot from 153 to 403 MB); a body over 1 MB is refused even with the secret."""
-    from urllib.parse import urlsplit
-
     import aiohttp
 
     port = free_port()
-    bot = await start_bot(
-        tmp_path,
-        api,
-        WEBHOOK_URL="https://ccn.example.vn/hook",
-        WEBHOOK_SECRET="s3cret-value",
-        WEBHOOK_PORT=str(port),
-    )
+    bot = await start_bot(tmp_path, api, **webhook_settings(port))
     try:
-        registered = await webhook_registered(api)
-        local = f"http://127.0.0.1:{port}{urlsplit(registered['url']).path.removeprefix('/hook')}"
+        _registered, local = await webhook_here(api, port)
         junk = b"x" * (50 * 1024 * 1024)
         secret = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-value"}
         async with aiohttp.ClientSession() as http:

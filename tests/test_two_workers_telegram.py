@@ -30,7 +30,6 @@ from bot.channels.telegram import ALBUM_QUIET_SECONDS
 from bot.settings import load_settings
 from domain.roles import Role
 from domain.state import MAX_ALBUMS, ConversationState
-from domain.text import fold
 from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import Conversation, Photo, Report, ReportPhoto
@@ -117,17 +116,11 @@ class Person:
         return self.since(before)
 
     async def tap(self, worker: str, label: str) -> str:
-        for message in reversed(self.api.sent(self.chat_id)):
-            current = self.api.message(self.chat_id, message["message_id"])
-            for row in self.api.keyboard(current):
-                for text, data in row:
-                    if fold(label) in fold(text):
-                        before = len(self.api.sent(self.chat_id))
-                        pressed = self.api.press_button(self.chat_id, data, message["message_id"])
-                        await self.post(worker, pressed)
-                        self.log.append(f"{worker}: [{label}]")
-                        return self.since(before)
-        raise AssertionError(f"no button {label!r}")
+        message_id, data = self.api.button(self.chat_id, label)
+        before = len(self.api.sent(self.chat_id))
+        await self.post(worker, self.api.press_button(self.chat_id, data, message_id))
+        self.log.append(f"{worker}: [{label}]")
+        return self.since(before)
 
     async def album(
         self, workers: Sequence[str], photos: list[bytes], group: str, *, together: bool = False

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -43,6 +44,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NAME = "Báo cáo tháng 06-2021 — CCN Đại Thắng.xlsx"
 NOW = datetime(2021, 6, 10, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 SECRET = secret_from("test-link-secret-0123456789abcdef")
+Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ def links(root: Path, clock: Clock) -> FileLinks:
 @pytest.fixture
 async def client(
     links: FileLinks, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+) -> AsyncIterator[Client]:
     app = make_app(links, active_people(sessions), {"database": database_check(sessions)})
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         yield client
@@ -114,7 +116,7 @@ def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-async def assert_refused(client: TestClient[web.Request, web.Application], token: str) -> None:
+async def assert_refused(client: Client, token: str) -> None:
     response = await client.get(f"/files/{token}")
     assert response.status == 403
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
@@ -122,22 +124,46 @@ async def assert_refused(client: TestClient[web.Request, web.Application], token
     assert "Content-Disposition" not in response.headers
 
 
+@dataclass
+class Files:
+    """The web server's download links, over the folder `root` where A and B have files."""
+
+    client: Client
+    links: FileLinks
+    root: Path
+    a: int
+    b: int
+
+    def put(self, person_id: int, name: str = NAME, data: bytes | None = None) -> Path:
+        return put(self.root, person_id, name, data)
+
+    def token(self, person_id: int, path: Path) -> str:
+        """The token of the person's link to `path`."""
+        return token_of(self.links.link(person_id, path))
+
+    async def get(self, token: str) -> ClientResponse:
+        return await self.client.get(f"/files/{token}")
+
+    async def refused(self, token: str) -> None:
+        await assert_refused(self.client, token)
+
+
+@pytest.fixture
+def files(client: Client, links: FileLinks, root: Path, people: tuple[int, int]) -> Files:
+    return Files(client, links, root, *people)
+
+
 # --- download links ------------------------------------------------------------------------
 
 
-async def test_link_downloads_exact_bytes_with_headers(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    root: Path,
-    people: tuple[int, int],
-) -> None:
-    a, _ = people
-    path = put(root, a)
-    url = links.link(a, path)
+async def test_link_downloads_exact_bytes_with_headers(files: Files) -> None:
+    a = files.a
+    path = files.put(a)
+    url = files.links.link(a, path)
     assert url.startswith("https://bot.example.vn/ccn/files/")
-    assert links.verify(token_of(url)) == (a, path.resolve())
+    assert files.links.verify(token_of(url)) == (a, path.resolve())
 
-    response = await client.get(f"/files/{token_of(url)}")
+    response = await files.get(token_of(url))
     assert response.status == 200
     assert await response.read() == path.read_bytes()
     assert response.headers["Content-Type"] == XLSX
@@ -151,29 +177,18 @@ async def test_link_downloads_exact_bytes_with_headers(
     assert unquote(encoded) == NAME
 
 
-async def test_link_relative_to_root_and_other_types(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    root: Path,
-    people: tuple[int, int],
-) -> None:
-    a, _ = people
-    put(root, a, "biểu đồ.png", b"\x89PNG fake")
-    url = links.link(a, Path(str(a), "2021-06", "biểu đồ.png"))
-    response = await client.get(f"/files/{token_of(url)}")
+async def test_link_relative_to_root_and_other_types(files: Files) -> None:
+    a = files.a
+    files.put(a, "biểu đồ.png", b"\x89PNG fake")
+    response = await files.get(files.token(a, Path(str(a), "2021-06", "biểu đồ.png")))
     assert response.status == 200
     assert response.headers["Content-Type"] == "image/png"
     assert await response.read() == b"\x89PNG fake"
 
 
-async def test_forged_token_bit_flipped(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    root: Path,
-    people: tuple[int, int],
-) -> None:
-    a, _ = people
-    token = token_of(links.link(a, put(root, a)))
+async def test_forged_token_bit_flipped(files: Files) -> None:
+    a = files.a
+    token = files.token(a, files.put(a))
     payload, mac = token.split(".")
     flipped_mac = bytearray(unb64(mac))
     flipped_mac[0] ^= 0x01
@@ -187,58 +202,43 @@ async def test_forged_token_bit_flipped(
         "not-a-token",
         f"{payload}.{mac}.{mac}",
     ):
-        assert links.verify(forged) is None
-        await assert_refused(client, forged)
+        assert files.links.verify(forged) is None
+        await files.refused(forged)
     # A token signed under another secret is refused too.
-    other = FileLinks(secret_from("another-secret-of-enough-length"), "http://x", root, links.clock)
-    await assert_refused(client, token_of(other.link(a, put(root, a))))
+    other = FileLinks(
+        secret_from("another-secret-of-enough-length"), "http://x", files.root, files.links.clock
+    )
+    await files.refused(token_of(other.link(a, files.put(a))))
 
 
-async def test_expired_token(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    clock: Clock,
-    root: Path,
-    people: tuple[int, int],
-) -> None:
-    a, _ = people
-    token = token_of(links.link(a, put(root, a)))
+async def test_expired_token(files: Files, clock: Clock) -> None:
+    a = files.a
+    token = files.token(a, files.put(a))
     clock.now = NOW + timedelta(days=6, hours=23)
-    assert (await client.get(f"/files/{token}")).status == 200
+    assert (await files.get(token)).status == 200
     clock.now = NOW + timedelta(days=7, seconds=1)
-    await assert_refused(client, token)
+    await files.refused(token)
 
-    short = token_of(links.link(a, put(root, a), ttl=timedelta(hours=1)))
-    assert (await client.get(f"/files/{short}")).status == 200
+    short = token_of(files.links.link(a, files.put(a), ttl=timedelta(hours=1)))
+    assert (await files.get(short)).status == 200
     clock.now += timedelta(hours=1)
-    await assert_refused(client, short)
+    await files.refused(short)
 
 
-async def test_person_id_swapped_in_token(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    root: Path,
-    people: tuple[int, int],
-) -> None:
-    a, b = people
-    put(root, b)  # B has a file at the same place, so only the signature stands in the way
-    token = token_of(links.link(a, put(root, a)))
+async def test_person_id_swapped_in_token(files: Files) -> None:
+    a, b = files.a, files.b
+    files.put(b)  # B has a file at the same place, so only the signature stands in the way
+    token = files.token(a, files.put(a))
     payload, mac = token.split(".")
     text = unb64(payload).decode()
     assert text.startswith(f"v1:{a}:")
     swapped = text.replace(f"v1:{a}:", f"v1:{b}:", 1).replace(f":{a}/", f":{b}/", 1)
-    await assert_refused(client, f"{b64(swapped.encode())}.{mac}")
+    await files.refused(f"{b64(swapped.encode())}.{mac}")
 
 
-async def test_another_persons_folder_and_path_escape(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    root: Path,
-    tmp_path: Path,
-    people: tuple[int, int],
-) -> None:
-    a, b = people
-    b_file = put(root, b, data=b"B's workbook")
+async def test_another_persons_folder_and_path_escape(files: Files, tmp_path: Path) -> None:
+    a, b, root = files.a, files.b, files.root
+    b_file = files.put(b, data=b"B's workbook")
     secret = tmp_path / "secret.txt"
     secret.write_text("do not serve")
     (root / str(a)).mkdir(exist_ok=True)
@@ -254,7 +254,7 @@ async def test_another_persons_folder_and_path_escape(
         Path("..", "secret.txt"),
     ):
         with pytest.raises(ValueError):
-            links.link(a, outside)
+            files.links.link(a, outside)
 
     # Even a correctly signed token (a leaked key, a bug) must stay inside its person's folder.
     expires = int((NOW + timedelta(days=1)).timestamp())
@@ -267,50 +267,38 @@ async def test_another_persons_folder_and_path_escape(
         f"/{a}/x",
         str(secret),
     ):
-        token = links._sign(a, relative, expires)
-        assert links.verify(token) is None, relative
-        await assert_refused(client, token)
+        token = files.links._sign(a, relative, expires)
+        assert files.links.verify(token) is None, relative
+        await files.refused(token)
 
     # `..` in the URL itself: an encoded one reaches the handler as a (bad) token; a plain one
     # is normalised away before routing and matches nothing.
-    await assert_refused(client, "..%2F..%2Fsecret.txt")
+    await files.refused("..%2F..%2Fsecret.txt")
     for raw in ("/files/%2e%2e", "/files/../secret.txt"):
-        response = await client.get(raw)
+        response = await files.client.get(raw)
         assert response.status == 404, raw
         assert await response.text() != "do not serve"
 
 
-async def test_revoked_person(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    root: Path,
-    sessions: async_sessionmaker[AsyncSession],
-    people: tuple[int, int],
-) -> None:
-    a, b = people
-    token_a = token_of(links.link(a, put(root, a)))
-    token_b = token_of(links.link(b, put(root, b)))
-    assert (await client.get(f"/files/{token_a}")).status == 200
+async def test_revoked_person(files: Files, sessions: async_sessionmaker[AsyncSession]) -> None:
+    a, b = files.a, files.b
+    token_a = files.token(a, files.put(a))
+    token_b = files.token(b, files.put(b))
+    assert (await files.get(token_a)).status == 200
     async with unit_of_work(sessions) as session:
         assert await revoke_person(session, a, actor="admin", now=NOW) is not None
-    await assert_refused(client, token_a)
-    assert (await client.get(f"/files/{token_b}")).status == 200
+    await files.refused(token_a)
+    assert (await files.get(token_b)).status == 200
     # A person who never existed (deleted, or a stale database) is refused the same way.
-    put(root, 999)
-    await assert_refused(client, token_of(links.link(999, root / "999" / "2021-06" / NAME)))
+    files.put(999)
+    await files.refused(files.token(999, files.root / "999" / "2021-06" / NAME))
 
 
-async def test_missing_file_404(
-    client: TestClient[web.Request, web.Application],
-    links: FileLinks,
-    root: Path,
-    people: tuple[int, int],
-) -> None:
-    a, _ = people
-    path = put(root, a)
-    token = token_of(links.link(a, path))
+async def test_missing_file_404(files: Files) -> None:
+    path = files.put(files.a)
+    token = files.token(files.a, path)
     path.unlink()
-    response = await client.get(f"/files/{token}")
+    response = await files.get(token)
     assert response.status == 404
     assert "Content-Disposition" not in response.headers
 
@@ -354,7 +342,7 @@ async def healthz(app: web.Application) -> tuple[int, dict[str, Any]]:
 
 
 async def test_healthz_ok(
-    client: TestClient[web.Request, web.Application],
+    client: Client,
     links: FileLinks,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
