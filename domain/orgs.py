@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Protocol
 
 
@@ -48,3 +48,18 @@ def answering(org_id: int, day: date, orgs: Mapping[int, Dated]) -> int:
         org_id = org.merged_into_id
         seen.add(org_id)
     return org_id
+
+
+def answered_from(org_id: int, heir_id: int, orgs: Mapping[int, Dated]) -> date | None:
+    """The first day on which `heir_id` answers for `org_id`: the day after the last merge on
+    the way from one to the other (`answering`'s chain); None if the merges do not lead there."""
+    seen = {org_id}
+    while (org := orgs.get(org_id)) is not None:
+        into = org.merged_into_id
+        if into is None or into in seen:
+            return None
+        if into == heir_id:
+            return None if org.valid_to is None else org.valid_to + timedelta(days=1)
+        org_id = into
+        seen.add(into)
+    return None

@@ -16,14 +16,15 @@ import asyncio
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain import i18n
 from domain.calendar import Calendar, Period
+from domain.orgs import Merge, answered_from
 from domain.roles import Role
 from domain.slots import Slot, rate
 from domain.subjects import Subject
@@ -42,7 +43,7 @@ from store.models import (
     Report,
     ReportReview,
 )
-from store.orgs import place_of
+from store.orgs import merges, place_of
 from store.slots import cluster_places, commune_of, sees_slot, slots_for
 
 log = logging.getLogger(__name__)
@@ -104,18 +105,21 @@ def _slot_lines(slots: list[Slot]) -> list[str]:
     return [f"• {s.title}" for s in slots]
 
 
-def _merge_line(person: Person, slots: list[Slot]) -> list[str]:
+def _merge_line(person: Person, slots: list[Slot], merged: Mapping[int, Merge]) -> list[str]:
     """Once, for a person of an organisation merged into another: that they now report for it
-    (store.slots counts them among the successor's), in the words /baocao uses."""
+    (store.slots counts them among the successor's) from the month it took over (the last of
+    a chain of merges), in the words /baocao uses."""
     org = person.organisation
     heir = next(
         (s for s in slots if s.subject.org_id is not None and org and s.subject.org_id != org.id),
         None,
     )
-    if org is None or heir is None or org.valid_to is None:
+    if org is None or heir is None or heir.subject.org_id is None:
+        return []
+    since = answered_from(org.id, heir.subject.org_id, merged)
+    if since is None:
         return []
     _ = i18n.gettext_for(person.locale)
-    since = org.valid_to + timedelta(days=1)
     return [
         _(
             "{old} has been merged into {new}: from {period} you report for {new}. "
@@ -132,6 +136,7 @@ def _reporter_message(
     now: datetime,
     waiting: list[review.Waiting] | None = None,
     late: Sequence[OwnTask] = (),
+    merged: Mapping[int, Merge] | None = None,
 ) -> Reply:
     """The reminder to report: the slots still open, the Phụ lục 1 tasks the person's
     organisation leads that are late (reports/tasks.py), and the reports waiting for changes."""
@@ -147,7 +152,7 @@ def _reporter_message(
             *_also(period, person.locale),
             _("Not yet received:"),
             *_slot_lines(slots),
-            *_merge_line(person, slots),
+            *_merge_line(person, slots, merged or {}),
         ]
         if late:
             lines += [
@@ -430,7 +435,8 @@ async def _plan_due(
             if slot.changes is None:
                 for person_id in dict.fromkeys(slot.people):
                     slots_of[person_id].append(slot)
-        return _reporters(item, people, slots_of, calendar, now, waiting or {}, late)
+        merged = await merges(session)
+        return _reporters(item, people, slots_of, calendar, now, waiting or {}, late, merged)
     if item.audience == "escalation":
         missed = await ledger.unreachable_people(session, str(period))
         unreachable = [
@@ -471,13 +477,16 @@ def _reporters(
     now: datetime,
     waiting: dict[int, list[review.Waiting]],
     late: dict[int, list[OwnTask]],
+    merged: Mapping[int, Merge],
 ) -> Iterator[tuple[Person, str, Reply | None]]:
     for person in people:
         mine = slots_of.get(person.id, [])
         to_fix = waiting.get(person.id, [])
         if mine or to_fix:
             overdue = late.get(person.organisation_id, []) if person.organisation_id else []
-            reply = _reporter_message(person, item.period, mine, calendar, now, to_fix, overdue)
+            reply = _reporter_message(
+                person, item.period, mine, calendar, now, to_fix, overdue, merged
+            )
             yield person, item.kind, reply
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 
 from bot.app import App
 from domain.calendar import Period
-from domain.orgs import Merge, answering
+from domain.orgs import Merge, answered_from, answering
 from domain.roles import Role
 from handlers.subjects import answering_for
 from reminders.policy import Policy
@@ -120,6 +120,8 @@ async def test_the_first_ones_late_tasks_are_the_last_successors(app: App, chain
     for text in reminders.values():
         assert D in text
         assert "• NV 12 — quá hạn từ tháng 03/2021" in text and "NV 10" not in text
+    # A's officer is told once that they report for D from the month D took over, as /baocao
+    assert f"{A} đã hợp nhất vào {D}: từ kỳ 03/2025, anh/chị báo cáo cho {D}." in reminders["7001"]
     ids = await org_ids(app)
     assert {o: heirs.get(ids[o]) for o in (A, B, C)} == {A: ids[D], B: ids[D], C: ids[D]}
 
@@ -176,3 +178,14 @@ def test_the_rule_stops_at_one_that_has_not_ended_or_has_no_successor() -> None:
 def test_the_rule_stops_before_going_round_a_cycle() -> None:
     orgs = {1: Merge(ENDED, 2), 2: Merge(ENDED, 3), 3: Merge(ENDED, 1)}
     assert [answering(o, DAY, orgs) for o in (1, 2, 3)] == [3, 1, 2]
+
+
+def test_the_day_a_successor_took_over_is_after_the_last_merge_on_the_way() -> None:
+    orgs = {1: Merge(date(2024, 12, 31), 2), 2: Merge(date(2025, 1, 31), 3), 3: Merge(ENDED, 4)}
+    assert [answered_from(1, heir, orgs) for heir in (2, 3, 4)] == [
+        date(2025, 1, 1),
+        date(2025, 2, 1),
+        DAY,
+    ]
+    assert answered_from(1, 9, orgs) is None  # not on the way
+    assert answered_from(1, 3, {1: Merge(ENDED, 2), 2: Merge(ENDED, 1)}) is None  # a cycle ends

@@ -9,7 +9,7 @@ import asyncio
 import itertools
 import random
 
-from bot.channels.pacing import BULK_LIMIT, BULK_WINDOW, Gate
+from bot.channels.pacing import BULK_LIMIT, BULK_WINDOW, MAX_PENDING, Gate
 
 
 class Clock:
@@ -69,15 +69,16 @@ def rate(sent: list[float]) -> float:
 
 
 async def test_never_more_than_30_in_any_window_whatever_the_timing() -> None:
-    """Claims of 0-60 ms, timers up to 20 ms late, stalls of the loop, several turns given
-    before their requests go, in any order: still at most 30 in any 1.015 s."""
+    """Claims of 0-60 ms, timers up to 20 ms late, stalls of the loop, turns given before
+    their requests go (as many as the gate gives), in any order: still at most 30 in any
+    1.015 s."""
     clock = Clock(late=0.02, seed=7)
     g = gate(clock)
     pick = random.Random(11)
     given: list[float] = []
     sent: list[float] = []
     while len(sent) < 3000:
-        if len(given) < 16 and (not given or pick.random() < 0.5):
+        if len(given) < MAX_PENDING and (not given or pick.random() < 0.5):
             given.append(await g.turn())
         else:
             at = given.pop(pick.randrange(len(given)))
@@ -177,3 +178,30 @@ async def test_a_turn_given_back_is_not_counted() -> None:
     started = clock.time()
     sent = await send(g, clock, 30)
     assert sent[-1] - started < 1.1  # not held up by 40 turns that never went
+
+
+async def test_slow_claims_hold_the_turns_back_rather_than_pile_up() -> None:
+    """Sixteen senders whose ledger commit takes 0.2 s, six times the spacing (a busy
+    machine): never more than MAX_PENDING turns given whose request has not gone, so a kill
+    -9 loses no more claimed reminders than that, whatever the load."""
+    clock = Clock()
+    g = gate(clock)
+    waiting = most = 0
+    sent: list[float] = []
+
+    async def sender(count: int) -> None:
+        nonlocal waiting, most
+        for _ in range(count):
+            given = await g.turn()
+            waiting += 1
+            most = max(most, waiting)
+            await clock.sleep(0.2)  # the claim's commit
+            request = await g.go(given)
+            waiting -= 1
+            g.release()
+            sent.append(clock.time())
+            g.answered(request)
+
+    await asyncio.gather(*(sender(5) for _ in range(16)))
+    assert len(sent) == 80
+    assert most == MAX_PENDING

@@ -41,6 +41,10 @@ BULK_LIMIT = 30  # Telegram: about 30 messages a second to different chats
 BULK_WINDOW = 1.015  # seconds: 1 s, and 15 ms for the requests' different times on the way
 BULK_PER_SECOND = BULK_LIMIT / BULK_WINDOW  # 29.56/s, evenly spread
 CATCH_UP = 0.5  # a turn this late at most (a busy loop, a late timer) is made good after
+# turns given whose request has not gone, at most: a reminder claims its ledger row in that
+# time, and a kill -9 then loses those rows (never sent twice); on a busy machine, where a
+# claim takes longer than the spacing, the turns wait for the claims rather than pile up
+MAX_PENDING = 2
 CHAT_BURST = 4  # /tonghop answers with text, chart and two files at once
 CHAT_PER_SECOND = 1.0
 MAX_RETRIES = 3
@@ -184,6 +188,9 @@ class Gate:
         """Wait for a turn; returns the time it was given (for `go`)."""
         async with self._lock:  # FIFO: turns in the order they were asked for
             while True:
+                if self._pending >= MAX_PENDING:  # look again once one may have gone
+                    await self._sleep(self.interval / 4)
+                    continue
                 lead = min(statistics.median(self._leads), self.interval) if self._leads else 0.0
                 opens = max(
                     self._next,
