@@ -23,7 +23,7 @@ from store import conversations
 from store.access import chat_of, is_member, person_for
 from store.contacts import lock_chat
 from store.db import unit_of_work
-from store.models import Person
+from store.models import ChannelIdentity, Person
 from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
 from store.timings import STATS
 
@@ -181,20 +181,21 @@ async def _handle_in_transaction(
         await lock_chat(session, incoming.channel, incoming.chat_id)  # one at a time per chat
         chat = await chat_of(session, incoming.channel, incoming.chat_id)
         first_contact = chat is None
+        identity: ChannelIdentity | None = None
         if chat is None:
             conversation = conversations.new_conversation(
                 session, incoming.channel, incoming.chat_id
             )
             person = await person_for(session, incoming.channel, incoming.chat_id)
         else:
-            conversation, person = chat
+            conversation, person, identity = chat
         state = conversations.state_of(conversation)
         incoming = _chosen(_cleaned(incoming), state)
         if person is None and incoming.locale in i18n.SUPPORTED and state.locale is None:
             state.locale = incoming.locale
         ctx = Ctx(session, deps, incoming, conversation, person, state, recorded_photos=recorded)
         if person is not None:
-            await _touch(ctx, person)
+            _touch(ctx, person, identity)
         shown_at = state.place
         replies = await route(ctx, first_contact)
         if incoming.typed_choices:
@@ -204,7 +205,7 @@ async def _handle_in_transaction(
             elif ctx.state.place != shown_at:
                 ctx.state.offer = ()  # the choices shown no longer apply
             # else (e.g. /trogiup mid-question) the choices shown are still typeable
-        conversations.save_state(conversation, ctx.state)
+        await conversations.save_state(session, conversation, ctx.state)
         if incoming.update_id is not None and not await conversations.mark_processed(
             session, incoming.channel, incoming.update_id, outbox.encode(replies, ctx.later)
         ):
@@ -247,14 +248,21 @@ def _chosen(incoming: Incoming, state: ConversationState) -> Incoming:
 SEEN_PRECISION = timedelta(minutes=1)
 
 
-async def _touch(ctx: Ctx, person: Person) -> None:
-    for identity in person.identities:
-        if (
-            identity.channel == ctx.incoming.channel
-            and identity.external_id == ctx.incoming.chat_id
-        ):
-            seen = identity.last_seen_at
-            if seen is None or not seen <= ctx.now < seen + SEEN_PRECISION:
-                identity.last_seen_at = ctx.now
-            if not identity.reachable:
-                identity.reachable = True
+def _touch(ctx: Ctx, person: Person, identity: ChannelIdentity | None) -> None:
+    """The chat's identity (read with the chat, or among the person's): seen now, reachable."""
+    if identity is None:
+        identity = next(
+            (
+                i
+                for i in person.identities
+                if i.channel == ctx.incoming.channel and i.external_id == ctx.incoming.chat_id
+            ),
+            None,
+        )
+    if identity is None:
+        return
+    seen = identity.last_seen_at
+    if seen is None or not seen <= ctx.now < seen + SEEN_PRECISION:
+        identity.last_seen_at = ctx.now
+    if not identity.reachable:
+        identity.reachable = True

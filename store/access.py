@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, and_, bindparam, delete, exists, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -258,6 +258,9 @@ _PERSON = (
     joinedload(Person.district),
     joinedload(Person.identities),
 )
+# … what chat_of reads of them: their identities are not read (the one of this chat comes with
+# the row); joined, a person's few identities made a row each to load and fold into one
+_PERSON_OF_CHAT = (joinedload(Person.organisation), joinedload(Person.district))
 # … and their clusters, in a statement of their own (joined, SQLite built the whole
 # person_clusters ⋈ clusters join for every update: 31 ms at 5,000 people)
 _CLUSTERS = selectinload(Person.clusters).joinedload(Cluster.district)
@@ -294,9 +297,9 @@ async def person_for(session: AsyncSession, channel: str, chat_id: str) -> Perso
     return await _with_successors(session, result.unique().first())
 
 
-def _chat_with_person() -> Select[Conversation, Person]:
+def _chat_with_person() -> Select[Conversation, Person, ChannelIdentity]:
     return (
-        select(Conversation, Person)
+        select(Conversation, Person, ChannelIdentity)
         .outerjoin(
             ChannelIdentity,
             and_(
@@ -309,22 +312,33 @@ def _chat_with_person() -> Select[Conversation, Person]:
             Conversation.channel == bindparam("channel"),
             Conversation.chat_id == bindparam("chat_id"),
         )
-        .options(*_PERSON)
+        .options(*_PERSON_OF_CHAT)
     )
 
 
 _CHAT_WITH_PERSON = _chat_with_person()  # built once: every update runs it
 
 
-async def chat_of(
-    session: AsyncSession, channel: str, chat_id: str
-) -> tuple[Conversation, Person | None] | None:
+class ChatRow(NamedTuple):
+    """A chat's conversation row, the active person behind it, and the identity by which they
+    wrote (None without a person)."""
+
+    conversation: Conversation
+    person: Person | None
+    identity: ChannelIdentity | None
+
+
+async def chat_of(session: AsyncSession, channel: str, chat_id: str) -> ChatRow | None:
     """This chat's conversation row and the active person behind it (as `person_for`, but for
-    their clusters: load_clusters), in one statement; None if the chat has no conversation row
-    yet (then the person was not looked up)."""
+    their clusters, load_clusters, and their other identities, which are not loaded), in one
+    statement; None if the chat has no conversation row yet (then the person was not looked
+    up)."""
     params = {"channel": channel, "chat_id": chat_id}
-    row = (await session.execute(_CHAT_WITH_PERSON, params)).unique().first()
-    return None if row is None else (row[0], await _with_successors(session, row[1]))
+    row = (await session.execute(_CHAT_WITH_PERSON, params)).first()
+    if row is None:
+        return None
+    person = await _with_successors(session, row[1])
+    return ChatRow(row[0], person, row[2] if person is not None else None)
 
 
 async def is_active_person(session: AsyncSession, person_id: int) -> bool:
