@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Set up (a virtualenv in .venv) and run every check: ruff, mypy, import-linter, pytest on
 # SQLite and on a throw-away PostgreSQL that the tests start from the machine's pg_ctl.
+# `--fast` (passed on to pytest, tests/conftest.py): the fast tier, SQLite only, no test that
+# starts a process or opens LibreOffice, nor the slowest few; PostgreSQL and LibreOffice are
+# not installed for it.
 set -euo pipefail
+fast=0
+for arg in "$@"; do
+  if [ "$arg" = --fast ]; then fast=1; fi
+done
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
@@ -17,7 +24,7 @@ if [ "${CCN_REINSTALL:-0}" = 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
   echo "$wanted" > "$stamp"
 fi
-if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+if [ "$fast" = 0 ] && ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "pg_ctl not found: installing PostgreSQL from Debian's packages" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
@@ -27,7 +34,8 @@ fi
 # would (Calc and Writer, with metric-compatible Times New Roman); best effort: the tests say
 # loudly that they were skipped where LibreOffice cannot be had.
 lo_packages="libreoffice-calc-nogui libreoffice-writer-nogui fonts-liberation2"
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1 \
+if [ "$fast" = 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+    && command -v dpkg-query >/dev/null 2>&1 \
     && ! dpkg-query -W $lo_packages >/dev/null 2>&1; then
   echo "installing $lo_packages from Debian's packages" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -48,4 +56,8 @@ echo "== import-linter"
 echo "== pytest"
 # pytest-xdist: the tests spend much of their time waiting (on PostgreSQL, on loopback HTTP, on
 # the processes they start), so a worker more than the 2 cores; PYTEST_WORKERS=0: no workers.
-.venv/bin/pytest -n "${PYTEST_WORKERS:-3}" --dist worksteal "$@"
+# The fast tier waits on none of these: a worker a core (a third cost ~20 s more CPU, mostly
+# collecting the tests again).
+workers=3
+if [ "$fast" = 1 ]; then workers=2; fi
+.venv/bin/pytest -n "${PYTEST_WORKERS:-$workers}" --dist worksteal "$@"

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +41,125 @@ def _needs_postgres(item: pytest.Item) -> bool:
     return "pg_base_url" in getattr(item, "fixturenames", ()) or "postgresql" in params
 
 
+# The fast tier (`pytest --fast`, `scripts/test.sh --fast`): what a developer runs while
+# working. Every test but those on PostgreSQL (a `postgresql` parameter or the `pg_base_url`
+# fixture), those that start a process or open LibreOffice, and the slowest few (listed here: a
+# file, or a test with all its parameters); so the SQLite half of the store tests, the dialog
+# tables and most tests of a bot run in the test's own process. The child that builds the
+# month's files (reports/offload.py) is allowed: one per test process, kept from test to test.
+# A test of the tier that starts a process all the same is named at the end of the run.
+STARTS_PROCESSES = {
+    "tests/test_cli.py::test_terminal_demo_driven_through_a_pipe",
+    "tests/test_crash_safety.py",
+    "tests/test_deadline_rush_smoke.py",
+    "tests/test_i18n.py::test_python_m_bot_help",
+    "tests/test_leader.py::test_one_worker_leads_and_another_takes_over",
+    "tests/test_operations.py::test_run_gives_up_on_an_unreachable_telegram_with_one_line",
+    "tests/test_operations.py::test_run_stops_at_once_when_telegram_refuses_the_token",
+    "tests/test_operations.py::test_run_waits_for_telegram_to_come_up",
+    "tests/test_operations.py::test_run_stops_while_waiting_when_told_to",
+    "tests/test_operations.py::test_run_without_channel_or_terminal_exits_with_one_line",
+    "tests/test_operations.py::test_run_reads_a_script_from_a_file_as_from_a_pipe",
+    "tests/test_operations.py::test_compose_file_with_docker",
+    "tests/test_operations.py::test_ccn_health_asks_the_web_server",
+    "tests/test_operations.py::test_the_health_check_starts_light",
+    "tests/test_operations.py::test_the_running_bot_loads_no_file_library",
+    "tests/test_operations.py::test_systemd_unit_verifies",
+    "tests/test_security_photos.py::test_a_tiny_png_of_59_megapixels_is_refused_before_it_is_decoded",
+    "tests/test_security_photos.py::test_a_59_megapixel_jpeg_is_thumbnailed_in_little_memory",
+    "tests/test_telegram_e2e.py::test_webhook_refuses_a_large_body_without_reading_it",
+}
+OPENS_LIBREOFFICE = {
+    "tests/test_status.py::test_workbook_opens_in_libreoffice",
+    "tests/test_upward_report.py::test_libreoffice_prints_both_as_intended",
+}
+# The slowest of the rest, left to the full run: half of the tier's time in 24 of its 600 tests
+# (6-35 s each, `--durations` on 3 workers, load average 5-8): the fuzzing and a property test
+# of hundreds of examples, a bot driven end to end in the test's process, the month's files.
+SLOW_IN_PROCESS = {
+    "tests/test_fuzz.py::test_conversation_fuzz",
+    "tests/test_conversation_state.py::test_any_stored_json_reads_without_raising",
+    "tests/test_photo_integrity.py::test_false_positive_rate_over_240_distinct_photos",
+    "tests/test_zalo_e2e.py::test_every_form_over_zalo_end_to_end",
+    "tests/test_trust_transactions.py::"
+    "test_a_slow_photo_download_on_zalo_does_not_fail_anyone_else",
+    "tests/test_telegram_e2e.py::test_new_investor_reports_with_an_album",
+    "tests/test_reminders_telegram.py::test_send_is_rate_limited_retried_and_once_only",
+    "tests/test_rush.py::test_a_slow_download_holds_up_no_one_else",
+    "tests/test_zalo.py::test_images_are_fitted_to_zalos_cap",
+    "tests/test_plans.py::test_a_2026_plan_from_csv_sets_the_targets_of_11_2026",
+    "tests/test_plans.py::test_a_year_without_a_plan_shows_its_actual_figures",
+    "tests/test_status.py::test_tonghop_message_workbook_and_chart",
+    "tests/test_upward_report.py::test_month_with_nothing_reported",
+    "tests/test_upward_report.py::test_tonghop_sends_both_files_built_in_another_process",
+    "tests/test_upward_report.py::test_tonghop_on_a_database_only_this_process_sees",
+    "tests/test_upward_report.py::test_tonghop_answered_again_after_a_crash_builds_the_files_again",
+    "tests/test_upward_report.py::test_the_child_builds_the_same_files_as_this_process",
+    "tests/test_task_duties.py::test_sở_công_thương_sees_the_citys_late_tasks_in_the_summary",
+    "tests/test_task_duties.py::test_the_summary_reads_the_citys_tasks_and_duties_once",
+    "tests/test_task_duties.py::test_a_tasks_form_with_other_ids_counts_and_flags_the_same",
+    "tests/test_orgs.py::test_from_july_2025_the_clusters_sheets_say_the_commune",
+    "tests/test_orgs.py::test_the_2021_workbook_of_a_past_month_is_unchanged",
+    "tests/test_forms_plan_coverage.py::"
+    "test_answers_are_stored_and_in_the_months_workbook_in_words",
+    "tests/test_commune_scope.py::"
+    "test_a_merged_department_hands_its_slot_and_clusters_to_its_successor",
+}
+_SPAWNING = ("subprocess.Popen", "os.system", "os.posix_spawn", "os.fork", "os.exec", "os.spawn")
+_running: list[str] = []  # the node id of the test running in this process, if any
+_spawners: dict[str, str] = {}  # fast tier: tests that started a process all the same
+
+
+def _left_out_of_fast(item: pytest.Item) -> bool:
+    path, _, name = item.nodeid.partition("::")
+    test = f"{path}::{name.split('[', 1)[0]}"
+    listed = STARTS_PROCESSES | OPENS_LIBREOFFICE | SLOW_IN_PROCESS
+    return _needs_postgres(item) or path in listed or test in listed
+
+
+def _fast(config: pytest.Config) -> bool:
+    return bool(config.getoption("fast", False))
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _running and event in _SPAWNING:
+        _spawners.setdefault(_running[0], f"{event} {args[:2]!r}"[:160])
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier: SQLite only, without the tests that start a process or open "
+        "LibreOffice nor the slowest few (tests/conftest.py)",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    _running.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        _running.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "teardown" and item.nodeid in _spawners:
+        report.user_properties.append(("ccn_started_process", _spawners[item.nodeid]))
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "ccn_started_process":
+            _spawners.setdefault(report.nodeid, str(value))
+
+
 def _launch_once(status: Path | None = None) -> Launch:
     global _launch
     if _launch is None:
@@ -53,31 +172,41 @@ def _distributing(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
 
 
-# The slowest tests (seconds, `--durations` on 3 workers, the machine lightly loaded, 26/11/2026):
-# run first, spread over the workers, so that none of them is left with a long one at the end
-# while the others are idle. A test missing here is merely not moved; a name that no longer
-# matches moves nothing.
+# The slowest tests (seconds, `--durations` of the whole suite on 3 workers, the machine loaded
+# by other work, load average 6-10, 26/11/2026 evening): run first, spread over the workers, so
+# that none of them is left with a long one at the end while the others are idle. A test
+# missing here is merely not moved; a name that no longer matches moves nothing.
 SLOW = {
-    "tests/test_fuzz.py::test_conversation_fuzz[postgresql]": 46,
-    "tests/test_crash_safety.py::test_kill_9_while_twenty_people_report[sqlite]": 42,
-    "tests/test_crash_safety.py::test_kill_9_while_twenty_people_report[postgresql]": 40,
+    "tests/test_crash_safety.py::test_kill_9_while_twenty_people_report[postgresql]": 108,
+    "tests/test_crash_safety.py::test_kill_9_while_twenty_people_report[sqlite]": 74,
+    "tests/test_cli.py::test_terminal_demo_driven_through_a_pipe[command0]": 61,
+    "tests/test_zalo_e2e.py::test_every_form_over_zalo_end_to_end": 50,
+    "tests/test_fuzz.py::test_conversation_fuzz[sqlite]": 50,
     "tests/test_two_workers_rush.py::"
-    "test_two_workers_take_the_rush_while_the_reminder_leader_is_killed": 30,
-    "tests/test_fuzz.py::test_conversation_fuzz[sqlite]": 19,
-    "tests/test_two_workers_telegram.py::test_a_report_and_its_albums_move_between_two_workers": 18,
-    "tests/test_cli.py::test_terminal_demo_driven_through_a_pipe[command1]": 15,
-    "tests/test_upward_report.py::test_libreoffice_prints_both_as_intended[sqlite]": 14,
-    "tests/test_cli.py::test_terminal_demo_driven_through_a_pipe[command0]": 13,
-    "tests/test_workers.py::test_a_conversation_moves_between_two_workers": 12,
-    "tests/test_trust_transactions.py::"
-    "test_a_slow_photo_download_on_zalo_does_not_fail_anyone_else": 11,
-    "tests/test_zalo_e2e.py::test_every_form_over_zalo_end_to_end": 11,
-    "tests/test_orgs.py::test_the_2021_workbook_of_a_past_month_is_unchanged[postgresql]": 10,
-    "tests/test_operations.py::test_run_waits_for_telegram_to_come_up": 10,
+    "test_two_workers_take_the_rush_while_the_reminder_leader_is_killed": 48,
+    "tests/test_cli.py::test_terminal_demo_driven_through_a_pipe[command1]": 46,
+    "tests/test_photo_integrity.py::test_false_positive_rate_over_240_distinct_photos": 40,
+    "tests/test_fuzz.py::test_conversation_fuzz[postgresql]": 40,
+    "tests/test_upward_report.py::test_libreoffice_prints_both_as_intended[sqlite]": 35,
+    "tests/test_task_duties.py::test_the_summary_reads_the_citys_tasks_and_duties_once[sqlite]": 34,
+    "tests/test_status.py::test_workbook_opens_in_libreoffice[sqlite]": 32,
     "tests/test_deadline_rush_smoke.py::"
-    "test_three_people_file_their_reports_through_the_real_bot": 9,
-    "tests/test_telegram_e2e.py::test_webhook_refuses_a_large_body_without_reading_it": 9,
-    "tests/test_operations.py::test_run_gives_up_on_an_unreachable_telegram_with_one_line": 9,
+    "test_three_people_file_their_reports_through_the_real_bot": 32,
+    "tests/test_upward_report.py::test_month_with_nothing_reported[sqlite]": 30,
+    "tests/test_workers.py::test_a_conversation_moves_between_two_workers": 29,
+    "tests/test_conversation_state.py::test_any_stored_json_reads_without_raising": 28,
+    "tests/test_upward_report.py::"
+    "test_tonghop_answered_again_after_a_crash_builds_the_files_again[postgresql]": 26,
+    "tests/test_status.py::test_workbook_opens_in_libreoffice[postgresql]": 25,
+    "tests/test_task_duties.py::"
+    "test_sở_công_thương_sees_the_citys_late_tasks_in_the_summary[sqlite]": 22,
+    "tests/test_telegram_e2e.py::test_webhook_refuses_a_large_body_without_reading_it": 22,
+    "tests/test_two_workers_telegram.py::test_a_report_and_its_albums_move_between_two_workers": 21,
+    "tests/test_task_duties.py::"
+    "test_a_tasks_form_with_other_ids_counts_and_flags_the_same[postgresql]": 20,
+    "tests/test_upward_report.py::"
+    "test_tonghop_answered_again_after_a_crash_builds_the_files_again[sqlite]": 20,
+    "tests/test_operations.py::test_run_reads_a_script_from_a_file_as_from_a_pipe": 19,
 }
 
 
@@ -86,6 +215,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     workers a contiguous share of the list at the start (the first len//N, then a half of the
     rest, ...), so each share begins with its slow tests, the longest first, their sum about
     even; every worker computes the same order from the same collection."""
+    if _fast(config):
+        left_out = [i for i in items if _left_out_of_fast(i)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [i for i in items if not _left_out_of_fast(i)]
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
     slow = sorted((i for i in items if i.nodeid in SLOW), key=lambda i: -SLOW[i.nodeid])
     if not slow:
@@ -122,6 +256,9 @@ def pytest_configure(config: pytest.Config) -> None:
     gc.set_threshold(5000, 10, 10)
     if config.option.collectonly:
         return
+    if _fast(config):
+        sys.addaudithook(_audit)  # cannot be removed: only in the fast tier's processes
+        return
     if _distributing(config) and not os.environ.get("CCN_TEST_PG_URL"):
         status = Path(tempfile.mkdtemp(prefix="ccn-pg-status-")) / "url"
         config.stash[_STATUS_KEY] = status
@@ -139,7 +276,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     if hasattr(config, "workerinput") or config.option.collectonly:
         return
-    if os.environ.get("CCN_TEST_PG_URL"):
+    if os.environ.get("CCN_TEST_PG_URL") or _fast(config):
         return
     if any(_needs_postgres(item) for item in session.items):
         _launch_once()
@@ -181,6 +318,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         _pg_problem.append(_launch.error)
     for problem in _pg_problem:
         terminalreporter.write_line(f"!!! POSTGRESQL NOT TESTED: {problem}", red=True, bold=True)
+    for nodeid, how in sorted(_spawners.items()):
+        terminalreporter.write_line(
+            f"!!! FAST TIER: {nodeid} started a process ({how}); "
+            "list it in tests/conftest.py STARTS_PROCESSES",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -22,10 +22,10 @@ from handlers.port import Delivery, Reply
 from reminders import scheduler
 from reminders.policy import Policy
 from reminders.sender import tick
-from store.access import accept_invitation, create_invitation
 from store.db import unit_of_work
 from store.models import ChannelIdentity, Person, ReminderLedger, Report
 from tests.dialog import Chat, Clock
+from tests.records import join
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -78,16 +78,7 @@ async def people(app: App) -> App:
     ]
     async with unit_of_work(app.sessions) as session:
         for chat_id, name, scope in invites:
-            invitation = await create_invitation(session, now=now, **scope)  # type: ignore[arg-type]
-            await accept_invitation(
-                session,
-                invitation.token,
-                channel="telegram",
-                chat_id=chat_id,
-                display_name=name,
-                locale="vi",
-                now=now,
-            )
+            await join(session, chat_id, name, now, **scope)  # type: ignore[arg-type]
     return app
 
 
