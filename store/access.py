@@ -250,21 +250,17 @@ async def is_member(
     return await session.scalar(query) is not None
 
 
-# A person, with what every update reads of them, in one statement (a row per identity: a
-# person has a few). Not what their organisation was merged into: that is read only for the
-# rare person whose organisation has a successor, all of the chain at once (_with_successors).
-_PERSON = (
-    joinedload(Person.organisation),
-    joinedload(Person.district),
-    joinedload(Person.identities),
-)
-# … what chat_of reads of them: their identities are not read (the one of this chat comes with
-# the row); joined, a person's few identities made a row each to load and fold into one
-_PERSON_OF_CHAT = (joinedload(Person.organisation), joinedload(Person.district))
+# A person, with what every update reads of them, in one statement: their organisation and
+# district. Not what their organisation was merged into: that is read only for the rare person
+# whose organisation has a successor, all of the chain at once (_with_successors). Not their
+# identities: chat_of reads the one of this chat with the row (joined, a person's few
+# identities made a row each to load and fold into one).
+_PERSON = (joinedload(Person.organisation), joinedload(Person.district))
 # … and their clusters, in a statement of their own (joined, SQLite built the whole
 # person_clusters ⋈ clusters join for every update: 31 ms at 5,000 people)
 _CLUSTERS = selectinload(Person.clusters).joinedload(Cluster.district)
-_SCOPE = (*_PERSON, _CLUSTERS)
+# person_for (a first contact): all of it, their identities too
+_SCOPE = (*_PERSON, joinedload(Person.identities), _CLUSTERS)
 
 
 async def load_clusters(session: AsyncSession, person: Person) -> None:
@@ -312,7 +308,7 @@ def _chat_with_person() -> Select[Conversation, Person, ChannelIdentity]:
             Conversation.channel == bindparam("channel"),
             Conversation.chat_id == bindparam("chat_id"),
         )
-        .options(*_PERSON_OF_CHAT)
+        .options(*_PERSON)
     )
 
 
