@@ -102,7 +102,7 @@ async def save_state(
     on the session's connection (the ORM's flush of it took three times the CPU of the
     statement; every answer writes it); a new one goes in with the session's flush."""
     written = state.to_json()  # a new object, so the JSON column is written
-    if conversation.id is None or conversation in session.new:
+    if conversation.id is None:  # not flushed yet: its INSERT will carry it
         conversation.state = written
         return
     if written == conversation.state:

@@ -110,11 +110,13 @@ _running: list[str] = []  # the node id of the test running in this process, if 
 _spawners: dict[str, str] = {}  # fast tier: tests that started a process all the same
 
 
+_LEFT_OUT_OF_FAST = STARTS_PROCESSES | OPENS_LIBREOFFICE | SLOW_IN_PROCESS
+
+
 def _left_out_of_fast(item: pytest.Item) -> bool:
     path, _, name = item.nodeid.partition("::")
     test = f"{path}::{name.split('[', 1)[0]}"
-    listed = STARTS_PROCESSES | OPENS_LIBREOFFICE | SLOW_IN_PROCESS
-    return _needs_postgres(item) or path in listed or test in listed
+    return _needs_postgres(item) or path in _LEFT_OUT_OF_FAST or test in _LEFT_OUT_OF_FAST
 
 
 def _fast(config: pytest.Config) -> bool:
@@ -216,10 +218,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     rest, ...), so each share begins with its slow tests, the longest first, their sum about
     even; every worker computes the same order from the same collection."""
     if _fast(config):
-        left_out = [i for i in items if _left_out_of_fast(i)]
+        kept: list[pytest.Item] = []
+        left_out: list[pytest.Item] = []
+        for item in items:
+            (left_out if _left_out_of_fast(item) else kept).append(item)
         if left_out:
             config.hook.pytest_deselected(items=left_out)
-            items[:] = [i for i in items if not _left_out_of_fast(i)]
+            items[:] = kept
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
     slow = sorted((i for i in items if i.nodeid in SLOW), key=lambda i: -SLOW[i.nodeid])
     if not slow:
