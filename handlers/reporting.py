@@ -67,18 +67,19 @@ def next_question(draft: ReportDraft) -> Question | None:
     return draft_of(draft).next_question()
 
 
-def _save(row: ReportDraft, draft: Draft) -> None:
-    row.answers = dict(draft.answers)  # a new dict, so the JSON column is saved
+async def _save(ctx: Ctx, row: ReportDraft, draft: Draft) -> None:
+    await drafts.save_answers(ctx.session, row, draft.answers)
 
 
-def _set(
+async def _set(
+    ctx: Ctx,
     row: ReportDraft,
     qid: str,
     value: str | None,
     reason: str | None = None,
     flag: Doubt | None = None,
 ) -> None:
-    _save(row, draft_of(row).record(qid, value, reason, flag))
+    await _save(ctx, row, draft_of(row).record(qid, value, reason, flag))
 
 
 async def current_draft(ctx: Ctx) -> ReportDraft | None:
@@ -390,7 +391,7 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
         return await on_photos(ctx, draft)
     question = draft_of(draft).question(ctx.state.question)
     if incoming.location is not None and (question is None or question.type != "location"):
-        _save(draft, draft_of(draft).located(where(incoming.location)))
+        await _save(ctx, draft, draft_of(draft).located(where(incoming.location)))
         saved = [Reply(_("Site location saved."))]
         if step is Step.SUMMARY or question is None:
             return saved + await summary(ctx, draft)
@@ -412,7 +413,7 @@ async def on_answer(ctx: Ctx) -> list[Reply]:
         return await accept(ctx, draft, question, where(incoming.location))
     if question.type == "photos":
         if answers.fold_word(incoming.text) in ("xong", "done", "ok"):
-            _set(draft, question.id, str(await _photo_count(ctx, draft)))
+            await _set(ctx, draft, question.id, str(await _photo_count(ctx, draft)))
             return await after_answer(ctx, draft)
         return [Reply(answers.hint(question, ctx.locale))]
     try:
@@ -433,13 +434,13 @@ async def on_button(
         case Keep(question=q) if q == qid:
             previous = await _kept(ctx, draft, question)
             if previous is not None:
-                _set(draft, qid, previous)
+                await _set(ctx, draft, qid, previous)
                 return await after_answer(ctx, draft)
         case Skip(question=q) if q == qid and not question.required and question.type != "photos":
-            _set(draft, qid, None)
+            await _set(ctx, draft, qid, None)
             return await after_answer(ctx, draft)
         case Done(question=q) if q == qid and question.type == "photos":
-            _set(draft, qid, str(await _photo_count(ctx, draft)))
+            await _set(ctx, draft, qid, str(await _photo_count(ctx, draft)))
             return await after_answer(ctx, draft)
         case YesNo(question=q, yes=yes) if q == qid and question.type == "yesno":
             return await accept(ctx, draft, question, "yes" if yes else "no")
@@ -459,7 +460,7 @@ async def accept(ctx: Ctx, draft: ReportDraft, question: Question, value: str) -
         ctx.state.step = Step.CONFIRM_BACK
         ctx.state.pending = value
         return [await _doubtful(ctx, draft, question, kind, value)]
-    _set(draft, question.id, value)
+    await _set(ctx, draft, question.id, value)
     return await after_answer(ctx, draft)
 
 
@@ -532,7 +533,7 @@ async def on_reason(
     ctx.state.pending = None
     if pending is None:  # no answer waits for its reason: ask for it again
         return await ask(ctx, draft, question)
-    _set(draft, question.id, pending, reason or None, kind)
+    await _set(ctx, draft, question.id, pending, reason or None, kind)
     return await after_answer(ctx, draft)
 
 
@@ -621,7 +622,7 @@ async def _attach_pending(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     the photos."""
     location, ctx.state.pending_location = ctx.state.pending_location, None
     if location:
-        _save(draft, draft_of(draft).located(location))
+        await _save(ctx, draft, draft_of(draft).located(location))
     pending = list(ctx.state.pending_photos)
     ctx.state.pending_photos = ()
     if not pending:
@@ -676,7 +677,7 @@ async def on_summary(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
     number = value.number if isinstance(value, Edit) else _number(text)
     if number is not None and 1 <= number <= len(questions):
         question = questions[number - 1]
-        _save(draft, draft_of(draft).forget(question.id))
+        await _save(ctx, draft, draft_of(draft).forget(question.id))
         ctx.state.editing = True
         return await ask(ctx, draft, question)
     if pressed is not None:
@@ -700,7 +701,7 @@ async def checked_submit(ctx: Ctx, draft: ReportDraft) -> list[Reply]:
         return await submit(ctx, draft)
     for q in spoiled:
         rules = rules.forget(q.id)
-    _save(draft, rules)
+    await _save(ctx, draft, rules)
     ctx.state.editing = False
     reply = Reply(ctx._("Some answers are not valid; please answer them again."))
     return [reply, *await ask_next(ctx, draft)]

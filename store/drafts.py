@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.subjects import Subject
-from store.models import ReportDraft, ReportPhoto
+from store.models import ReportDraft, ReportPhoto, utcnow
 
 OPEN = "open"
 
@@ -21,6 +22,33 @@ async def open_draft(session: AsyncSession, draft_id: int | None) -> ReportDraft
         return None
     draft = await session.get(ReportDraft, draft_id)
     return draft if draft is not None and draft.status == OPEN else None
+
+
+_SAVE_ANSWERS = (
+    update(ReportDraft)
+    .where(ReportDraft.id == bindparam("draft_id"))
+    .values(
+        answers=bindparam("answers", type_=ReportDraft.answers.type),
+        updated_at=bindparam("at", type_=ReportDraft.updated_at.type),
+    )
+)
+
+
+async def save_answers(
+    session: AsyncSession, draft: ReportDraft, answers: Mapping[str, Any]
+) -> None:
+    """The draft's answers, written at once: a stored draft by a Core statement on the
+    session's connection (the ORM's flush of it took about three times the CPU, and most
+    answers write it); a draft not flushed yet takes them with its INSERT."""
+    written = dict(answers)  # a new dict, so the ORM sees the JSON column change
+    if draft.id is None:
+        draft.answers = written
+        return
+    at = utcnow()
+    connection = await session.connection()
+    await connection.execute(_SAVE_ANSWERS, {"draft_id": draft.id, "answers": written, "at": at})
+    set_committed_value(draft, "answers", written)
+    set_committed_value(draft, "updated_at", at)
 
 
 async def open_draft_for(
