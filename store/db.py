@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext, suppress
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from store.sqlite_driver import one_trip_connect
+from store.sqlite_driver import INLINE, one_trip_connect
 from store.timings import STATS
 
 if TYPE_CHECKING:
@@ -161,22 +161,27 @@ async def unit_of_work(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends, rolled back on any exception. Not to be
-    nested (on SQLite the inner one would wait for the outer one forever)."""
+    nested (on SQLite the inner one would wait for the outer one forever). On SQLite it holds
+    the process's writer turn, and its statements that cannot wait on another process run on
+    the event loop's thread (store.sqlite_driver): the turn is held for no trip to the
+    connection's thread but the first write's and the commit's."""
     writer = _writer(sessions)
-    if STATS is not None and writer is not None:
-        waited = time.perf_counter()
-        await writer.acquire()
+    if writer is None:
+        async with sessions() as session, session.begin():
+            yield session
+        return
+    waited = time.perf_counter()
+    async with writer:
         began = time.perf_counter()
-        STATS.add("sqlite/writer_wait", began - waited)
+        inline = INLINE.set(True)
         try:
             async with sessions() as session, session.begin():
                 yield session
         finally:
-            writer.release()
-            STATS.add("sqlite/writer_held", time.perf_counter() - began)
-        return
-    async with writer or nullcontext(), sessions() as session, session.begin():
-        yield session
+            INLINE.reset(inline)
+            if STATS is not None:
+                STATS.add("sqlite/writer_wait", began - waited)
+                STATS.add("sqlite/writer_held", time.perf_counter() - began)
 
 
 def url_of(sessions: async_sessionmaker[AsyncSession]) -> str | None:

@@ -1,9 +1,13 @@
-"""The engine's trips: SQLite's statements one hand-off each to the connection's thread, and
-PostgreSQL's pooled connections pinged only after lying idle."""
+"""The engine's trips: SQLite's statements one hand-off each to the connection's thread (in
+an update's transaction only the first write and the commit), and PostgreSQL's pooled
+connections pinged only after lying idle."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,6 +61,59 @@ async def test_sqlite_statement_is_one_trip_to_its_thread(sqlite_engine: AsyncEn
     # four statements and the commit, and no rollback when the pool takes the connection
     # back after it; aiosqlite itself took 3-4 trips a statement and one for that rollback
     assert counted.handed == 5
+
+
+def _count_trips(raw: Any) -> _Counted:
+    counted = _Counted(raw._tx)
+    raw._tx = counted
+    return counted
+
+
+async def test_a_unit_of_work_takes_the_trip_only_to_begin_writing_and_to_commit(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """Its reads, and its writes once it has the write lock, run on the loop's thread: the
+    process's writer turn is not held through a trip and a turn of the loop each."""
+    sessions = make_sessionmaker(sqlite_engine)
+    async with unit_of_work(sessions) as session:
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
+        counted = _count_trips(raw)
+        assert list(await session.scalars(text("SELECT v FROM t"))) == []
+        inserted = await session.execute(text("INSERT INTO t (v) VALUES ('a'), ('b') RETURNING id"))
+        assert sorted(inserted.scalars()) == [1, 2]
+        await session.execute(text("UPDATE t SET v = v || '!' WHERE id = 2"))
+        assert list(await session.scalars(text("SELECT v FROM t ORDER BY id"))) == ["a", "b!"]
+    assert counted.handed == 2  # the INSERT that began the transaction, and the commit
+    async with sessions() as session:  # committed, as another connection sees it
+        assert list(await session.scalars(text("SELECT v FROM t ORDER BY id"))) == ["a", "b!"]
+
+
+async def test_a_write_waiting_for_another_process_leaves_the_event_loop_free(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Another process (here another connection) holds SQLite's write lock: the transaction's
+    first write waits for it in the connection's thread (busy_timeout), not on the loop."""
+    sessions = make_sessionmaker(sqlite_engine)
+    other = sqlite3.connect(tmp_path / "trips.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (v) VALUES ('theirs')")
+
+    async def write() -> None:
+        async with unit_of_work(sessions) as session:
+            assert list(await session.scalars(text("SELECT v FROM t"))) == []
+            await session.execute(text("INSERT INTO t (v) VALUES ('ours')"))
+
+    writing = asyncio.create_task(write())
+    ticks = 0
+    while ticks < 20:  # the loop keeps turning while the write waits
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not writing.done()
+    other.execute("COMMIT")
+    other.close()
+    await writing
+    async with sessions() as session:
+        assert sorted(await session.scalars(text("SELECT v FROM t"))) == ["ours", "theirs"]
 
 
 async def test_sqlite_refusals_and_rollbacks_still_reach_the_caller(
