@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -172,6 +172,17 @@ async def _wait_for_database(app: App, startup: Startup) -> None:
     await startup.call("database", ping, retry_if=_database_unreachable)
 
 
+def _serve_forever(work: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, on uvloop's event loop where it is installed (not on Windows): under the
+    deadline rush the bot took about 8 % less CPU an update (benchmarks/deadline_rush.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(work)
+        return
+    uvloop.run(work)
+
+
 @main.command()
 def run() -> None:
     """Run the bot: on Telegram and/or Zalo as configured, else the terminal demo."""
@@ -201,7 +212,7 @@ def run() -> None:
             await serve(app)
 
     try:
-        asyncio.run(main())
+        _serve_forever(main())
     except StartupStopped:
         return
     except StartupFailed as exc:
