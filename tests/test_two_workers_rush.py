@@ -175,7 +175,8 @@ async def test_two_workers_take_the_rush_while_the_reminder_leader_is_killed(
                 **webhook_environment(api, port),
             )
             log = tmp_path / f"worker-{name}.log"
-            workers.append(Worker(name, WebhookChild("shipped", env, tmp_path, log, port=port)))
+            child = WebhookChild("shipped", env, tmp_path, log, port=port, forked=True)
+            workers.append(Worker(name, child))
         crowd = Crowd(api, workers[0].child, settings, invited, clock_start, SEED)
         attempts = 0
 
