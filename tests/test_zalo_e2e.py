@@ -78,15 +78,19 @@ class ZaloPerson:
 
     async def _replies(self, before: int, timeout: float = 20.0) -> str:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        asked = loop.time()
+        deadline = asked + timeout
         while len(self.zalo.to(self.user)) <= before:
             assert loop.time() < deadline, "no answer\n" + self.log()
             await asyncio.sleep(0.02)
         if self.settled is not None:
             await asyncio.wait_for(self.settled(self.user), timeout)
-        while self.settled is None:  # a process: wait until the bot falls quiet
+        # a process: wait until the bot falls quiet, for longer when its first message was
+        # slow to come (a loaded machine spaces an answer's messages out as much)
+        quiet = max(QUIET, min(2.0, 2 * (loop.time() - asked)))
+        while self.settled is None:
             count = len(self.zalo.to(self.user))
-            await asyncio.sleep(QUIET)
+            await asyncio.sleep(quiet)
             if len(self.zalo.to(self.user)) == count:
                 break
         self.seen = [s.text for s in self.zalo.to(self.user)[before:]]
