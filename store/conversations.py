@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Insert, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.state import ConversationState
+from store.db import write_now
 from store.models import Conversation, Photo, ProcessedUpdate
 
 
@@ -90,7 +90,7 @@ def state_of(conversation: Conversation) -> ConversationState:
 
 _SAVE_STATE = (
     update(Conversation)
-    .where(Conversation.id == bindparam("conversation_id"))
+    .where(Conversation.id == bindparam("row_id"))
     .values(state=bindparam("state", type_=Conversation.state.type))
 )
 
@@ -98,18 +98,11 @@ _SAVE_STATE = (
 async def save_state(
     session: AsyncSession, conversation: Conversation, state: ConversationState
 ) -> None:
-    """The chat's state, written if it changed. A stored row is written by a Core statement
-    on the session's connection (the ORM's flush of it took three times the CPU of the
-    statement; every answer writes it); a new one goes in with the session's flush."""
+    """The chat's state, written if it changed (every answer writes it: store.db.write_now)."""
     written = state.to_json()  # a new object, so the JSON column is written
-    if conversation.id is None:  # not flushed yet: its INSERT will carry it
-        conversation.state = written
+    if conversation.id is not None and written == conversation.state:
         return
-    if written == conversation.state:
-        return
-    connection = await session.connection()
-    await connection.execute(_SAVE_STATE, {"conversation_id": conversation.id, "state": written})
-    set_committed_value(conversation, "state", written)
+    await write_now(session, conversation, _SAVE_STATE, state=written)
 
 
 async def photos_on_record(session: AsyncSession, sha256s: Collection[str]) -> set[str]:

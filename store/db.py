@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm.attributes import set_committed_value
 
 from store.sqlite_driver import INLINE, one_trip_connect
 from store.timings import STATS
@@ -182,6 +183,22 @@ async def unit_of_work(
             if STATS is not None:
                 STATS.add("sqlite/writer_wait", began - waited)
                 STATS.add("sqlite/writer_held", time.perf_counter() - began)
+
+
+async def write_now(session: AsyncSession, row: Any, statement: Executable, **values: Any) -> None:
+    """Write `values` (column attributes) to `row` at once: a stored row by `statement`, an
+    UPDATE bound by `row_id` and the values' names, on the session's connection, with the
+    ORM's copy of the row kept in step so that its flush writes nothing more (the ORM's flush
+    of a row took about three times the CPU of the statement); a row not flushed yet takes
+    them with its INSERT."""
+    if row.id is None:
+        for name, value in values.items():
+            setattr(row, name, value)
+        return
+    connection = await session.connection()
+    await connection.execute(statement, {"row_id": row.id, **values})
+    for name, value in values.items():
+        set_committed_value(row, name, value)
 
 
 def url_of(sessions: async_sessionmaker[AsyncSession]) -> str | None:

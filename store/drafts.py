@@ -8,9 +8,9 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.subjects import Subject
+from store.db import write_now
 from store.models import ReportDraft, ReportPhoto, utcnow
 
 OPEN = "open"
@@ -26,10 +26,10 @@ async def open_draft(session: AsyncSession, draft_id: int | None) -> ReportDraft
 
 _SAVE_ANSWERS = (
     update(ReportDraft)
-    .where(ReportDraft.id == bindparam("draft_id"))
+    .where(ReportDraft.id == bindparam("row_id"))
     .values(
         answers=bindparam("answers", type_=ReportDraft.answers.type),
-        updated_at=bindparam("at", type_=ReportDraft.updated_at.type),
+        updated_at=bindparam("updated_at", type_=ReportDraft.updated_at.type),
     )
 )
 
@@ -37,18 +37,9 @@ _SAVE_ANSWERS = (
 async def save_answers(
     session: AsyncSession, draft: ReportDraft, answers: Mapping[str, Any]
 ) -> None:
-    """The draft's answers, written at once: a stored draft by a Core statement on the
-    session's connection (the ORM's flush of it took about three times the CPU, and most
-    answers write it); a draft not flushed yet takes them with its INSERT."""
-    written = dict(answers)  # a new dict, so the ORM sees the JSON column change
-    if draft.id is None:
-        draft.answers = written
-        return
-    at = utcnow()
-    connection = await session.connection()
-    await connection.execute(_SAVE_ANSWERS, {"draft_id": draft.id, "answers": written, "at": at})
-    set_committed_value(draft, "answers", written)
-    set_committed_value(draft, "updated_at", at)
+    """The draft's answers, written at once (most answers write them: store.db.write_now)."""
+    # a new dict, so the ORM sees the JSON column change
+    await write_now(session, draft, _SAVE_ANSWERS, answers=dict(answers), updated_at=utcnow())
 
 
 async def open_draft_for(
