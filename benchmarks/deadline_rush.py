@@ -1205,6 +1205,29 @@ def latency_by_kind(steps: list[Step], ended: float) -> dict[str, dict[str, Any]
     }
 
 
+WINDOW_S = 10.0
+
+
+def latency_by_window(steps: list[Step], ended: float) -> list[dict[str, Any]]:
+    """p50/p95 (ms) and count of the updates sent in each WINDOW_S seconds from the first: a
+    rush's first seconds (everyone's /start and /baocao) against the rest."""
+    first = min((step.queued for step in steps), default=ended)
+    windows: dict[int, list[float]] = {}
+    for step in steps:
+        end = step.answered if step.answered is not None else None if step.lost else ended
+        if end is not None:
+            windows.setdefault(int((step.queued - first) // WINDOW_S), []).append(end - step.queued)
+    return [
+        {
+            "from_s": index * WINDOW_S,
+            "n": len(values),
+            "p50": ms(percentile(values, 50)),
+            "p95": ms(percentile(values, 95)),
+        }
+        for index, values in sorted(windows.items())
+    ]
+
+
 def summarise(
     people: list[Person], began: float, ended: float, stored: Stored, kill: bool
 ) -> dict[str, Any]:
@@ -1247,6 +1270,7 @@ def summarise(
             "mean": ms(statistics.fmean(latencies)) if latencies else None,
         },
         "latency_by_kind": latency_by_kind(steps, ended),
+        "latency_by_window": latency_by_window(steps, ended),
         "updates_per_person": round(len(steps) / len(people), 1) if people else None,
         "updates_cut_at_time_cap": len(cut),
         "people_finished": finished,
