@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store.sqlite_driver import INLINE, one_trip_connect
+from store.sqlite_driver import BUSY_TIMEOUT_MS, INLINE, one_trip_connect
 from store.timings import STATS
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

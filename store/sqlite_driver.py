@@ -11,11 +11,14 @@ the results.
 Inside store.db.unit_of_work (the process's writer turn held) even that trip is skipped for a
 statement that cannot wait on another process: a read (WAL: readers wait for no writer) or any
 statement after the transaction's first write (the write lock is then this connection's). Those
-run on the event loop's thread, taking microseconds; the first write, which may wait up to
-busy_timeout for another process (a CLI command, a restore), and the commit, which may
-checkpoint the log, still run in the connection's thread. An update's transaction took about
-six trips and held the turn through as many turns of a busy loop: 16 ms a transaction under
-the saturation load, about 60 transactions a second at most.
+run on the event loop's thread, taking microseconds. The first write may have to wait up to
+busy_timeout for another process (a CLI command, a restore): it is tried on the loop without
+waiting, and only if that process holds the lock goes to the connection's thread to wait. The
+commit, which may checkpoint the log, still runs in the connection's thread. An update's
+transaction took about six trips and held the turn through as many turns of a busy loop: 16 ms
+a transaction under the saturation load, about 60 transactions a second at most; with the
+first write's trip too, a rush's first seconds (everyone's /start) waited up to a second for
+the turn.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from typing import Any
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL
+
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock (store.db)
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 # Set by store.db.unit_of_work while it holds the process's writer turn (see `_inline`).
 INLINE: ContextVar[bool] = ContextVar("ccn_sqlite_inline", default=False)
@@ -75,14 +81,35 @@ class OneTripCursor:
         if self._inline(sql):
             self._run(method, sql, parameters)
             return
+        if INLINE.get() and self._first_write_inline(method, sql, parameters):
+            return
         await self._connection._execute(self._run, method, sql, parameters)  # type: ignore[no-untyped-call]
+
+    def _first_write_inline(self, method: str, sql: str, parameters: Any) -> bool:
+        """The transaction's first write on the event loop's thread if SQLite's write lock is
+        free now: tried without waiting (busy_timeout 0). Another process holding it (a CLI
+        command, a restore) leaves the statement undone and the transaction just begun, with
+        nothing read in it: the caller then runs it in the connection's thread, where it waits
+        up to busy_timeout as before. False: not run."""
+        connection = self._connection._connection
+        if connection is None or connection.in_transaction:
+            return False
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            self._run(method, sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _BUSY:  # extended codes too
+                raise
+            return False
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return True
 
     def _inline(self, sql: str) -> bool:
         """Run on the event loop's thread, without the trip, a statement that cannot wait on
         another process's lock: inside a transaction that has written already (SQLite's write
         lock is this connection's), or a read (WAL: readers wait for no writer). The write
-        that begins a transaction may wait up to busy_timeout for another process, and a
-        commit may checkpoint the log: those take the trip."""
+        that begins a transaction may wait for another process (`_first_write_inline`)."""
         if not INLINE.get():
             return False
         connection = self._connection._connection

@@ -1,6 +1,6 @@
 """The engine's trips: SQLite's statements one hand-off each to the connection's thread (in
-an update's transaction only the first write and the commit), and PostgreSQL's pooled
-connections pinged only after lying idle."""
+an update's transaction only the commit, and a first write another process makes wait), and
+PostgreSQL's pooled connections pinged only after lying idle."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store import db
 from store.db import make_engine, make_sessionmaker, unit_of_work
+from store.sqlite_driver import BUSY_TIMEOUT_MS
 from testing.pg import new_database
 
 
@@ -69,11 +70,12 @@ def _count_trips(raw: Any) -> _Counted:
     return counted
 
 
-async def test_a_unit_of_work_takes_the_trip_only_to_begin_writing_and_to_commit(
+async def test_a_unit_of_work_takes_the_trip_only_to_commit(
     sqlite_engine: AsyncEngine,
 ) -> None:
-    """Its reads, and its writes once it has the write lock, run on the loop's thread: the
-    process's writer turn is not held through a trip and a turn of the loop each."""
+    """Its reads and writes run on the loop's thread while no other process holds SQLite's
+    write lock: the process's writer turn is not held through a trip and a turn of the loop
+    each."""
     sessions = make_sessionmaker(sqlite_engine)
     async with unit_of_work(sessions) as session:
         raw = (await (await session.connection()).get_raw_connection()).driver_connection
@@ -83,7 +85,7 @@ async def test_a_unit_of_work_takes_the_trip_only_to_begin_writing_and_to_commit
         assert sorted(inserted.scalars()) == [1, 2]
         await session.execute(text("UPDATE t SET v = v || '!' WHERE id = 2"))
         assert list(await session.scalars(text("SELECT v FROM t ORDER BY id"))) == ["a", "b!"]
-    assert counted.handed == 2  # the INSERT that began the transaction, and the commit
+    assert counted.handed == 1  # the commit
     async with sessions() as session:  # committed, as another connection sees it
         assert list(await session.scalars(text("SELECT v FROM t ORDER BY id"))) == ["a", "b!"]
 
@@ -92,7 +94,8 @@ async def test_a_write_waiting_for_another_process_leaves_the_event_loop_free(
     sqlite_engine: AsyncEngine, tmp_path: Path
 ) -> None:
     """Another process (here another connection) holds SQLite's write lock: the transaction's
-    first write waits for it in the connection's thread (busy_timeout), not on the loop."""
+    first write, tried on the loop without waiting, waits for it in the connection's thread
+    (busy_timeout), not on the loop; and the next transaction's first write waits as long."""
     sessions = make_sessionmaker(sqlite_engine)
     other = sqlite3.connect(tmp_path / "trips.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
@@ -114,6 +117,7 @@ async def test_a_write_waiting_for_another_process_leaves_the_event_loop_free(
     await writing
     async with sessions() as session:
         assert sorted(await session.scalars(text("SELECT v FROM t"))) == ["ours", "theirs"]
+        assert await session.scalar(text("PRAGMA busy_timeout")) == BUSY_TIMEOUT_MS
 
 
 async def test_sqlite_refusals_and_rollbacks_still_reach_the_caller(
