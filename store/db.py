@@ -94,6 +94,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # store.sqlite_driver.Checkpoints does it
     cursor.close()
 
 
@@ -163,9 +164,9 @@ async def unit_of_work(
 ) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends, rolled back on any exception. Not to be
     nested (on SQLite the inner one would wait for the outer one forever). On SQLite it holds
-    the process's writer turn, and its statements that cannot wait on another process run on
-    the event loop's thread (store.sqlite_driver): the turn is held for no trip to the
-    connection's thread but the first write's and the commit's."""
+    the process's writer turn, and its statements and commit run on the event loop's thread
+    (store.sqlite_driver): the turn is held for no trip to the connection's thread, unless
+    another process holds SQLite's write lock when the transaction first writes."""
     writer = _writer(sessions)
     if writer is None:
         async with sessions() as session, session.begin():

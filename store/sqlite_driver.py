@@ -14,16 +14,20 @@ statement after the transaction's first write (the write lock is then this conne
 run on the event loop's thread, taking microseconds. The first write may have to wait up to
 busy_timeout for another process (a CLI command, a restore): it is tried on the loop without
 waiting, and only if that process holds the lock goes to the connection's thread to wait. The
-commit, which may checkpoint the log, still runs in the connection's thread. An update's
-transaction took about six trips and held the turn through as many turns of a busy loop: 16 ms
-a transaction under the saturation load, about 60 transactions a second at most; with the
-first write's trip too, a rush's first seconds (everyone's /start) waited up to a second for
-the turn.
+commit waits for no other process in WAL mode and runs on the loop too
+(`OneTripConnection.commit`). An update's transaction took about six trips and held the turn
+through as many turns of a busy loop: 16 ms a transaction under the saturation load, about 60
+transactions a second at most; with two trips left (the first write and the commit), a rush at
+500 people still had p95 from 0.2 to 1.7 s, the turns queued behind each other; with none,
+under 0.2 s.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from functools import partial
@@ -32,6 +36,10 @@ from typing import Any
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL
+
+from store.timings import STATS
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock (store.db)
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
@@ -140,16 +148,90 @@ class OneTripCursor:
             yield self._rows.pop(0)
 
 
+# Commits between two checkpoints: SQLite's own default is one every 1,000 pages of log, and
+# an update's transaction writes a few pages.
+CHECKPOINT_EVERY = 200
+
+
+def _checkpoint(connect: Callable[[], sqlite3.Connection]) -> None:
+    """In a worker thread, on a connection of its own: copy the log into the database file as
+    far as readers allow, waiting for nobody (PASSIVE)."""
+    connection = connect()
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        connection.close()
+
+
+class Checkpoints:
+    """The log's checkpoints of one database, off the event loop and off the writer turn.
+
+    SQLite copies the write-ahead log back into the database file in the commit that takes the
+    log past 1,000 pages (wal_autocheckpoint), and syncs the file: in a rush here such a
+    commit took 50 to 930 ms every few seconds, a pause for every chat once commits ran on
+    the loop, and for every transaction before (they wait for the writer turn). Here the
+    connections have wal_autocheckpoint off (store.db), and every CHECKPOINT_EVERY commits of
+    this process a PASSIVE checkpoint runs in a worker thread on a connection of its own,
+    while transactions go on (WAL: a checkpoint and the writer do not wait for each other).
+    One at a time; the last connection to close checkpoints what is left, as SQLite does."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self.connect = connect
+        self.commits = 0
+        self.running: asyncio.Task[None] | None = None
+
+    def committed(self) -> None:
+        self.commits += 1
+        if self.commits < CHECKPOINT_EVERY or self.running is not None:
+            return
+        self.commits = 0
+        self.running = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        began = time.perf_counter()
+        try:
+            await asyncio.to_thread(_checkpoint, self.connect)
+        except sqlite3.Error as exc:  # the next one tries again
+            log.warning("checkpoint of the SQLite log failed: %s", exc)
+        finally:
+            self.running = None
+            if STATS is not None:
+                STATS.add("sqlite/checkpoint", time.perf_counter() - began)
+
+
 class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors take one trip per statement."""
+
+    checkpoints: Checkpoints | None = None
 
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    async def commit(self) -> None:
+        """Inside store.db.unit_of_work, on the event loop's thread: held through a trip, the
+        process's writer turn waited for a turn of a busy loop after every commit, and in a
+        rush the turns queued behind each other. In WAL mode a commit appends to the log and
+        syncs it (0.4 ms at the median of a rush here, 1 ms at p95); copying the log back into
+        the database file is not a commit's work here (`Checkpoints`). Elsewhere it takes the
+        trip as before."""
+        if INLINE.get() and self._connection is not None:
+            began = time.perf_counter()
+            self._connection.commit()
+            if STATS is not None:
+                STATS.add("sqlite/commit_inline", time.perf_counter() - began)
+        else:
+            await super().commit()
+        if self.checkpoints is not None:
+            self.checkpoints.committed()
+
     async def rollback(self) -> None:
         """No trip when there is nothing to roll back: the pool rolls back every connection
-        it takes back, after a commit too (sqlite3 would do nothing then either)."""
+        it takes back, after a commit too (sqlite3 would do nothing then either); none inside
+        unit_of_work either, as for a commit."""
         if self._connection is not None and not self._connection.in_transaction:
+            return
+        if INLINE.get() and self._connection is not None:
+            self._connection.rollback()
             return
         await super().rollback()
 
@@ -160,9 +242,14 @@ def one_trip_connect(url: URL) -> Callable[[], Awaitable[OneTripConnection]]:
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(url)
     kwargs["check_same_thread"] = False  # statements run inline as well (OneTripCursor._inline)
 
+    opener = partial(sqlite3.connect, *args, **kwargs)
+    in_memory = not args or args[0] in ("", ":memory:")
+    checkpoints = None if in_memory else Checkpoints(opener)
+
     async def connect() -> OneTripConnection:
-        connection = OneTripConnection(partial(sqlite3.connect, *args, **kwargs), 64)
+        connection = OneTripConnection(opener, 64)
         connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own
+        connection.checkpoints = checkpoints
         await connection
         return connection
 
