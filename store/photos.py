@@ -186,11 +186,24 @@ def _degrees(value: Any, ref: str) -> Decimal:
     return -result if ref in ("S", "W") else result
 
 
+def _sync_folder(folder: Path) -> None:
+    """Make a file's new name in `folder` durable (POSIX; Windows has no folder to sync)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_files(
     data: bytes, info: Inspected, data_dir: Path, created: list[Path] | None = None
 ) -> tuple[str, str]:
     """Write the photo and its thumbnail, both already checked by `inspect`; the files this
-    call wrote (absent before) are added to `created`."""
+    call wrote (absent before) are added to `created`. Each is on disk (synced, and its name
+    in its folder) before this returns: the row the update's transaction then commits, and
+    syncs, must not outlive its file in a power cut."""
     rel = Path("photos") / info.sha256[:2] / f"{info.sha256}.{info.extension}"
     thumb_rel = Path("photos") / "thumbs" / info.sha256[:2] / f"{info.sha256}.jpg"
     for target, content in ((thumb_rel, info.thumbnail), (rel, data)):
@@ -200,8 +213,12 @@ def _write_files(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".part")
         try:
-            tmp.write_bytes(content)
+            with tmp.open("wb") as out:
+                out.write(content)
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(tmp, path)  # atomic: a crash never leaves half a photo under its hash
+            _sync_folder(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
         if created is not None:

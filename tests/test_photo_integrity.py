@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +30,7 @@ from store.clusters import COLUMNS, parse_rows
 from store.db import unit_of_work
 from store.integrity import REUSE_BITS, Rules, Target, bits_apart, metres_between
 from store.models import Cluster, Person, Photo, PhotoCheck, PhotoHashBand, Report
-from store.photos import inspect, save_photo
+from store.photos import inspect, prepare_photo, release_photos, save_photo
 from tests import inprocess
 from tests.dialog import file_may_report
 from tests.records import attach_photo
@@ -336,3 +337,27 @@ async def test_photos_stored_before_hashing_get_their_hash_from_the_cli(
     assert flag["kind"] == "reused" and flag["reference"] == "BC-202603-00061"
     again_run = await asyncio.to_thread(inprocess.ccn_at, tmp_path, url, *rehash, data_dir=data_dir)
     assert "cho 0 ảnh" in again_run.stdout  # nothing left to do
+
+
+def test_a_prepared_photo_is_on_disk_before_its_row_is_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The update's transaction commits (and syncs) the photo's row after prepare_photo: the
+    photo, its thumbnail and their names in their folders are synced before it returns, so
+    that a power cut cannot leave a row whose file is gone."""
+    synced: list[Path] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    prepared = prepare_photo(jpeg(site_photo(7), 90), tmp_path, 10 * 1024 * 1024)
+    photo, thumb = tmp_path / prepared.path, tmp_path / prepared.thumb_path
+    assert photo.exists() and thumb.exists()
+    for path in (photo, thumb):
+        written = path.with_suffix(path.suffix + ".part")  # synced, then renamed
+        assert written in synced and path.parent in synced
+        assert synced.index(written) < synced.index(path.parent)
+    release_photos([prepared], {prepared.sha256})
