@@ -106,7 +106,8 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, async_creator=one_trip_connect(parsed))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(url)
+        # bot.lanes handles up to 16 updates at once, each with one connection at a time
+        engine = create_async_engine(url, pool_size=10, max_overflow=10)
         _ping_if_idle(engine)
     _count_sql(engine)
     return engine
