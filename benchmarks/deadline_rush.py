@@ -1392,7 +1392,7 @@ async def run(
             pg_base = pg_template = None
             if any(t.db == "postgresql" for t in targets):
                 try:
-                    pg_base = stack.enter_context(postgres_server())
+                    pg_base = stack.enter_context(postgres_server(durable=True))  # as in production
                     progress(f"{count} invitations in the PostgreSQL database every run copies")
                     pg_template, tokens["postgresql"] = await postgres_template(
                         stack, pg_base, registry, count

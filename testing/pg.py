@@ -44,9 +44,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(*, durable: bool = False) -> Iterator[str]:
     """Start PostgreSQL on a temporary directory and a free loopback port; yield its base URL
-    (`postgresql+asyncpg://postgres@127.0.0.1:PORT`); stop it and delete everything after."""
+    (`postgresql+asyncpg://postgres@127.0.0.1:PORT`); stop it and delete everything after.
+    Tests run it without syncing anything to disk; `durable` (benchmarks): as in production,
+    every commit synced (fsync, full_page_writes and synchronous_commit at their defaults)."""
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     root = Path(tempfile.mkdtemp(prefix="ccn-pg-"))
     prefix: list[str] = []
@@ -81,8 +83,9 @@ def postgres_server() -> Iterator[str]:
         for attempt in range(3):  # the free port may be taken before the server binds it
             port = free_port()
             options = (
-                f"-p {port} -k {root} -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
-                " -c max_connections=300"  # pytest-xdist's workers share the server
+                f"-p {port} -k {root} -h 127.0.0.1"
+                + ("" if durable else " -c fsync=off -c full_page_writes=off")
+                + " -c max_connections=300"  # pytest-xdist's workers share the server
             )
             started = subprocess.run(
                 [
