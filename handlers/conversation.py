@@ -186,7 +186,13 @@ async def _handle_in_transaction(
             conversation = conversations.new_conversation(
                 session, incoming.channel, incoming.chat_id
             )
-            person = await person_for(session, incoming.channel, incoming.chat_id)
+            # an invitation's link makes the chat a new person's (onboarding.accept): the
+            # person the chat may have been bound to before is not read (a heavy join)
+            person = (
+                None
+                if routes.accepts_invitation(incoming.text)
+                else await person_for(session, incoming.channel, incoming.chat_id)
+            )
         else:
             conversation, person, identity = chat
         state = conversations.state_of(conversation)

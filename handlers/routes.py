@@ -128,6 +128,12 @@ def command_of(text: str) -> tuple[str | None, str]:
     return (command.name if command else UNKNOWN), args.strip()
 
 
+def accepts_invitation(text: str) -> bool:
+    """`/start <token>`: an invitation's link, which binds the chat to a new person."""
+    name, args = command_of(text.strip())
+    return name == "start" and bool(args)
+
+
 async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     incoming = ctx.incoming
     if incoming.phone is not None:
