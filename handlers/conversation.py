@@ -190,7 +190,7 @@ async def _handle_in_transaction(
             # person the chat may have been bound to before is not read (a heavy join)
             person = (
                 None
-                if routes.accepts_invitation(incoming.text)
+                if routes.invitation_token(_cleaned(incoming)) is not None
                 else await person_for(session, incoming.channel, incoming.chat_id)
             )
         else:

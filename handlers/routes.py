@@ -26,7 +26,7 @@ from domain.state import Step
 from handlers import admin, attachments, onboarding, paper, reporting, review, status
 from handlers.context import Ctx
 from handlers.payloads import Kind, Missing, Payload
-from handlers.port import Reply
+from handlers.port import Incoming, Reply
 from store.access import load_clusters
 
 CommandHandler = Callable[[Ctx, str], Awaitable[list[Reply]]]
@@ -128,19 +128,23 @@ def command_of(text: str) -> tuple[str | None, str]:
     return (command.name if command else UNKNOWN), args.strip()
 
 
-def accepts_invitation(text: str) -> bool:
-    """`/start <token>`: an invitation's link, which binds the chat to a new person."""
-    name, args = command_of(text.strip())
-    return name == "start" and bool(args)
+def invitation_token(incoming: Incoming) -> str | None:
+    """The token of `/start <token>`, an invitation's link, which `route` answers by binding
+    the chat to a new person (onboarding.accept); None for any other update."""
+    if incoming.phone is not None:
+        return None
+    name, args = command_of(incoming.text.strip())
+    return args if name == "start" and args else None
 
 
 async def route(ctx: Ctx, first_contact: bool) -> list[Reply]:
     incoming = ctx.incoming
     if incoming.phone is not None:
         return onboarding.phone_shared(ctx)
+    token = invitation_token(incoming)
+    if token is not None:
+        return await onboarding.accept(ctx, token)
     name, args = command_of(incoming.text.strip())
-    if name == "start" and args:
-        return await onboarding.accept(ctx, args)
     if ctx.person is None:
         return await onboarding.stranger_says(ctx, name, args, first_contact)
     if _answers_open_question(ctx, name):
