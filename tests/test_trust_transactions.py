@@ -274,6 +274,42 @@ async def test_two_people_file_for_one_cluster_at_the_same_moment(
         assert sorted(versions) == [1, 2]
 
 
+@pytest.mark.parametrize("prepared_url", ["postgresql"], indirect=True)  # SQLite: one writer
+async def test_filings_for_two_clusters_do_not_wait_for_each_other(
+    deps: Deps, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the 24th hundreds file within minutes: one filing's transaction must not hold up
+    another cluster's. The first filing keeps its transaction open until the second's report
+    is in (up to 5 s); both get their own reference."""
+    first = await investor(deps, chat_id="1001")
+    second = await investor(deps, "quat-dong", chat_id="1002")
+    for chat in (first, second):
+        await chat.say("/baocao")
+        await finish(chat)
+    real = submissions.file_report
+    filed: list[object] = []
+    both = asyncio.Event()
+    waited_out: list[bool] = []
+
+    async def side_by_side(*args: Any, **kwargs: Any) -> Any:
+        report = await real(*args, **kwargs)
+        filed.append(report)
+        if len(filed) == 2:
+            both.set()
+        else:
+            try:
+                await asyncio.wait_for(both.wait(), 5.0)
+            except TimeoutError:
+                waited_out.append(True)
+        return report
+
+    monkeypatch.setattr(submissions, "file_report", side_by_side)
+    receipts = await asyncio.gather(first.tap("Gửi báo cáo"), second.tap("Gửi báo cáo"))
+    assert not waited_out, "the second filing waited for the first one's transaction"
+    references = {receipt.split("Số tham chiếu: ")[1].split(".")[0] for receipt in receipts}
+    assert len(references) == 2 and all(r.startswith("BC-2021") for r in references), receipts
+
+
 async def test_when_someone_last_wrote_is_kept_to_the_minute(
     deps: Deps, app: App, clock: Clock
 ) -> None:
