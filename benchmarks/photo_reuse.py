@@ -301,7 +301,7 @@ async def measure(app: App, probes: list[tuple[str, bytes]], root: Path) -> dict
     await integrity.reuse_of(lookup, "0" * 16, target)  # warm: connection, compiled statement
     for n, (kind, data) in enumerate(probes):
         # the pipeline with and without the hash, each into a folder of its own, in turn
-        with mock.patch("store.photos.imagehash.phash", return_value=_FAKE_HASH):
+        with mock.patch("imagehash.phash", return_value=_FAKE_HASH):
             plain_ms, plain = prepared_in(data, root / "plain")
         hashed_ms, prepared = prepared_in(data, root / "hashed")
         release_photos([plain], ())

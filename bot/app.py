@@ -25,6 +25,7 @@ from reports import offload
 from reports.files import exports_root
 from store.contacts import admin_chats
 from store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from store.images import Inspector
 from store.leader import Leadership
 from store.seed import SeedCounts, load_registry, registry_loaded
 
@@ -141,6 +142,7 @@ class App:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    inspector: Inspector = field(default_factory=Inspector)  # in a thread unless open_app's
 
     def deps(self) -> Deps:
         s = self.settings
@@ -156,6 +158,7 @@ class App:
             invite_link=invite_link,
             max_photos=s.max_photos,
             max_photo_bytes=s.max_photo_mb * 1024 * 1024,
+            inspector=self.inspector,
             invite_days=s.invite_days,
             photo_max_age_days=s.photo_max_age_days,
             photo_max_distance_m=round(s.photo_max_distance_km * 1000),
@@ -170,9 +173,11 @@ class App:
 async def open_app(settings: Settings) -> AsyncIterator[App]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
+    inspector = Inspector(settings.photo_processes)
     try:
-        yield App(settings, engine, make_sessionmaker(engine))
+        yield App(settings, engine, make_sessionmaker(engine), inspector)
     finally:
+        inspector.close()
         await engine.dispose()
 
 

@@ -1252,7 +1252,7 @@ def photos_rehash() -> None:
     or unreadable is named and left."""
     from store import integrity
     from store.db import unit_of_work
-    from store.photos import PhotoRejected, inspect
+    from store.images import PhotoRejected, inspect
 
     async def work(app: App) -> tuple[int, list[str]]:
         data_dir = app.settings.data_dir

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     webhook_port: Annotated[int, Field(alias="WEBHOOK_PORT", ge=1, le=65535)] = 8443
     max_photos: Annotated[int, Field(alias="MAX_PHOTOS", ge=1, le=100)] = 10
     max_photo_mb: Annotated[int, Field(alias="MAX_PHOTO_MB", ge=1, le=50)] = 10
+    # child processes that decode photos (store.images.Inspector); 0: a thread of the bot's own
+    photo_processes: Annotated[int, Field(alias="PHOTO_PROCESSES", ge=0, le=8)] = 1
     invite_days: Annotated[int, Field(alias="INVITE_DAYS", ge=1, le=365)] = 14
     # a site photo taken more than this many days before its period, or farther than this from
     # its cluster's location, is flagged to the sender and the reviewer (store.integrity)

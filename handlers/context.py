@@ -18,6 +18,7 @@ from domain.subjects import Subject
 from handlers import payloads
 from handlers.outbox import Answered, Later
 from handlers.port import Incoming
+from store.images import Inspector
 from store.models import AuditLog, Conversation, Person, Report
 
 
@@ -39,6 +40,7 @@ class Config:
     invite_link: Callable[[str], str | None] = _no_link
     max_photos: int = 10
     max_photo_bytes: int = 10 * 1024 * 1024
+    inspector: Inspector = field(default_factory=Inspector)  # decodes photos off the event loop
     invite_days: int = 14
     # a photo taken more than this before its period, or farther from its cluster, is flagged
     photo_max_age_days: int = 60

@@ -23,8 +23,9 @@ from store import conversations
 from store.access import chat_of, is_member, person_for
 from store.contacts import lock_chat
 from store.db import unit_of_work
+from store.images import PhotoRejected
 from store.models import ChannelIdentity, Person
-from store.photos import NotPrepared, PhotoRejected, Prepared, prepare_photo, release_photos
+from store.photos import NotPrepared, Prepared, prepare_photo, release_photos
 from store.timings import STATS
 
 # bot/cli.py prints invitations and people as the chat does
@@ -138,8 +139,9 @@ async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepare
             began = time.perf_counter()
             data = await attachment.fetch()
             fetched = time.perf_counter()
+            info = await config.inspector.inspect(data, config.max_photo_bytes)
             photo = await asyncio.to_thread(
-                prepare_photo, data, config.data_dir, config.max_photo_bytes
+                prepare_photo, data, config.data_dir, config.max_photo_bytes, info
             )
             if STATS is not None:
                 STATS.add("photo/download", fetched - began)

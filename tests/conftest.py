@@ -54,6 +54,7 @@ STARTS_PROCESSES = {
     "tests/test_deadline_rush_smoke.py",
     "tests/test_i18n.py::test_python_m_bot_help",
     "tests/test_leader.py::test_one_worker_leads_and_another_takes_over",
+    "tests/test_photo_processes.py",
     "tests/test_operations.py::test_run_gives_up_on_an_unreachable_telegram_with_one_line",
     "tests/test_operations.py::test_run_stops_at_once_when_telegram_refuses_the_token",
     "tests/test_operations.py::test_run_waits_for_telegram_to_come_up",

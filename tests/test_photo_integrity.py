@@ -28,9 +28,10 @@ from handlers.port import Attachment
 from store import integrity
 from store.clusters import COLUMNS, parse_rows
 from store.db import unit_of_work
+from store.images import inspect
 from store.integrity import REUSE_BITS, Rules, Target, bits_apart, metres_between
 from store.models import Cluster, Person, Photo, PhotoCheck, PhotoHashBand, Report
-from store.photos import inspect, prepare_photo, release_photos, save_photo
+from store.photos import prepare_photo, release_photos, save_photo
 from tests import inprocess
 from tests.dialog import file_may_report
 from tests.records import attach_photo

@@ -20,8 +20,9 @@ from bot.app import App
 from handlers.context import Deps
 from handlers.port import Attachment
 from store.db import unit_of_work
+from store.images import PhotoRejected
 from store.models import Photo
-from store.photos import PhotoRejected, save_photo
+from store.photos import save_photo
 from tests.dialog import play
 from tests.test_dialogs import investor
 
@@ -77,7 +78,8 @@ def peak_growth_mb(path: Path, data_dir: Path) -> dict[str, object]:
     script = f"""
 import json, resource, sys
 from pathlib import Path
-from store.photos import PhotoRejected, inspect, _write_files
+from store.images import PhotoRejected, inspect
+from store.photos import _write_files
 data = Path({str(path)!r}).read_bytes()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

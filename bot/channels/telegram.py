@@ -53,7 +53,7 @@ from store import inbox
 from store.access import LINK_DIGITS, chat_roles
 from store.albums import latest_of_album
 from store.db import unit_of_work
-from store.photos import PhotoRejected
+from store.images import PhotoRejected
 from store.timings import STATS
 
 log = logging.getLogger(__name__)
