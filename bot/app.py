@@ -247,6 +247,12 @@ class Notifiers:
         return await self.by_channel[channel].send(channel, chat_id, reply)
 
 
+async def _finished(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     """Run every configured channel (Telegram, Zalo) and the reminder job until SIGINT or
     SIGTERM (or `stop`)."""
@@ -267,6 +273,9 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     async with contextlib.AsyncExitStack() as stack:
         # last out: once no update is being handled, the files' child process is reaped
         stack.push_async_callback(offload.aclose)
+        # the photos' decoding process starts now, not at the first photo (open_app ends it)
+        warming = asyncio.create_task(app.inspector.warm())
+        stack.push_async_callback(_finished, warming)
         if settings.telegram_bot_token is not None:
             on_telegram = await stack.enter_async_context(
                 telegram.running(

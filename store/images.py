@@ -210,6 +210,18 @@ class Inspector:
                     pool.shutdown(wait=False)
         raise PhotoRejected("not_image")
 
+    async def warm(self) -> None:
+        """Start the children and have them load the decoders and the hash (about 1 s of CPU
+        each), so that the first photo after the bot's start does not wait for it."""
+        if not self.processes:
+            return
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32)).save(buffer, "PNG")
+        try:
+            await self.inspect(buffer.getvalue(), MAX_FULL_DECODE_PIXELS)
+        except PhotoRejected:
+            log.warning("the photo decoding process did not start; photos will try again")
+
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")

@@ -103,3 +103,16 @@ async def test_a_whole_report_with_photos_decoded_aside(
             select(ReportPhoto).where(ReportPhoto.report_id == report.id)
         )
         assert len(photos.all()) == 2
+
+
+async def test_the_decoding_process_is_started_before_the_first_photo(
+    inspector: Inspector,
+) -> None:
+    """`ccn-bot run` warms it at its start (bot.app.serve): the first photo of a rush does
+    not wait for a new interpreter to load Pillow and the hash."""
+    await Inspector(0).warm()
+    assert not _children()
+    await inspector.warm()
+    (child,) = _children()
+    await inspector.inspect(noisy_jpeg(), MAX_BYTES)
+    assert _children() == {child}
