@@ -9,8 +9,11 @@ import dataclasses
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -116,3 +119,42 @@ async def test_the_decoding_process_is_started_before_the_first_photo(
     (child,) = _children()
     await inspector.inspect(noisy_jpeg(), MAX_BYTES)
     assert _children() == {child}
+
+
+def test_the_decoding_process_ends_with_a_killed_bot(tmp_path: Path) -> None:
+    """kill -9 of the bot leaves no decoding process behind."""
+    script = tmp_path / "bot.py"
+    script.write_text(
+        "import asyncio, multiprocessing\n"
+        "from store.images import Inspector\n"
+        "async def main():\n"
+        "    inspector = Inspector(1)\n"
+        "    await inspector.warm()\n"
+        "    print([c.pid for c in multiprocessing.active_children()][0], flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    asyncio.run(main())\n"
+    )
+    bot = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert bot.stdout is not None
+        child = int(bot.stdout.readline())
+        os.kill(child, 0)  # alive
+    finally:
+        bot.kill()
+        bot.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the decoding process outlived the bot")
