@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, ParamSpec, TypeVar
 
+from store.children import exit_with_parent
+
 __all__ = ["BrokenProcessPool", "Done", "aclose", "close", "measured", "run"]
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,9 @@ def _executor() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+            )
         return _pool
 
 

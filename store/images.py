@@ -10,8 +10,6 @@ import hashlib
 import io
 import logging
 import multiprocessing
-import os
-import threading
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from PIL import ExifTags, Image, UnidentifiedImageError
+
+from store.children import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -186,20 +186,6 @@ def _degrees(value: Any, ref: str) -> Decimal:
     return -result if ref in ("S", "W") else result
 
 
-def _exit_with_parent() -> None:
-    """In a child: end when the bot does, even by kill -9 (a pool's worker waits for work on a
-    pipe it holds both ends of, so it would wait forever)."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        parent.join()
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 class Inspector:
     """`inspect`, off the event loop: in `processes` child processes (started at the first
     photo, with `spawn`: nothing of the bot's own state is copied into them), or with 0 in a
@@ -242,7 +228,7 @@ class Inspector:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=context, initializer=_exit_with_parent
+                self.processes, mp_context=context, initializer=exit_with_parent
             )
         return self._pool
 

@@ -1,7 +1,8 @@
 """Photos are decoded in a child process as shipped (PHOTO_PROCESSES=1, store.images.Inspector):
 the bot's interpreter keeps answering everyone else meanwhile, and a decoder that dies takes
 only its own process with it. The rest of the suite decodes in a thread (the `app` fixture's
-default), which must give the same answers."""
+default), which must give the same answers. Both the photos' and the month's files' child
+processes (reports.offload) end with the bot."""
 
 from __future__ import annotations
 
@@ -121,26 +122,41 @@ async def test_the_decoding_process_is_started_before_the_first_photo(
     assert _children() == {child}
 
 
-def test_the_decoding_process_ends_with_a_killed_bot(tmp_path: Path) -> None:
-    """kill -9 of the bot leaves no decoding process behind."""
-    script = tmp_path / "bot.py"
-    script.write_text(
-        "import asyncio, multiprocessing\n"
+# each holds a child process and prints its pid
+_HOLDERS = {
+    "photos": (
         "from store.images import Inspector\n"
-        "async def main():\n"
+        "async def child():\n"
         "    inspector = Inspector(1)\n"
         "    await inspector.warm()\n"
-        "    print([c.pid for c in multiprocessing.active_children()][0], flush=True)\n"
+        "    return [c.pid for c in multiprocessing.active_children()][0]\n"
+    ),
+    "month's files": (
+        "from reports import offload\n"
+        "async def child():\n"
+        "    return (await offload.measured(os.getpid)).value\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("holder", sorted(_HOLDERS))
+def test_a_child_process_ends_with_a_killed_bot(holder: str, tmp_path: Path) -> None:
+    """kill -9 of the bot leaves neither the photos' nor the month's files' process behind."""
+    script = tmp_path / "bot.py"
+    script.write_text(
+        "import asyncio, multiprocessing, os\n" + _HOLDERS[holder] + "async def main():\n"
+        "    print(await child(), flush=True)\n"
         "    await asyncio.sleep(60)\n"
         "if __name__ == '__main__':\n"
         "    asyncio.run(main())\n"
     )
+    root = Path(__file__).resolve().parents[1]
     bot = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )
     try:
         assert bot.stdout is not None
@@ -157,4 +173,4 @@ def test_the_decoding_process_ends_with_a_killed_bot(tmp_path: Path) -> None:
             return
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)
-    raise AssertionError("the decoding process outlived the bot")
+    raise AssertionError(f"the {holder} process outlived the bot")
