@@ -11,6 +11,7 @@ import io
 import logging
 import multiprocessing
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -192,18 +193,20 @@ class Inspector:
     thread. If the children are gone (killed, or a decoder crashed), the photo is tried once in
     new ones; a photo that ends those too is refused as not an image."""
 
+    read: Callable[[bytes, int], Inspected] = staticmethod(inspect)  # a module's function
+
     def __init__(self, processes: int = 0) -> None:
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
 
     async def inspect(self, data: bytes, max_bytes: int) -> Inspected:
         if not self.processes:
-            return await asyncio.to_thread(inspect, data, max_bytes)
+            return await asyncio.to_thread(self.read, data, max_bytes)
         for attempt in range(2):
             pool = self._executor()
             try:
                 return await asyncio.get_running_loop().run_in_executor(
-                    pool, inspect, data, max_bytes
+                    pool, self.read, data, max_bytes
                 )
             except BrokenProcessPool:
                 log.warning("the photo decoding process ended (attempt %d)", attempt + 1)

@@ -23,6 +23,7 @@ from bot.app import App
 from handlers.context import Deps
 from store.images import Inspector, PhotoRejected, inspect
 from store.models import Report, ReportPhoto
+from testing.crashing import decoder_crash
 from tests.dialog import IMAGES, play
 from tests.test_dialogs import FOUNDED_JUNE, investor
 from tests.test_security_photos import noisy_jpeg
@@ -174,3 +175,19 @@ def test_a_child_process_ends_with_a_killed_bot(holder: str, tmp_path: Path) -> 
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)
     raise AssertionError(f"the {holder} process outlived the bot")
+
+
+class _Crashing(Inspector):
+    read = staticmethod(decoder_crash)
+
+
+async def test_a_photo_that_crashes_the_decoder_is_refused_and_the_bot_goes_on() -> None:
+    crashing = _Crashing(1)
+    try:
+        with pytest.raises(PhotoRejected) as refused:
+            await crashing.inspect(noisy_jpeg(), MAX_BYTES)
+        assert refused.value.reason == "not_image"
+        crashing.read = inspect  # the next photo, a good one
+        assert (await crashing.inspect(noisy_jpeg(), MAX_BYTES)).width == 800
+    finally:
+        crashing.close()
