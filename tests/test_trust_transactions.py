@@ -239,17 +239,24 @@ async def test_photos_of_someone_who_joined_meanwhile_are_prepared_then(
 # --- updates of different chats run at once (bot/lanes.py) ---------------------------------
 
 
+async def _both_at_their_summary(deps: Deps, second_cluster: str) -> tuple[Chat, Chat]:
+    """An investor of Đại Thắng and one of `second_cluster`, each with a whole report before
+    them, one tap from filing it."""
+    first = await investor(deps, chat_id="1001")
+    second = await investor(deps, second_cluster, chat_id="1002")
+    for chat in (first, second):
+        await chat.say("/baocao")
+        await finish(chat)
+    return first, second
+
+
 async def test_two_people_file_for_one_cluster_at_the_same_moment(
     deps: Deps, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both get a receipt and both reports are kept, as versions 1 and 2. The first filing
     waits (up to 2 s) until the second has begun its own, so on PostgreSQL the two
     transactions overlap; SQLite lets one writer in at a time and the wait runs out."""
-    first = await investor(deps, chat_id="1001")
-    second = await investor(deps, chat_id="1002")
-    for chat in (first, second):
-        await chat.say("/baocao")
-        await finish(chat)
+    first, second = await _both_at_their_summary(deps, "dai-thang")
     real = submissions.file_report
     begun: list[object] = []
     both = asyncio.Event()
@@ -281,11 +288,7 @@ async def test_filings_for_two_clusters_do_not_wait_for_each_other(
     """On the 24th hundreds file within minutes: one filing's transaction must not hold up
     another cluster's. The first filing keeps its transaction open until the second's report
     is in (up to 5 s); both get their own reference."""
-    first = await investor(deps, chat_id="1001")
-    second = await investor(deps, "quat-dong", chat_id="1002")
-    for chat in (first, second):
-        await chat.say("/baocao")
-        await finish(chat)
+    first, second = await _both_at_their_summary(deps, "quat-dong")
     real = submissions.file_report
     filed: list[object] = []
     both = asyncio.Event()
