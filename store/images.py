@@ -188,10 +188,11 @@ def _degrees(value: Any, ref: str) -> Decimal:
 
 
 class Inspector:
-    """`inspect`, off the event loop: in `processes` child processes (started at the first
-    photo, with `spawn`: nothing of the bot's own state is copied into them), or with 0 in a
-    thread. If the children are gone (killed, or a decoder crashed), the photo is tried once in
-    new ones; a photo that ends those too is refused as not an image."""
+    """`inspect`, off the event loop: in `processes` child processes (`spawn`: nothing of the
+    bot's own state is copied into them; the first one started by `warm` as the bot starts, or
+    else at the first photo), or with 0 in a thread. If the children are gone (killed, or a
+    decoder crashed), the photo is tried once in new ones; a photo that ends those too is
+    refused as not an image."""
 
     read: Callable[[bytes, int], Inspected] = staticmethod(inspect)  # a module's function
 
