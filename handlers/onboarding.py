@@ -139,9 +139,7 @@ async def accept(ctx: Ctx, token: str, *, quiet: bool = False) -> list[Reply]:
             return []
         problem = _(INVITE_PROBLEMS[result.problem])
         return [Reply(problem + " " + stranger(ctx)[0].text)]
-    person = await person_for(ctx.session, ctx.incoming.channel, ctx.incoming.chat_id)
-    assert person is not None
-    ctx.person = person
+    person = ctx.person = result
     phone = _take_phone(ctx, person)
     ctx.state.reset()
     lines = [_("Welcome! You are registered as {role}.").format(role=_(role_name(person)))]

@@ -135,7 +135,7 @@ async def create_invitation(
 
 async def _bind(
     session: AsyncSession, person: Person, channel: str, chat_id: str, name: str, now: datetime
-) -> None:
+) -> ChannelIdentity:
     """This chat is now the person's (a chat that belonged to someone else moves over)."""
     identity = await session.scalar(
         select(ChannelIdentity).where(
@@ -149,6 +149,7 @@ async def _bind(
     identity.username = name
     identity.last_seen_at = now
     identity.reachable = True
+    return identity
 
 
 async def accept_invitation(
@@ -161,13 +162,14 @@ async def accept_invitation(
     locale: str,
     now: datetime,
 ) -> Person | InviteProblem:
-    """Bind this chat to a new person with the invitation's role and scope."""
+    """Bind this chat to a new person with the invitation's role and scope; the person comes
+    with their scope loaded, as `person_for` reads it (read with the invitation, not again)."""
     invitation = (
         (
             await session.scalars(
                 select(Invitation)
                 .where(Invitation.token == token.strip())
-                .options(joinedload(Invitation.clusters))
+                .options(*_INVITED_SCOPE)
             )
         )
         .unique()
@@ -205,7 +207,10 @@ async def accept_invitation(
     )
     session.add(person)
     await session.flush()
-    await _bind(session, person, channel, chat_id, display_name, now)
+    identity = await _bind(session, person, channel, chat_id, display_name, now)
+    set_committed_value(person, "organisation", invitation.organisation)
+    set_committed_value(person, "district", invitation.district)
+    set_committed_value(person, "identities", [identity])
     invitation.used_at = now
     invitation.used_by_person_id = person.id
     session.add(
@@ -220,8 +225,16 @@ async def accept_invitation(
         )
     )
     await session.flush()
+    await _with_successors(session, person)
     return person
 
+
+# what accept_invitation gives the new person: person_for's _SCOPE, read with the invitation
+_INVITED_SCOPE = (
+    joinedload(Invitation.clusters).joinedload(Cluster.district),
+    joinedload(Invitation.organisation),
+    joinedload(Invitation.district),
+)
 
 _Row = TypeVar("_Row")
 

@@ -19,6 +19,7 @@ from store.access import create_invitation
 from store.db import unit_of_work
 from store.models import AuditLog, Photo, Report, ReportPhoto
 from tests.dialog import IMAGES, Chat, Clock, finish, play
+from tests.test_summary_reading import statements
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 JUNE_10 = datetime(2021, 6, 10, 9, 0, tzinfo=HANOI)
@@ -303,6 +304,28 @@ async def test_district_task_report(deps: Deps, app: App) -> None:
     assert report.answers["t14.status"] == {"v": "in_progress"}
     assert report.answers["t14.percent"] == {"v": "70"}
     assert any(k.startswith("s-dai-thang-") for k in report.answers)
+
+
+async def test_an_invitation_gives_the_new_person_their_scope_without_reading_it_again(
+    deps: Deps, app: App
+) -> None:
+    """The welcome names the invited scope (clusters, or the organisation), read with the
+    invitation: the new person is not read back from the database (13 statements, now 11)."""
+    investor_code = await invite(deps, Role.INVESTOR, clusters=["dai-thang", "phu-tuc"])
+    department_code = await invite(deps, Role.DEPARTMENT, organisation="Sở Xây dựng")
+    investor, department = Chat(deps, chat_id="1001"), Chat(deps, chat_id="1002")
+    with statements(app) as seen:
+        await investor.say(f"/start {investor_code}")
+        await department.say(f"/start {department_code}")
+    assert "Đại Thắng" in investor.text and "Phú Túc" in investor.text, investor.text
+    assert "Đơn vị: Sở Xây dựng." in department.text, department.text
+    assert not [s for s in seen if s.startswith("SELECT people.")], seen
+    await investor.say("/baocao")  # the scope kept is the one the next update reads
+    assert "báo cáo cho cụm nào" in investor.text
+    assert sorted(b.label for b in investor.buttons) == [
+        "Cụm công nghiệp làng nghề Phú Túc",
+        "Cụm công nghiệp làng nghề Đại Thắng",
+    ]
 
 
 async def test_strangers_and_bad_invitations(deps: Deps, clock: Clock) -> None:
