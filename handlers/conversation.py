@@ -176,6 +176,7 @@ async def _handle_in_transaction(
     """The update in one transaction; once it is committed, the photos whose row it holds are
     added to `on_record`, and the work it leaves for after the commit to `later`."""
     recorded: set[str] = set()
+    incoming = _cleaned(incoming)
     began = time.perf_counter()
     async with unit_of_work(deps.sessions) as session:
         if STATS is not None:
@@ -192,13 +193,13 @@ async def _handle_in_transaction(
             # person the chat may have been bound to before is not read (a heavy join)
             person = (
                 None
-                if routes.invitation_token(_cleaned(incoming)) is not None
+                if routes.invitation_token(incoming) is not None
                 else await person_for(session, incoming.channel, incoming.chat_id)
             )
         else:
             conversation, person, identity = chat
         state = conversations.state_of(conversation)
-        incoming = _chosen(_cleaned(incoming), state)
+        incoming = _chosen(incoming, state)
         if person is None and incoming.locale in i18n.SUPPORTED and state.locale is None:
             state.locale = incoming.locale
         ctx = Ctx(session, deps, incoming, conversation, person, state, recorded_photos=recorded)
