@@ -167,9 +167,7 @@ async def accept_invitation(
     invitation = (
         (
             await session.scalars(
-                select(Invitation)
-                .where(Invitation.token == token.strip())
-                .options(*_INVITED_SCOPE)
+                select(Invitation).where(Invitation.token == token.strip()).options(*_INVITED_SCOPE)
             )
         )
         .unique()
