@@ -186,7 +186,7 @@ async def _handle_in_transaction(
         first_contact = chat is None
         identity: ChannelIdentity | None = None
         if chat is None:
-            conversation = conversations.new_conversation(
+            conversation = await conversations.new_conversation(
                 session, incoming.channel, incoming.chat_id
             )
             # an invitation's link makes the chat a new person's (onboarding.accept): the

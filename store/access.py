@@ -9,12 +9,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, inspect, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.roles import OrgKind, Role
+from store.db import insert_now, write_now
 from store.models import (
     AuditLog,
     ChannelIdentity,
@@ -143,13 +155,29 @@ async def _bind(
         )
     )
     if identity is None:
-        identity = ChannelIdentity(channel=channel, external_id=chat_id, person_id=person.id)
-        session.add(identity)
+        return await insert_now(
+            session,
+            ChannelIdentity(
+                channel=channel,
+                external_id=chat_id,
+                person_id=person.id,
+                username=name,
+                last_seen_at=now,
+                reachable=True,
+            ),
+        )
     identity.person_id = person.id
     identity.username = name
     identity.last_seen_at = now
     identity.reachable = True
     return identity
+
+
+_INVITATION_USED_BY = (
+    update(Invitation)
+    .where(Invitation.id == bindparam("row_id"))
+    .values(used_by_person_id=bindparam("used_by_person_id"))
+)
 
 
 async def accept_invitation(
@@ -163,7 +191,8 @@ async def accept_invitation(
     now: datetime,
 ) -> Person | InviteProblem:
     """Bind this chat to a new person with the invitation's role and scope; the person comes
-    with their scope loaded, as `person_for` reads it (read with the invitation, not again)."""
+    with their scope loaded, as `person_for` reads it (read with the invitation, not again).
+    The rows are written by Core statements (store.db.insert_now), not by the ORM's flushes."""
     invitation = (
         (
             await session.scalars(
@@ -195,34 +224,41 @@ async def accept_invitation(
     )
     if claimed is None:
         return InviteProblem("used")
-    person = Person(
-        full_name=display_name,
-        role=invitation.role,
-        organisation_id=invitation.organisation_id,
-        district_id=invitation.district_id,
-        locale=locale,
-        clusters=list(invitation.clusters),
+    set_committed_value(invitation, "used_at", now)
+    person = await insert_now(
+        session,
+        Person(
+            full_name=display_name,
+            role=invitation.role,
+            organisation_id=invitation.organisation_id,
+            district_id=invitation.district_id,
+            locale=locale,
+        ),
     )
-    session.add(person)
-    await session.flush()
+    connection = await session.connection()
+    if invitation.clusters:
+        await connection.execute(
+            insert(PersonCluster),
+            [{"person_id": person.id, "cluster_id": c.id} for c in invitation.clusters],
+        )
     identity = await _bind(session, person, channel, chat_id, display_name, now)
+    set_committed_value(person, "clusters", list(invitation.clusters))
     set_committed_value(person, "organisation", invitation.organisation)
     set_committed_value(person, "district", invitation.district)
     set_committed_value(person, "identities", [identity])
-    invitation.used_at = now
-    invitation.used_by_person_id = person.id
-    session.add(
-        AuditLog(
-            actor_person_id=person.id,
-            actor=display_name,
-            channel=channel,
-            action="invitation.accept",
-            entity="person",
-            entity_id=str(person.id),
-            detail={"invitation": invitation.id, "role": invitation.role},
-        )
+    await write_now(session, invitation, _INVITATION_USED_BY, used_by_person_id=person.id)
+    await connection.execute(
+        insert(AuditLog),
+        {
+            "actor_person_id": person.id,
+            "actor": display_name,
+            "channel": channel,
+            "action": "invitation.accept",
+            "entity": "person",
+            "entity_id": str(person.id),
+            "detail": {"invitation": invitation.id, "role": invitation.role},
+        },
     )
-    await session.flush()
     await _with_successors(session, person)
     return person
 

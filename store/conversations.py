@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.state import ConversationState
-from store.db import write_now
+from store.db import insert_now, write_now
 from store.models import Conversation, Photo, ProcessedUpdate
 
 
@@ -77,10 +77,9 @@ async def forget_processed(session: AsyncSession, before: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def new_conversation(session: AsyncSession, channel: str, chat_id: str) -> Conversation:
-    conversation = Conversation(channel=channel, chat_id=chat_id, state={})
-    session.add(conversation)
-    return conversation
+async def new_conversation(session: AsyncSession, channel: str, chat_id: str) -> Conversation:
+    """A first contact's conversation, stored at once (store.db.insert_now)."""
+    return await insert_now(session, Conversation(channel=channel, chat_id=chat_id, state={}))
 
 
 def state_of(conversation: Conversation) -> ConversationState:

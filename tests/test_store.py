@@ -21,8 +21,17 @@ from store.clusters import (
     to_row,
     upsert_clusters,
 )
+from store.conversations import new_conversation
 from store.db import alembic_config, current_revision, unit_of_work
-from store.models import AuditLog, Cluster, ClusterStep, Organisation, Target, Task
+from store.models import (
+    AuditLog,
+    Cluster,
+    ClusterStep,
+    Conversation,
+    Organisation,
+    Target,
+    Task,
+)
 from store.seed import load_registry
 from store.tables import read_table, write_table
 
@@ -169,6 +178,27 @@ async def test_sqlite_and_postgres_enforce_foreign_keys(app: App) -> None:
             session.add(
                 ClusterStep(cluster_id=999_999, seq=1, kind="gpmb", text="x", owner_role="district")
             )
+
+
+async def test_a_row_written_at_once_is_stored_once_and_its_later_changes_too(app: App) -> None:
+    """store.db.insert_now (a first contact's conversation): written by its own statement, the
+    row takes its columns' defaults, is not written again by the flush, takes the changes made
+    after it, and goes with a rolled-back transaction."""
+    async with unit_of_work(app.sessions) as session:
+        conversation = await new_conversation(session, "telegram", "4242")
+        assert conversation.id is not None and conversation.updated_at is not None
+        conversation.state = {"locale": "en"}
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(app.sessions) as session:
+            await new_conversation(session, "telegram", "4343")
+            raise RuntimeError
+    async with app.sessions() as session:
+        rows = (
+            await session.scalars(
+                select(Conversation).where(Conversation.chat_id.in_(["4242", "4343"]))
+            )
+        ).all()
+    assert [(r.chat_id, r.state) for r in rows] == [("4242", {"locale": "en"})]
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
