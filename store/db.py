@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store.sqlite_driver import BUSY_TIMEOUT_MS, INLINE, one_trip_connect
+from store.sqlite_driver import BUSY_TIMEOUT_MS, INLINE, Durability, OneTripConnector
 from store.timings import STATS
 
 if TYPE_CHECKING:
@@ -96,6 +96,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA wal_autocheckpoint=0")  # store.sqlite_driver.Checkpoints does it
+    # a commit syncs nothing: unit_of_work waits for the log's sync after the writer turn
+    # (store.sqlite_driver.Durability), other commits sync in their trip
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
@@ -104,7 +107,10 @@ def make_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, async_creator=one_trip_connect(parsed))
+        connector = OneTripConnector(parsed)
+        engine = create_async_engine(url, async_creator=connector)
+        if connector.durability is not None:
+            _durability[engine.sync_engine] = connector.durability
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         # bot.lanes handles up to 16 updates at once, each with one connection at a time
@@ -152,12 +158,19 @@ _writers: weakref.WeakKeyDictionary[Engine, weakref.WeakKeyDictionary[Any, async
 )
 
 
-def _writer(sessions: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+# a SQLite file's group commit (store.sqlite_driver.Durability), by engine
+_durability: weakref.WeakKeyDictionary[Engine, Durability] = weakref.WeakKeyDictionary()
+
+
+def _writer(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[asyncio.Lock, Durability | None] | None:
     bind = sessions.kw.get("bind")
     if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
         return None
     per_loop = _writers.setdefault(bind.sync_engine, weakref.WeakKeyDictionary())
-    return per_loop.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    lock = per_loop.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    return lock, _durability.get(bind.sync_engine)
 
 
 @asynccontextmanager
@@ -168,16 +181,20 @@ async def unit_of_work(
     nested (on SQLite the inner one would wait for the outer one forever). On SQLite it holds
     the process's writer turn, and its statements and commit run on the event loop's thread
     (store.sqlite_driver): the turn is held for no trip to the connection's thread, unless
-    another process holds SQLite's write lock when the transaction first writes."""
-    writer = _writer(sessions)
-    if writer is None:
+    another process holds SQLite's write lock when the transaction first writes. The block's
+    writes are on the disk when it ends: after the turn, it waits for the log's sync
+    (store.sqlite_driver.Durability), shared with the commits made meanwhile."""
+    turn = _writer(sessions)
+    if turn is None:
         async with sessions() as session, session.begin():
             yield session
         return
+    writer, durability = turn
     waited = time.perf_counter()
     async with writer:
         began = time.perf_counter()
         inline = INLINE.set(True)
+        before = durability.committed if durability is not None else 0
         try:
             async with sessions() as session, session.begin():
                 yield session
@@ -186,6 +203,9 @@ async def unit_of_work(
             if STATS is not None:
                 STATS.add("sqlite/writer_wait", began - waited)
                 STATS.add("sqlite/writer_held", time.perf_counter() - began)
+        committed = durability.committed if durability is not None else 0
+    if durability is not None and committed != before:
+        await durability.wait(committed)
 
 
 async def write_now(session: AsyncSession, row: Any, statement: Executable, **values: Any) -> None:

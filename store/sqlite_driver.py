@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from functools import partial
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
@@ -199,10 +201,65 @@ class Checkpoints:
                 STATS.add("sqlite/checkpoint", time.perf_counter() - began)
 
 
+def _fsync(path: str) -> None:
+    """The file's written pages to the disk; a missing file has none (SQLite removes the log
+    when its last connection closes, after copying it into the database file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Durability:
+    """Group commit for one database: a commit made durable after the writer turn, in a
+    thread, one sync of the log for every commit made before it began.
+
+    The connections commit with synchronous=NORMAL (store.db): the commit appends its pages
+    to the write-ahead log and returns, syncing nothing; the transaction is safe from a crash
+    of this process (the pages are the kernel's), not yet from one of the machine. Then, the
+    writer turn released, `wait` returns once a sync of the log that began after the commit
+    has ended, which is what synchronous=FULL's commit does itself, holding the turn and the
+    event loop. In a rush the sync took 0.6 ms at the median, but up to 220 ms when the disk
+    was busy (the photos' files, a checkpoint): every chat then waited, and in such a run the
+    commit was a fifth of the bot's samples in its first 16 s (py-spy), p95 1.4 s. The
+    checkpoints keep their own syncs (store.sqlite_driver.Checkpoints' connection is FULL;
+    SQLite syncs the log before a checkpoint and the database file after it)."""
+
+    def __init__(self, wal: str) -> None:
+        self.wal = wal
+        self.committed = 0  # commits of a write, counted in the writer turn
+        self.synced = 0  # of those, the ones a finished sync covers
+        self._syncing: asyncio.Task[None] | None = None
+
+    async def wait(self, commit: int) -> None:
+        """Until commit number `commit` is on the disk."""
+        while self.synced < commit:
+            running = self._syncing
+            if running is None or running.get_loop() is not asyncio.get_running_loop():
+                running = self._syncing = asyncio.create_task(self._sync())
+            await asyncio.shield(running)
+
+    async def _sync(self) -> None:
+        covers = self.committed
+        began = time.perf_counter()
+        try:
+            await asyncio.to_thread(_fsync, self.wal)
+            self.synced = max(self.synced, covers)
+        finally:
+            self._syncing = None
+            if STATS is not None:
+                STATS.add("sqlite/log_sync", time.perf_counter() - began)
+
+
 class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors take one trip per statement."""
 
     checkpoints: Checkpoints | None = None
+    durability: Durability | None = None
 
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
@@ -210,19 +267,31 @@ class OneTripConnection(aiosqlite.Connection):
     async def commit(self) -> None:
         """Inside store.db.unit_of_work, on the event loop's thread: held through a trip, the
         process's writer turn waited for a turn of a busy loop after every commit, and in a
-        rush the turns queued behind each other. In WAL mode a commit appends to the log and
-        syncs it (0.4 ms at the median of a rush here, 1 ms at p95); copying the log back into
-        the database file is not a commit's work here (`Checkpoints`). Elsewhere it takes the
-        trip as before."""
-        if INLINE.get() and self._connection is not None:
+        rush the turns queued behind each other. In WAL mode with synchronous=NORMAL a commit
+        appends to the log (0.4 ms at the median of a rush here) and syncs nothing:
+        unit_of_work waits for `Durability` after the turn; copying the log back into the
+        database file is not a commit's work either (`Checkpoints`). Elsewhere it takes one
+        trip, in which a commit that wrote is synced too, as synchronous=FULL would."""
+        connection = self._connection
+        if INLINE.get() and connection is not None:
             began = time.perf_counter()
-            self._connection.commit()
+            if self.durability is not None and connection.in_transaction:
+                self.durability.committed += 1
+            connection.commit()
             if STATS is not None:
                 STATS.add("sqlite/commit_inline", time.perf_counter() - began)
         else:
-            await super().commit()
+            await self._execute(self._commit_durably)  # type: ignore[no-untyped-call]
         if self.checkpoints is not None:
             self.checkpoints.committed()
+
+    def _commit_durably(self) -> None:
+        """In the connection's thread: the commit, and the log's sync if it wrote."""
+        connection = self._conn
+        wrote = connection.in_transaction
+        connection.commit()
+        if wrote and self.durability is not None:
+            _fsync(self.durability.wal)
 
     async def rollback(self) -> None:
         """No trip when there is nothing to roll back: the pool rolls back every connection
@@ -236,21 +305,28 @@ class OneTripConnection(aiosqlite.Connection):
         await super().rollback()
 
 
-def one_trip_connect(url: URL) -> Callable[[], Awaitable[OneTripConnection]]:
+class OneTripConnector:
     """create_async_engine's `async_creator` for a SQLite URL: the connection SQLAlchemy's
-    aiosqlite dialect would open (its arguments), as a OneTripConnection."""
-    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(url)
-    kwargs["check_same_thread"] = False  # statements run inline as well (OneTripCursor._inline)
+    aiosqlite dialect would open (its arguments), as a OneTripConnection; the database's
+    `durability` (None in memory) is the one its connections count their commits in."""
 
-    opener = partial(sqlite3.connect, *args, **kwargs)
-    in_memory = not args or args[0] in ("", ":memory:")
-    checkpoints = None if in_memory else Checkpoints(opener)
+    def __init__(self, url: URL) -> None:
+        args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(url)
+        kwargs["check_same_thread"] = False  # statements run inline as well (OneTripCursor._inline)
+        self.opener = partial(sqlite3.connect, *args, **kwargs)
+        name = args[0] if args else ""
+        memory = name in ("", ":memory:")
+        if kwargs.get("uri"):  # file:path?mode=…
+            parts = urlsplit(name)
+            name = unquote(parts.path)
+            memory = name in ("", ":memory:") or "mode=memory" in parts.query
+        self.checkpoints = None if memory else Checkpoints(self.opener)
+        self.durability = None if memory else Durability(f"{name}-wal")
 
-    async def connect() -> OneTripConnection:
-        connection = OneTripConnection(opener, 64)
+    async def __call__(self) -> OneTripConnection:
+        connection = OneTripConnection(self.opener, 64)
         connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own
-        connection.checkpoints = checkpoints
+        connection.checkpoints = self.checkpoints
+        connection.durability = self.durability
         await connection
         return connection
-
-    return connect

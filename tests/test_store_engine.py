@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,73 @@ async def test_the_log_is_copied_into_the_database_in_a_thread_not_by_a_commit(
     async with sessions() as session:
         assert await session.scalar(text("SELECT count(*) FROM t")) == 3
         assert await session.scalar(text("PRAGMA wal_autocheckpoint")) == 0
+
+
+@pytest.fixture
+def slow_log_sync(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float, bool]]:
+    """The log's sync takes 0.3 s (a busy disk); each one: the file, when it ended, and
+    whether it ran on the event loop's thread."""
+    synced: list[tuple[str, float, bool]] = []
+    real = sqlite_driver._fsync
+    main = threading.main_thread()
+
+    def slow(path: str) -> None:
+        time.sleep(0.3)
+        real(path)
+        synced.append((path, time.monotonic(), threading.current_thread() is main))
+
+    monkeypatch.setattr(sqlite_driver, "_fsync", slow)
+    return synced
+
+
+async def _write(sessions: Any, value: str) -> float:
+    async with unit_of_work(sessions) as session:
+        await session.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+    return time.monotonic()
+
+
+async def test_a_slow_disk_holds_neither_the_event_loop_nor_the_next_writer(
+    sqlite_engine: AsyncEngine, slow_log_sync: list[tuple[str, float, bool]]
+) -> None:
+    """A commit's sync of the log (synchronous=FULL's, inside the commit) held the event loop
+    and the writer turn: on a busy disk every chat waited. The sync now comes after the turn,
+    in a thread: the loop turns and the next transaction commits while it runs, and a unit of
+    work ends only once a sync that began after its commit has ended (its answer is sent only
+    then)."""
+    sessions = make_sessionmaker(sqlite_engine)
+    async with sessions() as session:  # SQLite's commit itself syncs nothing (NORMAL)
+        assert await session.scalar(text("PRAGMA synchronous")) == 1
+    first = asyncio.create_task(_write(sessions, "a"))
+    ticks = 0
+    while ticks < 10:  # 0.1 s of a 0.3 s sync: the loop is free
+        await asyncio.sleep(0.01)
+        ticks += 1
+    second = asyncio.create_task(_write(sessions, "b"))
+    seen: list[str] = []
+    while "b" not in seen:  # the next writer committed, without waiting for the disk
+        await asyncio.sleep(0.01)
+        async with sessions() as session:
+            seen = list(await session.scalars(text("SELECT v FROM t")))
+    assert not first.done()
+    first_ended, second_ended = await first, await second
+    wal, synced_at, on_loop = slow_log_sync[0]
+    assert wal.endswith("trips.db-wal") and not on_loop
+    assert synced_at <= first_ended
+    assert len(slow_log_sync) == 2 and slow_log_sync[1][1] <= second_ended
+
+
+async def test_writers_waiting_for_the_disk_share_one_sync(
+    sqlite_engine: AsyncEngine, slow_log_sync: list[tuple[str, float, bool]]
+) -> None:
+    """Eight chats' transactions committed while the log syncs: one more sync covers them all
+    (a group commit), not one each; and a commit outside a unit of work syncs in its own trip,
+    as synchronous=FULL would."""
+    sessions = make_sessionmaker(sqlite_engine)
+    await asyncio.gather(*(_write(sessions, f"v{i}") for i in range(8)))
+    grouped = len(slow_log_sync)
+    assert 1 <= grouped <= 2
+    async with sessions() as session, session.begin():
+        await session.execute(text("INSERT INTO t (v) VALUES ('outside')"))
+    assert len(slow_log_sync) == grouped + 1 and slow_log_sync[-1][0].endswith("-wal")
+    async with sessions() as session:
+        assert len(list(await session.scalars(text("SELECT v FROM t")))) == 9
