@@ -46,6 +46,7 @@ fi
 unset PYTHONDONTWRITEBYTECODE
 echo "== ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .  # a file left unformatted fails CI too
 echo "== mypy"
 # The cache outside the checkout: CI's fresh clone on the same machine finds it (mypy checks
 # each entry against the file's hash), 2 s instead of ~30 s cold. MYPY_CACHE_DIR overrides.
