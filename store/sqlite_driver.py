@@ -30,6 +30,7 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from functools import partial
 from typing import Any
@@ -214,6 +215,11 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
+# The logs' syncs have a thread of their own: in the default executor they queued behind the
+# photos' writes and syncs (handlers.conversation), in the seconds when everyone sends one.
+_SYNCS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccn-log-sync")
+
+
 class Durability:
     """Group commit for one database: a commit made durable after the writer turn, in a
     thread, one sync of the log for every commit made before it began.
@@ -247,7 +253,7 @@ class Durability:
         covers = self.committed
         began = time.perf_counter()
         try:
-            await asyncio.to_thread(_fsync, self.wal)
+            await asyncio.get_running_loop().run_in_executor(_SYNCS, _fsync, self.wal)
             self.synced = max(self.synced, covers)
         finally:
             self._syncing = None
