@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, ParamSpec, TypeVar
 
-from store.children import exit_with_parent
+from store.children import background
 
 __all__ = ["BrokenProcessPool", "Done", "aclose", "close", "measured", "run"]
 
@@ -64,7 +64,7 @@ def _executor() -> ProcessPoolExecutor:
     with _lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=background
             )
         return _pool
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from store.children import exit_with_parent
+from store.children import background
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class Inspector:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=context, initializer=exit_with_parent
+                self.processes, mp_context=context, initializer=background
             )
         return self._pool
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from handlers.context import Deps
+from store.children import NICENESS
 from store.images import Inspector, PhotoRejected, inspect
 from store.models import Report, ReportPhoto
 from testing.crashing import decoder_crash
@@ -121,6 +122,15 @@ async def test_the_decoding_process_is_started_before_the_first_photo(
     (child,) = _children()
     await inspector.inspect(noisy_jpeg(), MAX_BYTES)
     assert _children() == {child}
+
+
+async def test_the_decoding_process_gives_way_to_the_bot(inspector: Inspector) -> None:
+    """Its CPU priority is lower than the bot's: when everyone sends a photo at once, the event
+    loop (every other chat's answer) and the database come first."""
+    await inspector.warm()
+    (child,) = _children()
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, child) == min(19, ours + NICENESS)
 
 
 # each holds a child process and prints its pid
