@@ -326,5 +326,5 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
             leadership=leadership,
         )
         stack.callback(jobs.shutdown, wait=False)
-        gc.freeze()  # and what the channels' start loaded (the first collection took 90 ms)
+        gc.freeze()  # and what the channels' start loaded (about 28,000 objects more)
         await stop.wait()
