@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.settings import Settings
+from bot.tasks import cancelled
 from domain import i18n
 from handlers.context import Config, Deps
 from handlers.port import Delivery, Notifier, Reply
@@ -247,12 +248,6 @@ class Notifiers:
         return await self.by_channel[channel].send(channel, chat_id, reply)
 
 
-async def _finished(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     """Run every configured channel (Telegram, Zalo) and the reminder job until SIGINT or
     SIGTERM (or `stop`)."""
@@ -275,7 +270,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
         stack.push_async_callback(offload.aclose)
         # the photos' decoding process starts now, not at the first photo (open_app ends it)
         warming = asyncio.create_task(app.inspector.warm())
-        stack.push_async_callback(_finished, warming)
+        stack.push_async_callback(cancelled, warming)
         if settings.telegram_bot_token is not None:
             on_telegram = await stack.enter_async_context(
                 telegram.running(

@@ -43,6 +43,7 @@ from bot.channels import split_text
 from bot.channels.http import AiohttpRequest
 from bot.channels.pacing import Pacing, bulk, retry_seconds
 from bot.lanes import Lanes
+from bot.tasks import cancelled
 from domain import i18n
 from domain.roles import Role
 from handlers import conversation
@@ -490,9 +491,7 @@ class TelegramChannel:
         """Send replies still waiting for the end of an album, and finish the menu checks under
         way (at shut-down)."""
         if self._menu_sync is not None:
-            self._menu_sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._menu_sync
+            await cancelled(self._menu_sync)
         if self._menu_checks:
             await asyncio.wait(list(self._menu_checks), timeout=STOP_GRACE)
         for task in list(self._albums.values()):
@@ -870,12 +869,6 @@ async def _handled(
         await settle(update)
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def unreachable(error: BaseException) -> bool:
     """Worth trying again at start: Telegram (or the network to it) did not answer. A refusal
     (BadRequest, Forbidden, InvalidToken) will not change by waiting."""
@@ -947,7 +940,7 @@ async def running(
                     channel.deps.sessions,
                 )
             )
-            stack.push_async_callback(_cancel, poller)
+            stack.push_async_callback(cancelled, poller)
             log.info("polling %s", base_url)
         channel.start_menus()
         yield notifier

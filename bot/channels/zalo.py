@@ -41,6 +41,7 @@ from tenacity import (
 from bot.channels import split_text
 from bot.lanes import Lanes
 from bot.logs import add_secret
+from bot.tasks import cancelled
 from bot.web import Check, FileLinks, active_people, file_routes, health_routes
 from domain import i18n
 from handlers import conversation
@@ -657,9 +658,7 @@ class ZaloChannel:
     async def stop(self) -> None:
         """Stop looking for left events and finish those being handled."""
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancelled(self._sweeper)
         await self.drain()
 
     async def handle(self, event: dict[str, Any]) -> None:
