@@ -181,8 +181,12 @@ async def _handle_in_transaction(
     async with unit_of_work(deps.sessions) as session:
         if STATS is not None:
             STATS.add("transaction/entered", time.perf_counter() - began)
-        await lock_chat(session, incoming.channel, incoming.chat_id)  # one at a time per chat
-        chat = await chat_of(session, incoming.channel, incoming.chat_id)
+        # one update at a time per chat: its conversation row is held as it is read …
+        chat = await chat_of(session, incoming.channel, incoming.chat_id, hold=True)
+        if chat is None and await lock_chat(session, incoming.channel, incoming.chat_id):
+            # … or, before it has one, the chat itself, and it is read again: an update of
+            # the same chat in another worker may have made the row meanwhile
+            chat = await chat_of(session, incoming.channel, incoming.chat_id, hold=True)
         first_contact = chat is None
         identity: ChannelIdentity | None = None
         if chat is None:

@@ -360,6 +360,8 @@ def _chat_with_person() -> Select[Conversation, Person, ChannelIdentity]:
 
 
 _CHAT_WITH_PERSON = _chat_with_person()  # built once: every update runs it
+# … and holding the chat: on PostgreSQL the conversation row is locked by the same statement
+_CHAT_HELD = _chat_with_person().with_for_update(of=Conversation)
 
 
 class ChatRow(NamedTuple):
@@ -371,13 +373,17 @@ class ChatRow(NamedTuple):
     identity: ChannelIdentity | None
 
 
-async def chat_of(session: AsyncSession, channel: str, chat_id: str) -> ChatRow | None:
+async def chat_of(
+    session: AsyncSession, channel: str, chat_id: str, *, hold: bool = False
+) -> ChatRow | None:
     """This chat's conversation row and the active person behind it (as `person_for`, but for
     their clusters, load_clusters, and their other identities, which are not loaded), in one
     statement; None if the chat has no conversation row yet (then the person was not looked
-    up)."""
+    up). With `hold`, on PostgreSQL, the conversation row is locked for the rest of the
+    transaction by the same statement (FOR UPDATE): another transaction holding it is waited
+    for, and the row is read as that one committed it."""
     params = {"channel": channel, "chat_id": chat_id}
-    row = (await session.execute(_CHAT_WITH_PERSON, params)).first()
+    row = (await session.execute(_CHAT_HELD if hold else _CHAT_WITH_PERSON, params)).first()
     if row is None:
         return None
     person = await _with_successors(session, row[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.app import App, open_app, prepare
 from bot.settings import load_settings
+from store.access import chat_of
 from store.clusters import (
     COLUMNS,
     ImportRejected,
@@ -21,7 +23,8 @@ from store.clusters import (
     to_row,
     upsert_clusters,
 )
-from store.conversations import new_conversation
+from store.contacts import lock_chat
+from store.conversations import new_conversation, save_state, state_of
 from store.db import alembic_config, current_revision, unit_of_work
 from store.models import (
     AuditLog,
@@ -199,6 +202,40 @@ async def test_a_row_written_at_once_is_stored_once_and_its_later_changes_too(ap
             )
         ).all()
     assert [(r.chat_id, r.state) for r in rows] == [("4242", {"locale": "en"})]
+
+
+@pytest.mark.parametrize("prepared_url", ["postgresql"], indirect=True)
+async def test_a_held_chat_waits_for_the_transaction_holding_it_and_reads_what_it_wrote(
+    app: App,
+) -> None:
+    """Two workers' updates of one chat (PostgreSQL): the second waits for the first, then
+    reads the conversation as the first left it — with a row (held by the read itself) and
+    before the chat has one (held by lock_chat, then read again)."""
+
+    async def second_reads(chat_id: str) -> str | None:
+        async with unit_of_work(app.sessions) as session:
+            chat = await chat_of(session, "telegram", chat_id, hold=True)
+            if chat is None and await lock_chat(session, "telegram", chat_id):
+                chat = await chat_of(session, "telegram", chat_id, hold=True)
+            return None if chat is None else state_of(chat.conversation).locale
+
+    async with unit_of_work(app.sessions) as session:
+        await new_conversation(session, "telegram", "900")
+    for chat_id in ("900", "901"):  # "901" has no conversation row yet
+        async with unit_of_work(app.sessions) as session:
+            chat = await chat_of(session, "telegram", chat_id, hold=True)
+            if chat is None:
+                assert await lock_chat(session, "telegram", chat_id)
+                conversation = await new_conversation(session, "telegram", chat_id)
+            else:
+                conversation = chat.conversation
+            second = asyncio.create_task(second_reads(chat_id))
+            await asyncio.sleep(0.5)
+            assert not second.done(), chat_id  # it waits for this transaction
+            state = state_of(conversation)
+            state.locale = "en"
+            await save_state(session, conversation, state)
+        assert await asyncio.wait_for(second, 10) == "en", chat_id
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
