@@ -35,10 +35,10 @@ async def store_photos(ctx: Ctx) -> tuple[list[int], list[str]]:
             continue
         if attachment.prepared is None:
             raise NotPrepared()  # handle() prepares the photos and tries again
-        photo, _new = await record_photo(ctx.session, attachment.prepared)
+        photo, new = await record_photo(ctx.session, attachment.prepared)
         stored.append(photo.id)
         ctx.recorded_photos.add(photo.sha256)
-        await integrity.check_photo(ctx, photo)  # used before, old, far: kept and told
+        await integrity.check_photo(ctx, photo, new)  # used before, old, far: kept and told
     return stored, refused
 
 

@@ -51,14 +51,14 @@ async def target(ctx: Ctx) -> integrity.Target | None:
     return integrity.Target(subjects[0].subject, period, subjects[0].cluster_id, shared)
 
 
-async def check_photo(ctx: Ctx, photo: Photo) -> None:
-    """Check a photo just recorded for this update's report: keep its flags, and note what to
-    tell the sender (`notices`)."""
+async def check_photo(ctx: Ctx, photo: Photo, new: bool) -> None:
+    """Check a photo just recorded for this update's report (`new`: stored by it): keep its
+    flags, and note what to tell the sender (`notices`)."""
     aim = await target(ctx)
     if aim is None:
         return
     flags = await integrity.check(ctx.session, photo, aim, rules(ctx), ctx.deps.config.zone)
-    await integrity.record(ctx.session, photo.id, aim, flags, ctx.now)
+    await integrity.record(ctx.session, photo.id, aim, flags, ctx.now, new_photo=new)
     if flags:
         ctx.photo_notices.append(told(ctx, flags))
 

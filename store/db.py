@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, event, insert, inspect
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -225,7 +227,8 @@ async def write_now(session: AsyncSession, row: Any, statement: Executable, **va
 
 
 _Row = TypeVar("_Row")
-_INSERTS: dict[Any, Any] = {}  # by mapper: its INSERT … RETURNING every column (insert_now)
+# by mapper and conflict column: its INSERT … RETURNING every column (insert_now)
+_INSERTS: dict[tuple[Any, str | None], Any] = {}
 
 
 async def insert_now(session: AsyncSession, row: _Row) -> _Row:
@@ -235,16 +238,38 @@ async def insert_now(session: AsyncSession, row: _Row) -> _Row:
     flush of a new row (its unit of work, a flush per row) took about three times the CPU of
     the statement: an invitation's /start flushed three times. Relationships are neither
     written nor loaded: the caller sets what it knows of them (set_committed_value)."""
+    stored = await _insert(session, row, None)
+    assert stored is not None
+    return stored
+
+
+async def insert_unless_stored(session: AsyncSession, row: _Row, unique: str) -> _Row | None:
+    """As insert_now, unless a row with the same `unique` column value is stored already
+    (ON CONFLICT DO NOTHING): then None, and nothing written. A transaction inserting the same
+    value meanwhile is waited for: its commit makes this None, its rollback lets this in."""
+    return await _insert(session, row, unique)
+
+
+async def _insert(session: AsyncSession, row: _Row, unique: str | None) -> _Row | None:
     mapper = inspect(row).mapper
     attrs = mapper.column_attrs
     given = {a.columns[0].key: row.__dict__[a.key] for a in attrs if a.key in row.__dict__}
-    statement = _INSERTS.get(mapper)
+    dialect = session.get_bind().dialect.name
+    key = (mapper, unique and f"{dialect}:{unique}")
+    statement = _INSERTS.get(key)
     if statement is None:  # the columns come from the parameters' names
-        statement = _INSERTS[mapper] = insert(mapper.local_table).returning(
-            *(a.columns[0] for a in attrs)
-        )
+        if unique is None:
+            base: Any = insert(mapper.local_table)
+        else:
+            dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            base = dialect_insert(mapper.local_table).on_conflict_do_nothing(
+                index_elements=[unique]
+            )
+        statement = _INSERTS[key] = base.returning(*(a.columns[0] for a in attrs))
     connection = await session.connection()
-    stored = (await connection.execute(statement, given)).one()
+    stored = (await connection.execute(statement, given)).first()
+    if stored is None:
+        return None
     for attr, value in zip(attrs, stored, strict=True):
         setattr(row, attr.key, value)
     make_transient_to_detached(row)  # its values as read: no change left to flush

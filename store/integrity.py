@@ -236,15 +236,26 @@ async def check(
 
 
 async def record(
-    session: AsyncSession, photo_id: int, target: Target, flags: list[dict[str, Any]], at: datetime
+    session: AsyncSession,
+    photo_id: int,
+    target: Target,
+    flags: list[dict[str, Any]],
+    at: datetime,
+    *,
+    new_photo: bool = False,
 ) -> None:
     """Keep the flags of a photo sent for `target` (replacing those of the same photo sent for
-    the same report before). The caller holds the photo's row (store.photos.record_photo)."""
-    found = await session.scalar(
-        select(PhotoCheck).where(
-            PhotoCheck.photo_id == photo_id,
-            PhotoCheck.subject == str(target.subject),
-            PhotoCheck.period == target.period,
+    the same report before; a photo this transaction stored, `new_photo`, has none). The
+    caller holds the photo's row (store.photos.record_photo)."""
+    found = (
+        None
+        if new_photo
+        else await session.scalar(
+            select(PhotoCheck).where(
+                PhotoCheck.photo_id == photo_id,
+                PhotoCheck.subject == str(target.subject),
+                PhotoCheck.period == target.period,
+            )
         )
     )
     if found is None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.contacts import hold
+from store.db import insert_unless_stored
 from store.images import Inspected, inspect
 from store.integrity import index_hash
 from store.models import Photo
@@ -156,32 +157,36 @@ def release_photos(prepared: Iterable[Prepared], referenced: Container[str]) -> 
 
 async def record_photo(session: AsyncSession, prepared: Prepared) -> tuple[Photo, bool]:
     """Inside the transaction: the Photo row for these files, inserted if new; and whether it
-    is new."""
-    await hold(session, f"photo:{prepared.sha256}")  # the same photo sent by two at once
-    existing = await session.scalar(select(Photo).where(Photo.sha256 == prepared.sha256))
-    if existing is not None:
-        if existing.phash is None and prepared.phash is not None:  # stored before hashing
-            existing.phash = prepared.phash
-            await index_hash(session, existing.id, prepared.phash)
-        return existing, False
-    photo = Photo(
-        sha256=prepared.sha256,
-        mime=prepared.mime,
-        size_bytes=prepared.size_bytes,
-        width=prepared.width,
-        height=prepared.height,
-        path=prepared.path,
-        thumb_path=prepared.thumb_path,
-        taken_at=prepared.taken_at,
-        latitude=prepared.latitude,
-        longitude=prepared.longitude,
-        phash=prepared.phash,
+    is new. A new photo (most) costs one statement and its hash's index."""
+    photo = await insert_unless_stored(
+        session,
+        Photo(
+            sha256=prepared.sha256,
+            mime=prepared.mime,
+            size_bytes=prepared.size_bytes,
+            width=prepared.width,
+            height=prepared.height,
+            path=prepared.path,
+            thumb_path=prepared.thumb_path,
+            taken_at=prepared.taken_at,
+            latitude=prepared.latitude,
+            longitude=prepared.longitude,
+            phash=prepared.phash,
+        ),
+        "sha256",
     )
-    session.add(photo)
-    await session.flush()
-    if prepared.phash is not None:
-        await index_hash(session, photo.id, prepared.phash)
-    return photo, True
+    if photo is not None:
+        if prepared.phash is not None:
+            await index_hash(session, photo.id, prepared.phash)
+        return photo, True
+    await hold(session, f"photo:{prepared.sha256}")  # one backfill of its hash at a time
+    existing = await session.scalar(select(Photo).where(Photo.sha256 == prepared.sha256))
+    if existing is None:  # deleted since this insert gave way to it: the sender tries again
+        raise RuntimeError(f"photo {prepared.sha256} is neither new nor stored")
+    if existing.phash is None and prepared.phash is not None:  # stored before hashing
+        existing.phash = prepared.phash
+        await index_hash(session, existing.id, prepared.phash)
+    return existing, False
 
 
 async def save_photo(

@@ -3,6 +3,8 @@ and a file left on disk), a camera's MPO (refused as "not a photo")."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import random
@@ -21,8 +23,9 @@ from handlers.context import Deps
 from handlers.port import Attachment
 from store.db import unit_of_work
 from store.images import PhotoRejected
-from store.models import Photo
-from store.photos import save_photo
+from store.integrity import band_keys
+from store.models import Photo, PhotoHashBand
+from store.photos import prepare_photo, record_photo, save_photo
 from tests.dialog import play
 from tests.test_dialogs import investor
 
@@ -186,3 +189,38 @@ async def test_an_mpo_in_the_chat(deps: Deps) -> None:
         chat.incoming(attachments=(Attachment("photo", fetch, file_name="a.jpg"),))
     )
     assert "Đã nhận 1 ảnh" in answer and "không phải ảnh" not in answer
+
+
+@pytest.mark.parametrize("first_ends", ["committed", "rolled back"])
+async def test_one_photo_recorded_by_two_updates_at_once_is_stored_once(
+    app: App, tmp_path: Path, first_ends: str
+) -> None:
+    """The same photo sent twice at once (two chats, or a redelivery): the second waits for the
+    first; the photo is stored once, its hash indexed once, whichever way the first ends."""
+    data_dir = tmp_path / "data"
+    prepared = [prepare_photo(noisy_jpeg(), data_dir, MAX_BYTES) for _ in range(2)]
+
+    async def second() -> tuple[int, bool]:
+        async with unit_of_work(app.sessions) as session:
+            photo, new = await record_photo(session, prepared[1])
+            return photo.id, new
+
+    waiting: asyncio.Task[tuple[int, bool]] | None = None
+    with contextlib.suppress(ZeroDivisionError):
+        async with unit_of_work(app.sessions) as session:
+            photo, new = await record_photo(session, prepared[0])
+            assert new
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # it waits for the first transaction
+            if first_ends == "rolled back":
+                raise ZeroDivisionError
+    assert waiting is not None
+    second_id, second_new = await asyncio.wait_for(waiting, 10)
+    assert second_new == (first_ends == "rolled back")
+    if first_ends == "committed":
+        assert second_id == photo.id
+    async with app.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Photo)) == 1
+        bands = await session.scalar(select(func.count()).select_from(PhotoHashBand))
+    assert bands == len(band_keys(prepared[0].phash or ""))
