@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,12 +53,36 @@ class Config:
         return self.calendar.zone
 
 
+class Members:
+    """The chats whose last update this process handled came from an active person, for
+    `ttl` seconds (the newest `keep`): their photos are downloaded without asking the store
+    first. The update's transaction still decides; a chat whose update found nobody is
+    forgotten at once, and another process withdrawing someone's access is seen within `ttl`."""
+
+    def __init__(self, keep: int = 10_000, ttl: float = 600.0) -> None:
+        self._keep, self._ttl = keep, ttl
+        self._until: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def handled(self, channel: str, chat_id: str, member: bool) -> None:
+        key = (channel, chat_id)
+        self._until.pop(key, None)
+        if member:
+            self._until[key] = time.monotonic() + self._ttl
+            if len(self._until) > self._keep:
+                self._until.popitem(last=False)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        until = self._until.get(key)
+        return until is not None and time.monotonic() < until
+
+
 @dataclass
 class Deps:
     sessions: async_sessionmaker[AsyncSession]
     config: Config
     clock: Callable[[], datetime] = _now
     answered: Answered = field(default_factory=Answered)  # by this process (handlers.outbox)
+    members: Members = field(default_factory=Members)  # chats lately handled as a person's
 
     @property
     def calendar(self) -> Calendar:

@@ -118,8 +118,11 @@ async def _answer_again(incoming: Incoming, deps: Deps) -> list[Reply]:
 
 
 async def _may_keep_photos(incoming: Incoming, deps: Deps) -> bool:
-    """A new update from someone invited (a stranger's photos are never downloaded). A short
-    read before the transaction; the transaction itself decides."""
+    """A new update from someone invited (a stranger's photos are never downloaded): a chat
+    this process lately handled as a person's, or else a short read before the transaction.
+    The transaction itself decides."""
+    if (incoming.channel, incoming.chat_id) in deps.members:
+        return True
     async with deps.sessions() as session:
         return await is_member(
             session, incoming.channel, incoming.chat_id, new_update=incoming.update_id
@@ -225,6 +228,7 @@ async def _handle_in_transaction(
             raise _Delivered()  # rolls back what this delivery did again
     if STATS is not None:
         STATS.add("transaction/total", time.perf_counter() - began)
+    deps.members.handled(incoming.channel, incoming.chat_id, ctx.person is not None)
     on_record.update(recorded)
     later.extend(ctx.later)
     if incoming.update_id is not None:

@@ -14,8 +14,8 @@ from bot.app import App, open_app
 from domain.roles import Role
 from handlers import conversation
 from handlers.context import Deps
-from handlers.port import Reply
-from store.access import create_invitation
+from handlers.port import Attachment, Reply
+from store.access import create_invitation, person_for, revoke_person
 from store.db import unit_of_work
 from store.models import AuditLog, Photo, Report, ReportPhoto
 from tests.dialog import IMAGES, Chat, Clock, finish, play
@@ -475,3 +475,29 @@ async def test_photos_before_the_report_are_kept_and_capped(deps: Deps, app: App
     async with app.sessions() as session:
         linked = await session.scalar(select(func.count()).select_from(ReportPhoto))
     assert linked == 2
+
+
+async def test_photos_are_downloaded_only_from_a_person(deps: Deps, clock: Clock) -> None:
+    """A stranger's photo is never downloaded; a person's is, without asking the store when
+    their last update was just handled; once their access is withdrawn (by another worker,
+    this one not told) and an update of theirs has found nobody, theirs are not either."""
+    downloads: list[str] = []
+
+    async def photo(chat: Chat) -> str:
+        async def fetch() -> bytes:
+            downloads.append(chat.chat_id)
+            return IMAGES["red.jpg"][0]
+
+        return await chat.send(chat.incoming(attachments=(Attachment("photo", fetch),)))
+
+    stranger, person = Chat(deps, chat_id="9009"), await investor(deps)
+    assert "chưa được mời" in await photo(stranger)
+    assert "Đã lưu 1 ảnh" in await photo(person)
+    assert downloads == ["1001"]
+    async with unit_of_work(deps.sessions) as session:
+        found = await person_for(session, "terminal", "1001")
+        assert found is not None
+        await revoke_person(session, found.id, actor="another worker", now=clock.now)
+    assert "chưa được mời" in await person.say("xin chào")
+    assert "chưa được mời" in await photo(person)
+    assert downloads == ["1001"]
