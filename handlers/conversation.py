@@ -170,7 +170,10 @@ async def _release_photos(prepared: list[Prepared], deps: Deps, on_record: set[s
             referenced = (written & on_record) | found
         except Exception:
             log.exception("could not check which photo files to keep")
-    await asyncio.to_thread(release_photos, prepared, referenced)
+    if any(p.written and p.sha256 not in referenced for p in prepared):
+        await asyncio.to_thread(release_photos, prepared, referenced)  # files to delete
+    else:
+        release_photos(prepared, referenced)  # only the claims to let go: no thread's trip
 
 
 async def _handle_in_transaction(
