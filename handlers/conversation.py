@@ -224,9 +224,10 @@ async def _handle_in_transaction(
             elif ctx.state.place != shown_at:
                 ctx.state.offer = ()  # the choices shown no longer apply
             # else (e.g. /trogiup mid-question) the choices shown are still typeable
-        await conversations.save_state(session, conversation, ctx.state)
-        if incoming.update_id is not None and not await conversations.mark_processed(
-            session, incoming.channel, incoming.update_id, outbox.encode(replies, ctx.later)
+        if incoming.update_id is None:
+            await conversations.save_state(session, conversation, ctx.state)
+        elif not await conversations.save_and_mark(
+            session, conversation, ctx.state, incoming.update_id, outbox.encode(replies, ctx.later)
         ):
             raise _Delivered()  # rolls back what this delivery did again
     if STATS is not None:

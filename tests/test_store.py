@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 from pathlib import Path
 
@@ -24,7 +25,13 @@ from store.clusters import (
     upsert_clusters,
 )
 from store.contacts import lock_chat
-from store.conversations import new_conversation, save_state, state_of
+from store.conversations import (
+    new_conversation,
+    save_and_mark,
+    save_state,
+    state_of,
+    was_processed,
+)
 from store.db import alembic_config, current_revision, unit_of_work
 from store.models import (
     AuditLog,
@@ -202,6 +209,35 @@ async def test_a_row_written_at_once_is_stored_once_and_its_later_changes_too(ap
             )
         ).all()
     assert [(r.chat_id, r.state) for r in rows] == [("4242", {"locale": "en"})]
+
+
+async def test_an_updates_state_and_mark_are_written_together_and_a_second_delivery_changes_nothing(
+    app: App,
+) -> None:
+    """The chat's new state and the update's mark (one statement on PostgreSQL): stored
+    together; the same update marked again is refused, and its state is rolled back with it."""
+
+    class Again(Exception):
+        pass
+
+    async with unit_of_work(app.sessions) as session:
+        created = await new_conversation(session, "telegram", "902")
+        row_id, created_at = created.id, created.updated_at
+    for locale, expected in (("en", True), ("vi", False)):
+        with contextlib.suppress(Again):
+            async with unit_of_work(app.sessions) as session:
+                conversation = await session.get_one(Conversation, row_id)
+                state = state_of(conversation)
+                state.locale = locale
+                marked = await save_and_mark(session, conversation, state, "u-902", [])
+                assert marked is expected
+                if not marked:
+                    raise Again  # as handlers.conversation does: the delivery's writes go
+    async with app.sessions() as session:
+        stored = await session.get_one(Conversation, row_id)
+        assert state_of(stored).locale == "en"
+        assert await was_processed(session, "telegram", "u-902")
+        assert stored.updated_at > created_at
 
 
 @pytest.mark.parametrize("prepared_url", ["postgresql"], indirect=True)
