@@ -1,7 +1,7 @@
 """Updates of different chats handled at the same time, each chat's one at a time in the order
 they came: a person's answers never overtake each other, and nobody waits for someone else's
-photo download or reply. (Between processes sharing PostgreSQL, store.contacts.lock_chat keeps
-the same order.)"""
+photo download or reply. (Between processes sharing PostgreSQL, each update holds its chat's
+conversation row: store.access.chat_of.)"""
 
 from __future__ import annotations
 

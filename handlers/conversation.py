@@ -21,7 +21,6 @@ from handlers.outbox import Later
 from handlers.port import Attachment, Incoming, Reply
 from store import conversations
 from store.access import chat_of, is_member, person_for
-from store.contacts import lock_chat
 from store.db import unit_of_work
 from store.images import PhotoRejected
 from store.models import ChannelIdentity, Person
@@ -187,18 +186,19 @@ async def _handle_in_transaction(
     async with unit_of_work(deps.sessions) as session:
         if STATS is not None:
             STATS.add("transaction/entered", time.perf_counter() - began)
-        # one update at a time per chat: its conversation row is held as it is read …
+        # one update at a time per chat: its conversation row is held as it is read
         chat = await chat_of(session, incoming.channel, incoming.chat_id, hold=True)
-        if chat is None and await lock_chat(session, incoming.channel, incoming.chat_id):
-            # … or, before it has one, the chat itself, and it is read again: an update of
-            # the same chat in another worker may have made the row meanwhile
-            chat = await chat_of(session, incoming.channel, incoming.chat_id, hold=True)
+        new = None
+        if chat is None:  # a first contact, unless the same chat's update in another worker
+            # made the row meanwhile: the insert waits for that one, and the row is read then
+            new = await conversations.new_conversation(session, incoming.channel, incoming.chat_id)
+            if new is None:
+                chat = await chat_of(session, incoming.channel, incoming.chat_id, hold=True)
         first_contact = chat is None
         identity: ChannelIdentity | None = None
         if chat is None:
-            conversation = await conversations.new_conversation(
-                session, incoming.channel, incoming.chat_id
-            )
+            assert new is not None
+            conversation = new
             # an invitation's link makes the chat a new person's (onboarding.accept): the
             # person the chat may have been bound to before is not read (a heavy join)
             person = (

@@ -140,21 +140,11 @@ def inside(last_seen: datetime | None, now: datetime, window: timedelta) -> bool
     return last_seen is not None and now - last_seen < window
 
 
-async def lock_chat(session: AsyncSession, channel: str, chat_id: str) -> bool:
-    """Hold this chat for the rest of the transaction: on PostgreSQL, where several workers
-    may share the database, a second update of the same chat waits here until the first is
-    committed, so a chat's updates are handled one at a time whichever worker gets them.
-    SQLite serialises writers itself (one machine, one worker). Whether it held anything.
-    (A chat that has a conversation row is held by that row: store.access.chat_of's `hold`.)"""
-    return await hold(session, f"chat:{channel}:{chat_id}")
-
-
-async def hold(session: AsyncSession, key: str) -> bool:
+async def hold(session: AsyncSession, key: str) -> None:
     """Hold `key` for the rest of the transaction (PostgreSQL: another transaction holding it
-    waits here until that one ends); whether it did. SQLite runs one writer at a time anyway."""
+    waits here until that one ends). SQLite runs one writer at a time anyway."""
     if session.get_bind().dialect.name != "postgresql":
-        return False
+        return
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
     )
-    return True

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.state import ConversationState
-from store.db import insert_now, write_now
+from store.db import insert_unless_stored, write_now
 from store.models import Conversation, Photo, ProcessedUpdate, utcnow
 
 
@@ -78,9 +78,14 @@ async def forget_processed(session: AsyncSession, before: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def new_conversation(session: AsyncSession, channel: str, chat_id: str) -> Conversation:
-    """A first contact's conversation, stored at once (store.db.insert_now)."""
-    return await insert_now(session, Conversation(channel=channel, chat_id=chat_id, state={}))
+async def new_conversation(
+    session: AsyncSession, channel: str, chat_id: str
+) -> Conversation | None:
+    """A first contact's conversation, stored at once (store.db.insert_unless_stored); None if
+    the chat has one: made meanwhile by another transaction, which this one waited for."""
+    return await insert_unless_stored(
+        session, Conversation(channel=channel, chat_id=chat_id, state={}), "channel", "chat_id"
+    )
 
 
 def state_of(conversation: Conversation) -> ConversationState:

@@ -227,8 +227,8 @@ async def write_now(session: AsyncSession, row: Any, statement: Executable, **va
 
 
 _Row = TypeVar("_Row")
-# by mapper and conflict column: its INSERT … RETURNING every column (insert_now)
-_INSERTS: dict[tuple[Any, str | None], Any] = {}
+# by mapper and conflict columns: its INSERT … RETURNING every column (insert_now)
+_INSERTS: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
 
 async def insert_now(session: AsyncSession, row: _Row) -> _Row:
@@ -238,32 +238,33 @@ async def insert_now(session: AsyncSession, row: _Row) -> _Row:
     flush of a new row (its unit of work, a flush per row) took about three times the CPU of
     the statement: an invitation's /start flushed three times. Relationships are neither
     written nor loaded: the caller sets what it knows of them (set_committed_value)."""
-    stored = await _insert(session, row, None)
+    stored = await _insert(session, row, ())
     assert stored is not None
     return stored
 
 
-async def insert_unless_stored(session: AsyncSession, row: _Row, unique: str) -> _Row | None:
-    """As insert_now, unless a row with the same `unique` column value is stored already
-    (ON CONFLICT DO NOTHING): then None, and nothing written. A transaction inserting the same
-    value meanwhile is waited for: its commit makes this None, its rollback lets this in."""
+async def insert_unless_stored(session: AsyncSession, row: _Row, *unique: str) -> _Row | None:
+    """As insert_now, unless a row with the same values of the `unique` columns (a unique
+    constraint's) is stored already (ON CONFLICT DO NOTHING): then None, and nothing written.
+    A transaction inserting the same values meanwhile is waited for: its commit makes this
+    None, its rollback lets this in."""
     return await _insert(session, row, unique)
 
 
-async def _insert(session: AsyncSession, row: _Row, unique: str | None) -> _Row | None:
+async def _insert(session: AsyncSession, row: _Row, unique: tuple[str, ...]) -> _Row | None:
     mapper = inspect(row).mapper
     attrs = mapper.column_attrs
     given = {a.columns[0].key: row.__dict__[a.key] for a in attrs if a.key in row.__dict__}
     dialect = session.get_bind().dialect.name
-    key = (mapper, unique and f"{dialect}:{unique}")
+    key = (mapper, unique and (dialect, *unique))
     statement = _INSERTS.get(key)
     if statement is None:  # the columns come from the parameters' names
-        if unique is None:
+        if not unique:
             base: Any = insert(mapper.local_table)
         else:
             dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
             base = dialect_insert(mapper.local_table).on_conflict_do_nothing(
-                index_elements=[unique]
+                index_elements=list(unique)
             )
         statement = _INSERTS[key] = base.returning(*(a.columns[0] for a in attrs))
     connection = await session.connection()

@@ -24,7 +24,6 @@ from store.clusters import (
     to_row,
     upsert_clusters,
 )
-from store.contacts import lock_chat
 from store.conversations import (
     new_conversation,
     save_and_mark,
@@ -196,6 +195,7 @@ async def test_a_row_written_at_once_is_stored_once_and_its_later_changes_too(ap
     after it, and goes with a rolled-back transaction."""
     async with unit_of_work(app.sessions) as session:
         conversation = await new_conversation(session, "telegram", "4242")
+        assert conversation is not None
         assert conversation.id is not None and conversation.updated_at is not None
         conversation.state = {"locale": "en"}
     with pytest.raises(RuntimeError):
@@ -222,6 +222,7 @@ async def test_an_updates_state_and_mark_are_written_together_and_a_second_deliv
 
     async with unit_of_work(app.sessions) as session:
         created = await new_conversation(session, "telegram", "902")
+        assert created is not None
         row_id, created_at = created.id, created.updated_at
     for locale, expected in (("en", True), ("vi", False)):
         with contextlib.suppress(Again):
@@ -246,25 +247,28 @@ async def test_a_held_chat_waits_for_the_transaction_holding_it_and_reads_what_i
 ) -> None:
     """Two workers' updates of one chat (PostgreSQL): the second waits for the first, then
     reads the conversation as the first left it — with a row (held by the read itself) and
-    before the chat has one (held by lock_chat, then read again)."""
+    before the chat has one (its insert waits for the first one's, then the row is read)."""
 
     async def second_reads(chat_id: str) -> str | None:
         async with unit_of_work(app.sessions) as session:
             chat = await chat_of(session, "telegram", chat_id, hold=True)
-            if chat is None and await lock_chat(session, "telegram", chat_id):
+            if chat is None:
+                assert await new_conversation(session, "telegram", chat_id) is None
                 chat = await chat_of(session, "telegram", chat_id, hold=True)
-            return None if chat is None else state_of(chat.conversation).locale
+            assert chat is not None
+            return state_of(chat.conversation).locale
 
     async with unit_of_work(app.sessions) as session:
         await new_conversation(session, "telegram", "900")
     for chat_id in ("900", "901"):  # "901" has no conversation row yet
         async with unit_of_work(app.sessions) as session:
             chat = await chat_of(session, "telegram", chat_id, hold=True)
-            if chat is None:
-                assert await lock_chat(session, "telegram", chat_id)
-                conversation = await new_conversation(session, "telegram", chat_id)
-            else:
-                conversation = chat.conversation
+            conversation = (
+                chat.conversation
+                if chat is not None
+                else await new_conversation(session, "telegram", chat_id)
+            )
+            assert conversation is not None
             second = asyncio.create_task(second_reads(chat_id))
             await asyncio.sleep(0.5)
             assert not second.done(), chat_id  # it waits for this transaction
