@@ -53,27 +53,36 @@ class Config:
         return self.calendar.zone
 
 
+Seen = tuple[str, str]  # (role, locale) of the active person found behind a chat
+
+
 class Members:
-    """The chats whose last update this process handled came from an active person, for
-    `ttl` seconds (the newest `keep`): their photos are downloaded without asking the store
-    first. The update's transaction still decides; a chat whose update found nobody is
-    forgotten at once, and another process withdrawing someone's access is seen within `ttl`."""
+    """Who this process last found behind each chat whose update it handled: the active
+    person's role and locale, or None for nobody; for `ttl` seconds (the newest `keep`). A
+    person's photos are downloaded without asking the store first, and the Telegram channel
+    sets the chat's menu from it. The update's transaction still decides; another process
+    withdrawing someone's access is seen within `ttl`, or at their next update."""
 
     def __init__(self, keep: int = 10_000, ttl: float = 600.0) -> None:
         self._keep, self._ttl = keep, ttl
-        self._until: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], tuple[float, Seen | None]] = OrderedDict()
 
-    def handled(self, channel: str, chat_id: str, member: bool) -> None:
+    def handled(self, channel: str, chat_id: str, person: Seen | None) -> None:
         key = (channel, chat_id)
-        self._until.pop(key, None)
-        if member:
-            self._until[key] = time.monotonic() + self._ttl
-            if len(self._until) > self._keep:
-                self._until.popitem(last=False)
+        self._seen.pop(key, None)
+        self._seen[key] = (time.monotonic() + self._ttl, person)
+        if len(self._seen) > self._keep:
+            self._seen.popitem(last=False)
+
+    def found(self, channel: str, chat_id: str) -> tuple[bool, Seen | None]:
+        """Whether the chat was seen lately, and who was found behind it."""
+        until, person = self._seen.get((channel, chat_id), (0.0, None))
+        return time.monotonic() < until, person
 
     def __contains__(self, key: tuple[str, str]) -> bool:
-        until = self._until.get(key)
-        return until is not None and time.monotonic() < until
+        """A person was found behind the chat lately."""
+        known, person = self.found(*key)
+        return known and person is not None
 
 
 @dataclass

@@ -232,7 +232,12 @@ async def _handle_in_transaction(
             raise _Delivered()  # rolls back what this delivery did again
     if STATS is not None:
         STATS.add("transaction/total", time.perf_counter() - began)
-    deps.members.handled(incoming.channel, incoming.chat_id, ctx.person is not None)
+    person = ctx.person
+    deps.members.handled(
+        incoming.channel,
+        incoming.chat_id,
+        None if person is None else (person.role or "", person.locale),
+    )
     on_record.update(recorded)
     later.extend(ctx.later)
     if incoming.update_id is not None:

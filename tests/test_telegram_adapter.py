@@ -130,7 +130,7 @@ async def test_the_limit_named_is_the_bot_apis_when_max_photo_mb_is_higher(
 
 async def test_each_chat_shows_the_commands_of_its_role(api: StandinBotAPI, app: App) -> None:
     await bind(app, 7201, Role.ADMIN)
-    await bind(app, 7202, Role.DISTRICT, district="Huyện Phú Xuyên")
+    district = await bind(app, 7202, Role.DISTRICT, district="Huyện Phú Xuyên")
     await bind(app, 7203, Role.INVESTOR, clusters=["dai-thang"])
     gone = await bind(app, 7204, Role.INVESTOR, clusters=["dai-thang"])
     async with unit_of_work(app.sessions) as session:
@@ -178,6 +178,16 @@ async def test_each_chat_shows_the_commands_of_its_role(api: StandinBotAPI, app:
         await Person(api, 7299).say("xin chào")
         assert api.chat_commands(7299) == []
         assert len(api.called("setMyCommands")) == calls + 1
+        # access withdrawn by another worker: the menu goes at the chat's next command
+        assert "/baocao" in await Person(api, 7202).say("/trogiup")
+        async with unit_of_work(app.sessions) as session:
+            await revoke_person(session, district, actor="test", now=datetime.now(UTC))
+        assert "chưa được mời" in await Person(api, 7202).say("/baocao")
+        for _ in range(100):
+            if api.chat_commands(7202) == []:
+                break
+            await asyncio.sleep(0.05)
+        assert api.chat_commands(7202) == []
 
 
 def deleted(api: StandinBotAPI) -> list[dict[str, object]]:

@@ -527,13 +527,16 @@ class TelegramChannel:
                     await self._set_menu(int(chat), menu, force=True)
 
     async def _update_menu(self, chat_id: int) -> None:
-        """After an update: one small query, and a call only if the chat's role or language
-        changed (an invitation accepted, a language chosen, access withdrawn)."""
-        try:
-            menu = await self._menu_of(chat_id)
-        except SQLAlchemyError as exc:  # keep the menu as it is
-            log.warning("menu of chat %s not checked: %s", chat_id, exc)
-            return
+        """After an update: who its transaction found behind the chat (handlers.context.
+        Members), else one small query; and a call only if the chat's role or language changed
+        (an invitation accepted, a language chosen, access withdrawn)."""
+        known, menu = self.deps.members.found("telegram", str(chat_id))
+        if not known:
+            try:
+                menu = await self._menu_of(chat_id)
+            except SQLAlchemyError as exc:  # keep the menu as it is
+                log.warning("menu of chat %s not checked: %s", chat_id, exc)
+                return
         async with self._menu_lock:
             await self._set_menu(chat_id, menu)
 
