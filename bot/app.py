@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import lanes
 from bot.settings import Settings
 from bot.tasks import cancelled
 from domain import i18n
@@ -166,9 +165,9 @@ class App:
             photo_max_distance_m=round(s.photo_max_distance_km * 1000),
         )
         if s.clock_start is None:
-            return Deps(self.sessions, config, aside=lanes.aside)
+            return Deps(self.sessions, config)
         offset = s.clock_start - datetime.now(UTC)
-        return Deps(self.sessions, config, lambda: datetime.now(UTC) + offset, aside=lanes.aside)
+        return Deps(self.sessions, config, lambda: datetime.now(UTC) + offset)
 
 
 @asynccontextmanager

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,8 +92,6 @@ class Deps:
     clock: Callable[[], datetime] = _now
     answered: Answered = field(default_factory=Answered)  # by this process (handlers.outbox)
     members: Members = field(default_factory=Members)  # chats lately handled as a person's
-    # while waiting for neither the event loop nor the store: out of the update's turn (bot.lanes)
-    aside: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
     @property
     def calendar(self) -> Calendar:

@@ -138,14 +138,13 @@ async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepare
             ready.append(attachment)
             continue
         try:
-            async with deps.aside():  # another update may take this one's turn meanwhile
-                began = time.perf_counter()
-                data = await attachment.fetch()
-                fetched = time.perf_counter()
-                info = await config.inspector.inspect(data, config.max_photo_bytes)
-                photo = await asyncio.to_thread(
-                    prepare_photo, data, config.data_dir, config.max_photo_bytes, info
-                )
+            began = time.perf_counter()
+            data = await attachment.fetch()
+            fetched = time.perf_counter()
+            info = await config.inspector.inspect(data, config.max_photo_bytes)
+            photo = await asyncio.to_thread(
+                prepare_photo, data, config.data_dir, config.max_photo_bytes, info
+            )
             if STATS is not None:
                 STATS.add("photo/download", fetched - began)
                 STATS.add("photo/prepare_thread", time.perf_counter() - fetched)
