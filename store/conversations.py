@@ -111,7 +111,8 @@ async def save_state(
 
 
 # … and on PostgreSQL with the state's UPDATE in the same statement (a round trip less). Its
-# parameters' names are no column of conversations: an UPDATE sets the columns so named.
+# parameters are named apart from the conversation's other columns: an UPDATE also sets every
+# column that a parameter is named after.
 _SAVE_AND_MARK = (
     postgresql.insert(ProcessedUpdate)
     .values(
