@@ -26,7 +26,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.roles import OrgKind, Role
-from store.db import insert_now, write_now
+from store.db import insert_now, insert_unless_stored
 from store.models import (
     AuditLog,
     ChannelIdentity,
@@ -148,24 +148,30 @@ async def create_invitation(
 async def _bind(
     session: AsyncSession, person: Person, channel: str, chat_id: str, name: str, now: datetime
 ) -> ChannelIdentity:
-    """This chat is now the person's (a chat that belonged to someone else moves over)."""
+    """This chat is now the person's (a chat that belonged to someone else moves over). A new
+    chat's identity is one statement; a known one's is read and changed."""
+    identity = await insert_unless_stored(
+        session,
+        ChannelIdentity(
+            channel=channel,
+            external_id=chat_id,
+            person_id=person.id,
+            username=name,
+            last_seen_at=now,
+            reachable=True,
+        ),
+        "channel",
+        "external_id",
+    )
+    if identity is not None:
+        return identity
     identity = await session.scalar(
         select(ChannelIdentity).where(
             ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
         )
     )
-    if identity is None:
-        return await insert_now(
-            session,
-            ChannelIdentity(
-                channel=channel,
-                external_id=chat_id,
-                person_id=person.id,
-                username=name,
-                last_seen_at=now,
-                reachable=True,
-            ),
-        )
+    if identity is None:  # removed since the insert gave way to it: the sender tries again
+        raise RuntimeError(f"identity {channel}:{chat_id} is neither new nor stored")
     identity.person_id = person.id
     identity.username = name
     identity.last_seen_at = now
@@ -173,10 +179,16 @@ async def _bind(
     return identity
 
 
-_INVITATION_USED_BY = (
+_CLAIM = (
     update(Invitation)
-    .where(Invitation.id == bindparam("row_id"))
-    .values(used_by_person_id=bindparam("used_by_person_id"))
+    .where(
+        Invitation.id == bindparam("row_id"),
+        Invitation.used_at.is_(None),
+        Invitation.revoked_at.is_(None),
+    )
+    .values(used_at=bindparam("used_at"), used_by_person_id=bindparam("used_by_person_id"))
+    .returning(Invitation.id)
+    .execution_options(synchronize_session=False)
 )
 
 
@@ -210,21 +222,6 @@ async def accept_invitation(
         return InviteProblem("used")
     if invitation.expires_at <= now:
         return InviteProblem("expired")
-    # Claim the token first: of chats racing for it, only the one whose update matches wins.
-    claimed = await session.scalar(
-        update(Invitation)
-        .where(
-            Invitation.id == invitation.id,
-            Invitation.used_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
-        .values(used_at=now)
-        .returning(Invitation.id)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed is None:
-        return InviteProblem("used")
-    set_committed_value(invitation, "used_at", now)
     person = await insert_now(
         session,
         Person(
@@ -236,6 +233,17 @@ async def accept_invitation(
         ),
     )
     connection = await session.connection()
+    # Claim the token for the person in one statement: of chats racing for it, only the one
+    # whose update matches wins; a loser's person goes again (a rare second statement).
+    claimed = await session.scalar(
+        _CLAIM, {"row_id": invitation.id, "used_at": now, "used_by_person_id": person.id}
+    )
+    if claimed is None:
+        await connection.execute(delete(Person).where(Person.id == person.id))
+        session.expunge(person)
+        return InviteProblem("used")
+    set_committed_value(invitation, "used_at", now)
+    set_committed_value(invitation, "used_by_person_id", person.id)
     if invitation.clusters:
         await connection.execute(
             insert(PersonCluster),
@@ -246,7 +254,6 @@ async def accept_invitation(
     set_committed_value(person, "organisation", invitation.organisation)
     set_committed_value(person, "district", invitation.district)
     set_committed_value(person, "identities", [identity])
-    await write_now(session, invitation, _INVITATION_USED_BY, used_by_person_id=person.id)
     await connection.execute(
         insert(AuditLog),
         {
