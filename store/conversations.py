@@ -17,13 +17,14 @@ from store.db import insert_unless_stored, write_now
 from store.models import Conversation, Photo, ProcessedUpdate, utcnow
 
 
-def _mark(insert: Any) -> Insert:
+def _mark(insert: Any, prefix: str = "") -> Insert:
+    """The mark's INSERT; its parameters named `prefix` + the column."""
     statement: Insert = (
         insert(ProcessedUpdate)
         .values(
-            channel=bindparam("channel"),
-            update_id=bindparam("update_id"),
-            replies=bindparam("replies", type_=ProcessedUpdate.replies.type),
+            channel=bindparam(f"{prefix}channel"),
+            update_id=bindparam(f"{prefix}update_id"),
+            replies=bindparam(f"{prefix}replies", type_=ProcessedUpdate.replies.type),
         )
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
         .returning(ProcessedUpdate.id)
@@ -104,7 +105,13 @@ async def save_state(
     session: AsyncSession, conversation: Conversation, state: ConversationState
 ) -> None:
     """The chat's state, written if it changed (every answer writes it: store.db.write_now)."""
-    written = state.to_json()  # a new object, so the JSON column is written
+    await _save_written(session, conversation, state.to_json())
+
+
+async def _save_written(
+    session: AsyncSession, conversation: Conversation, written: dict[str, Any]
+) -> None:
+    # `written` is a new object, so the JSON column is written
     if conversation.id is not None and written == conversation.state:
         return
     await write_now(session, conversation, _SAVE_STATE, state=written)
@@ -114,15 +121,8 @@ async def save_state(
 # parameters are named apart from the conversation's other columns: an UPDATE also sets every
 # column that a parameter is named after.
 _SAVE_AND_MARK = (
-    postgresql.insert(ProcessedUpdate)
-    .values(
-        channel=bindparam("mark_channel"),
-        update_id=bindparam("mark_update_id"),
-        replies=bindparam("mark_replies", type_=ProcessedUpdate.replies.type),
-        at=bindparam("at"),  # the columns' Python defaults are not run with a WITH
-    )
-    .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-    .returning(ProcessedUpdate.id)
+    _mark(postgresql.insert, "mark_")
+    .values(at=bindparam("at"))  # the columns' Python defaults are not run with a WITH
     .add_cte(
         update(Conversation)
         .where(Conversation.id == bindparam("row_id"))
@@ -150,7 +150,7 @@ async def save_and_mark(
         or written == conversation.state
         or session.get_bind().dialect.name != "postgresql"
     ):
-        await save_state(session, conversation, state)
+        await _save_written(session, conversation, written)
         return await mark_processed(session, conversation.channel, update_id, replies)
     params = {
         "mark_channel": conversation.channel,
