@@ -26,7 +26,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from domain.roles import OrgKind, Role
-from store.db import insert_now, insert_unless_stored
+from store.db import insert_now, insert_unless_stored, stored_like
 from store.models import (
     AuditLog,
     ChannelIdentity,
@@ -150,28 +150,18 @@ async def _bind(
 ) -> ChannelIdentity:
     """This chat is now the person's (a chat that belonged to someone else moves over). A new
     chat's identity is one statement; a known one's is read and changed."""
-    identity = await insert_unless_stored(
-        session,
-        ChannelIdentity(
-            channel=channel,
-            external_id=chat_id,
-            person_id=person.id,
-            username=name,
-            last_seen_at=now,
-            reachable=True,
-        ),
-        "channel",
-        "external_id",
+    new = ChannelIdentity(
+        channel=channel,
+        external_id=chat_id,
+        person_id=person.id,
+        username=name,
+        last_seen_at=now,
+        reachable=True,
     )
-    if identity is not None:
-        return identity
-    identity = await session.scalar(
-        select(ChannelIdentity).where(
-            ChannelIdentity.channel == channel, ChannelIdentity.external_id == chat_id
-        )
-    )
-    if identity is None:  # removed since the insert gave way to it: the sender tries again
-        raise RuntimeError(f"identity {channel}:{chat_id} is neither new nor stored")
+    unique = ("channel", "external_id")
+    if (stored := await insert_unless_stored(session, new, *unique)) is not None:
+        return stored
+    identity = await stored_like(session, new, *unique)
     identity.person_id = person.id
     identity.username = name
     identity.last_seen_at = now

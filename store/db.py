@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, event, insert, inspect
+from sqlalchemy import Connection, Engine, Executable, event, insert, inspect, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -249,6 +249,19 @@ async def insert_unless_stored(session: AsyncSession, row: _Row, *unique: str) -
     A transaction inserting the same values meanwhile is waited for: its commit makes this
     None, its rollback lets this in."""
     return await _insert(session, row, unique)
+
+
+async def stored_like(session: AsyncSession, row: _Row, *unique: str) -> _Row:
+    """The stored row with `row`'s values of the `unique` columns: after insert_unless_stored
+    gave way to it. Raises if it is gone since (deleted meanwhile: the sender tries again)."""
+    kind = type(row)
+    stored = await session.scalar(
+        select(kind).where(*(getattr(kind, name) == getattr(row, name) for name in unique))
+    )
+    if stored is None:
+        values = ", ".join(f"{name}={getattr(row, name)!r}" for name in unique)
+        raise RuntimeError(f"{kind.__name__} {values} is neither new nor stored")
+    return stored
 
 
 async def _insert(session: AsyncSession, row: _Row, unique: tuple[str, ...]) -> _Row | None:

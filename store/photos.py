@@ -13,11 +13,10 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.contacts import hold
-from store.db import insert_unless_stored
+from store.db import insert_unless_stored, stored_like
 from store.images import Inspected, inspect
 from store.integrity import index_hash
 from store.models import Photo
@@ -158,31 +157,26 @@ def release_photos(prepared: Iterable[Prepared], referenced: Container[str]) -> 
 async def record_photo(session: AsyncSession, prepared: Prepared) -> tuple[Photo, bool]:
     """Inside the transaction: the Photo row for these files, inserted if new; and whether it
     is new. A new photo (most) costs one statement and its hash's index."""
-    photo = await insert_unless_stored(
-        session,
-        Photo(
-            sha256=prepared.sha256,
-            mime=prepared.mime,
-            size_bytes=prepared.size_bytes,
-            width=prepared.width,
-            height=prepared.height,
-            path=prepared.path,
-            thumb_path=prepared.thumb_path,
-            taken_at=prepared.taken_at,
-            latitude=prepared.latitude,
-            longitude=prepared.longitude,
-            phash=prepared.phash,
-        ),
-        "sha256",
+    new = Photo(
+        sha256=prepared.sha256,
+        mime=prepared.mime,
+        size_bytes=prepared.size_bytes,
+        width=prepared.width,
+        height=prepared.height,
+        path=prepared.path,
+        thumb_path=prepared.thumb_path,
+        taken_at=prepared.taken_at,
+        latitude=prepared.latitude,
+        longitude=prepared.longitude,
+        phash=prepared.phash,
     )
+    photo = await insert_unless_stored(session, new, "sha256")
     if photo is not None:
         if prepared.phash is not None:
             await index_hash(session, photo.id, prepared.phash)
         return photo, True
     await hold(session, f"photo:{prepared.sha256}")  # one backfill of its hash at a time
-    existing = await session.scalar(select(Photo).where(Photo.sha256 == prepared.sha256))
-    if existing is None:  # deleted since this insert gave way to it: the sender tries again
-        raise RuntimeError(f"photo {prepared.sha256} is neither new nor stored")
+    existing = await stored_like(session, new, "sha256")
     if existing.phash is None and prepared.phash is not None:  # stored before hashing
         existing.phash = prepared.phash
         await index_hash(session, existing.id, prepared.phash)
