@@ -763,14 +763,41 @@ def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
+@dataclass(frozen=True)
+class MachineSample:
+    """The machine's counters at one moment (Linux): the microseconds in which every task
+    waited on the disk at once (PSI's `full` line of /proc/pressure/io; None without PSI), and
+    the jiffies the hypervisor took (`steal`) and all jiffies, from /proc/stat."""
+
+    at: float
+    disk_stall_us: int | None
+    steal: int
+    jiffies: int
+
+    @classmethod
+    def now(cls) -> MachineSample:
+        stall: int | None = None
+        steal = jiffies = 0
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            jiffies, steal = sum(cpu[:8]), cpu[7]
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            full = Path("/proc/pressure/io").read_text().split("full", 1)[1]
+            stall = int(full.split("total=", 1)[1].split()[0])
+        return cls(time.monotonic(), stall, steal, jiffies)
+
+
 class LoopWatch:
     """The benchmark loop's own lag while a run goes on (it serves the stand-in and plays the
     people); surviving objects are frozen out of the collector every second, as in
-    reminder_fanout (a full collection over the stand-in's records stalls the loop)."""
+    reminder_fanout (a full collection over the stand-in's records stalls the loop). Also
+    samples the machine every second (MachineSample): a slow window of a run is told apart
+    from a disk that stalled or a hypervisor that took the cores."""
 
     def __init__(self) -> None:
         self.max_lag = 0.0
         self.lags_over_50ms = 0
+        self.machine: list[MachineSample] = []
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -784,18 +811,21 @@ class LoopWatch:
             if now - frozen >= 1:
                 frozen = now
                 gc.freeze()
+                self.machine.append(MachineSample.now())
             expected = loop.time() + 0.1
             await asyncio.sleep(0.1)
 
     def __enter__(self) -> LoopWatch:
         gc.collect()
         gc.freeze()
+        self.machine.append(MachineSample.now())
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
     def __exit__(self, *_exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
+        self.machine.append(MachineSample.now())
         gc.unfreeze()
 
     def summary(self) -> dict[str, Any]:
@@ -952,7 +982,7 @@ async def measure(
         await api.stop()
     stored = baseline_reports(data_dir) if baseline else await stored_reports(settings)
     result.update(
-        summarise(people, began, ended, stored, target.kill),
+        summarise(people, began, ended, stored, target.kill, watch.machine),
         cpu_s_per_update=None,
         peak_rss_mb=peak,
     )
@@ -971,6 +1001,10 @@ async def measure(
                 result[f"sql_{key}_per_update"] = round(
                     (sql_after[key] - sql_before[key]) / updates, 2
                 )
+            # connections the bot opened during the load (each: a login, statements prepared anew)
+            result["sql_connections_opened"] = sql_after.get("connects", 0) - sql_before.get(
+                "connects", 0
+            )
     errors = log_errors(child.log)
     if errors:
         problems.append(f"{len(errors)} error lines in the log, first: {errors[0][:300]}")
@@ -1050,7 +1084,7 @@ async def measure_workers(
         await api.stop()
     stored = await stored_reports(settings)
     result.update(
-        summarise(people, began, ended, stored, False),
+        summarise(people, began, ended, stored, False, watch.machine),
         cpu_s_per_update=None,
         peak_rss_mb=max((p for p in peaks if p is not None), default=None),
     )
@@ -1222,9 +1256,12 @@ def latency_by_kind(steps: list[Step], ended: float) -> dict[str, dict[str, Any]
 WINDOW_S = 10.0
 
 
-def latency_by_window(steps: list[Step], ended: float) -> list[dict[str, Any]]:
+def latency_by_window(
+    steps: list[Step], ended: float, machine: list[MachineSample]
+) -> list[dict[str, Any]]:
     """p50/p95 (ms) and count of the updates sent in each WINDOW_S seconds from the first: a
-    rush's first seconds (everyone's /start and /baocao) against the rest."""
+    rush's first seconds (everyone's /start and /baocao) against the rest. With each, what the
+    machine did meanwhile (machine_in_window)."""
     first = min((step.queued for step in steps), default=ended)
     windows: dict[int, list[float]] = {}
     for step in steps:
@@ -1237,13 +1274,39 @@ def latency_by_window(steps: list[Step], ended: float) -> list[dict[str, Any]]:
             "n": len(values),
             "p50": ms(percentile(values, 50)),
             "p95": ms(percentile(values, 95)),
+            **machine_in_window(machine, first + index * WINDOW_S, WINDOW_S),
         }
         for index, values in sorted(windows.items())
     ]
 
 
+def machine_in_window(samples: list[MachineSample], start: float, length: float) -> dict[str, Any]:
+    """From the samples taken between `start` and `start + length` (and the one before): the
+    milliseconds in which every task of the machine waited on the disk at once, and the share of
+    the cores' time the hypervisor took (%). Empty without two samples."""
+    inside = [s for s in samples if start <= s.at <= start + length]
+    before = [s for s in samples if s.at < start]
+    if before:
+        inside.insert(0, before[-1])
+    if len(inside) < 2:
+        return {}
+    first, last = inside[0], inside[-1]
+    figures: dict[str, Any] = {}
+    if first.disk_stall_us is not None and last.disk_stall_us is not None:
+        figures["disk_stall_ms"] = round((last.disk_stall_us - first.disk_stall_us) / 1000)
+    if last.jiffies > first.jiffies:
+        share = (last.steal - first.steal) / (last.jiffies - first.jiffies)
+        figures["steal_pct"] = round(100 * share, 1)
+    return figures
+
+
 def summarise(
-    people: list[Person], began: float, ended: float, stored: Stored, kill: bool
+    people: list[Person],
+    began: float,
+    ended: float,
+    stored: Stored,
+    kill: bool,
+    machine: list[MachineSample],
 ) -> dict[str, Any]:
     steps = [step for person in people for step in person.steps]
     answered = [step for step in steps if step.answered is not None]
@@ -1284,7 +1347,7 @@ def summarise(
             "mean": ms(statistics.fmean(latencies)) if latencies else None,
         },
         "latency_by_kind": latency_by_kind(steps, ended),
-        "latency_by_window": latency_by_window(steps, ended),
+        "latency_by_window": latency_by_window(steps, ended, machine),
         "updates_per_person": round(len(steps) / len(people), 1) if people else None,
         "updates_cut_at_time_cap": len(cut),
         "people_finished": finished,

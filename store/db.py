@@ -50,6 +50,7 @@ class _SqlStats:
         self.statements = 0
         self.commits = 0
         self.rollbacks = 0
+        self.connects = 0
 
     def statement(self, *_args: Any) -> None:
         self.statements += 1
@@ -60,12 +61,16 @@ class _SqlStats:
     def rollback(self, *_args: Any) -> None:
         self.rollbacks += 1
 
+    def connect(self, *_args: Any) -> None:
+        self.connects += 1
+
     def write(self, *_args: Any) -> None:
         totals = {
             "pid": os.getpid(),
             "statements": self.statements,
             "commits": self.commits,
             "rollbacks": self.rollbacks,
+            "connects": self.connects,
         }
         partial = self.path.with_name(self.path.name + ".partial")
         with suppress(OSError):
@@ -90,6 +95,7 @@ def _count_sql(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", _sql_stats.statement)
     event.listen(engine.sync_engine, "commit", _sql_stats.commit)
     event.listen(engine.sync_engine, "rollback", _sql_stats.rollback)
+    event.listen(engine.sync_engine, "connect", _sql_stats.connect)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
