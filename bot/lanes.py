@@ -14,7 +14,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 # Updates handled at once: enough to overlap the waits (the database, Telegram's answers, a
-# download), and under the database pool (store.db: 10 + 10 connections on PostgreSQL). With
+# download), and under the database pool (store.db: 20 + 10 connections on PostgreSQL). With
 # 8, a rush's first seconds on PostgreSQL (500 /start, each about 14 round trips to the
 # server) queued for a slot: p95 of the whole rush 306 ms with 16 against 640 with 8, back to
 # back.
