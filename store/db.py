@@ -124,8 +124,8 @@ def make_engine(url: str) -> AsyncEngine:
         # bot.lanes handles up to 16 updates at once, each with one connection at a time; the
         # scheduler and the web server take a few more. A connection beyond pool_size is closed
         # when it comes back: with 10 kept, a rush opened 71-307 connections in 2 minutes (each
-        # a login, its statements prepared again; the first 10 s's p95 179-594 ms), with 20 kept
-        # 13-14 (129-183 ms).
+        # a login, its statements prepared again; the first 10 s's p95 90-594 ms), with 20 kept
+        # 13-14 (88-183 ms).
         engine = create_async_engine(url, pool_size=20, max_overflow=10)
         _ping_if_idle(engine)
     _count_sql(engine)
