@@ -28,13 +28,15 @@ from domain.draft import valid_answer as valid_answer
 from domain.draft import valid_where as valid_where
 from domain.draft import where as where
 from domain.forms import Form, Question
+from domain.roles import REPORTER_ROLES
+from domain.slots import owes
 from domain.state import Step
 from domain.text import parse_month
 from handlers import attachments, payloads
 from handlers.context import Ctx
 from handlers.payloads import Back, Choose, Done, Edit, Keep, Kind, Payload, Skip, Submit, YesNo
 from handlers.port import Button, Reply
-from handlers.subjects import Reportable, items_of, subjects_of
+from handlers.subjects import Reportable, answering_for, items_of, subjects_of
 from store import drafts, submissions
 from store.clusters import step_kinds
 from store.forms import load_forms
@@ -274,15 +276,20 @@ async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Re
             answers=initial_answers(items, steps),
         )
         deadline = ctx.deps.calendar.deadline(period)
-        replies.append(
-            Reply(
-                _("Report for {period} — {subject}. Due before {day}. Send /huy to pause.").format(
-                    period=period.label(),
-                    subject=subject.title,
-                    day=i18n.day(deadline.date(), ctx.locale),
-                )
-            )
+        opening = _("Report for {period} — {subject}. Due before {day}. Send /huy to pause.")
+        text = opening.format(
+            period=period.label(), subject=subject.title, day=i18n.day(deadline.date(), ctx.locale)
         )
+        missed = await _missed(ctx, subject, period)
+        if missed is not None:
+            text += "\n" + _(
+                "Note: the report for {period} has not been sent (due before {day}). "
+                "Send /baocao {period} to send it late."
+            ).format(
+                period=missed.label(),
+                day=i18n.day(ctx.deps.calendar.deadline(missed).date(), ctx.locale),
+            )
+        replies.append(Reply(text))
     else:
         replies.append(
             Reply(
@@ -307,6 +314,28 @@ async def open_subject(ctx: Ctx, subject: Reportable, period: Period) -> list[Re
         )
     replies.extend(await _attach_pending(ctx, draft))
     return replies + await ask_next(ctx, draft)
+
+
+async def _missed(ctx: Ctx, subject: Reportable, period: Period) -> Period | None:
+    """The month before `period`, when opening the current month's report, if this person was
+    with the bot before that month's deadline and its report (the same subject's) was not
+    sent: after the 25th /baocao opens the next month, and a late report is filed only by
+    naming its month. Nothing is read for anyone who joined since."""
+    assert ctx.person is not None
+    calendar = ctx.deps.calendar
+    previous = period.previous()
+    if (
+        ctx.person.role not in REPORTER_ROLES
+        or period != calendar.period_at(ctx.now)
+        or previous < FIRST_PERIOD
+        or ctx.person.created_at >= calendar.deadline(previous)
+    ):
+        return None
+    owing = any(s.subject == subject.subject for s in subjects_of(ctx.person, previous))
+    org = answering_for(ctx.person, previous) if subject.organisation_id is not None else None
+    if not owing or (org is not None and not owes(previous, org.valid_from, org.valid_to)):
+        return None
+    return None if await submissions.sent(ctx.session, subject.subject, previous) else previous
 
 
 async def reopened(ctx: Ctx, draft: ReportDraft, intro: Reply) -> list[Reply]:

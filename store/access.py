@@ -220,6 +220,7 @@ async def accept_invitation(
             organisation_id=invitation.organisation_id,
             district_id=invitation.district_id,
             locale=locale,
+            created_at=now,  # the bot's clock (handlers.reporting: a report missed since)
         ),
     )
     connection = await session.connection()

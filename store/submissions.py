@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
@@ -16,7 +16,7 @@ from domain.calendar import Period
 from domain.subjects import Subject
 from store.contacts import hold
 from store.drafts import OPEN
-from store.models import Report, ReportDraft, ReportPhoto
+from store.models import PaperReceipt, Report, ReportDraft, ReportPhoto
 
 SUBMITTED = "submitted"
 
@@ -34,6 +34,19 @@ def _latest(subject: Subject | QueryableAttribute[Subject]) -> Select[Report]:
 async def last_report(session: AsyncSession, subject: Subject) -> Report | None:
     """The subject's latest report: the latest period, its latest version."""
     return await session.scalar(_latest(subject))
+
+
+async def sent(session: AsyncSession, subject: Subject, period: Period) -> bool:
+    """Whether the subject's report for the period was sent, in the bot or on paper (a confirmed
+    receipt, /vanban): as store.slots counts a slot filled. One statement."""
+    month = str(period)
+    in_bot = exists().where(Report.subject == subject, Report.period == month)
+    on_paper = exists().where(
+        PaperReceipt.subject == subject,
+        PaperReceipt.period == month,
+        PaperReceipt.status == "confirmed",
+    )
+    return bool(await session.scalar(select(or_(in_bot, on_paper))))
 
 
 def _draft_with_last_report() -> Select[ReportDraft, Report]:

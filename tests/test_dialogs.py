@@ -423,6 +423,37 @@ async def test_late_report_for_a_past_month(deps: Deps, clock: Clock) -> None:
     await play(chat, [("[Gửi báo cáo]", "Nộp muộn (hạn trước ngày 25/05/2021)")])
 
 
+MISSED_JUNE = (
+    "Lưu ý: báo cáo tháng 06/2021 chưa được gửi (hạn trước ngày 25/06/2021). "
+    "Gõ /baocao 06/2021 để gửi muộn."
+)
+
+
+async def test_a_month_not_sent_is_pointed_out_when_the_next_one_opens(
+    deps: Deps, clock: Clock
+) -> None:
+    """After the 25th /baocao opens the next month. Whoever was with the bot before the month
+    before was due, and whose report for it was not sent, is told how to send it late; not
+    someone whose report was sent (in the bot or on paper), nor someone who joined since."""
+    late = await investor(deps)  # 10/06/2021, before June's deadline
+    sent = await investor(deps, "phu-tuc", chat_id="1002")
+    await play(sent, [("/baocao", "Báo cáo tháng 06/2021 | !Lưu ý")])
+    await finish(sent)
+    await play(sent, [("[Gửi báo cáo]", "BC-202106-")])
+    on_paper = await investor(deps, "binh-phu", chat_id="1003")
+    await play(await invited_admin(deps), [("/vanban binh-phu 6/2021", "Đã ghi nhận")])
+    clock.now = datetime(2021, 6, 26, 9, 0, tzinfo=HANOI)
+    newcomer = await investor(deps, "phu-yen", chat_id="1004")
+
+    await play(late, [("/baocao", f"Báo cáo tháng 07/2021 | {MISSED_JUNE}")])
+    for chat in (sent, on_paper, newcomer):
+        await play(chat, [("/baocao", "Báo cáo tháng 07/2021 | !Lưu ý")])
+    # the way it names is the way: June's report opens, and July's draft stays
+    await play(late, [("/huy", "Đã tạm dừng"), ("/baocao 06/2021", "Báo cáo tháng 06/2021")])
+    await finish(late)
+    await play(late, [("[Gửi báo cáo]", "Nộp muộn"), ("/baocao", "Tiếp tục | 07/2021")])
+
+
 async def test_admin_invites_lists_and_revokes_by_chat(deps: Deps) -> None:
     admin = await invited_admin(deps)
     await play(
