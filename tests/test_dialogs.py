@@ -436,6 +436,8 @@ async def test_a_month_not_sent_is_pointed_out_when_the_next_one_opens(
     before was due, and whose report for it was not sent, is told how to send it late; not
     someone whose report was sent (in the bot or on paper), nor someone who joined since."""
     late = await investor(deps)  # 10/06/2021, before June's deadline
+    district = Chat(deps, chat_id="3003")  # reports for its committee, not a cluster
+    await district.say(f"/start {await invite(deps, Role.DISTRICT, district='Huyện Phú Xuyên')}")
     sent = await investor(deps, "phu-tuc", chat_id="1002")
     await play(sent, [("/baocao", "Báo cáo tháng 06/2021 | !Lưu ý")])
     await finish(sent)
@@ -446,6 +448,7 @@ async def test_a_month_not_sent_is_pointed_out_when_the_next_one_opens(
     newcomer = await investor(deps, "phu-yen", chat_id="1004")
 
     await play(late, [("/baocao", f"Báo cáo tháng 07/2021 | {MISSED_JUNE}")])
+    await play(district, [("/baocao", f"07/2021 — UBND Huyện Phú Xuyên | {MISSED_JUNE}")])
     for chat in (sent, on_paper, newcomer):
         await play(chat, [("/baocao", "Báo cáo tháng 07/2021 | !Lưu ý")])
     # the way it names is the way: June's report opens, and July's draft stays
