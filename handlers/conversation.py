@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -15,7 +16,7 @@ from domain.draft import valid_where, where
 from domain.state import ConversationState
 from handlers import choices, outbox, routes
 from handlers.admin import describe_person, invite_problem
-from handlers.context import Config, Ctx, Deps
+from handlers.context import Ctx, Deps
 from handlers.later import run as run_later
 from handlers.outbox import Later
 from handlers.port import Attachment, Incoming, Reply
@@ -141,7 +142,11 @@ async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepare
             began = time.perf_counter()
             data = await attachment.fetch()
             fetched = time.perf_counter()
-            photo = await _checked_and_written(data, config)
+            photo = await config.inspector.inspect_then(
+                data,
+                config.max_photo_bytes,
+                functools.partial(prepare_photo, data, config.data_dir, config.max_photo_bytes),
+            )
             if STATS is not None:
                 STATS.add("photo/download", fetched - began)
                 STATS.add("photo/prepare_thread", time.perf_counter() - fetched)
@@ -151,18 +156,6 @@ async def _prepare_photos(incoming: Incoming, deps: Deps, prepared: list[Prepare
         prepared.append(photo)
         ready.append(dataclasses.replace(attachment, prepared=photo))
     return dataclasses.replace(incoming, attachments=tuple(ready))
-
-
-async def _checked_and_written(data: bytes, config: Config) -> Prepared:
-    """The photo decoded and checked (in the inspector's child process, if it has one) and its
-    files written, in a thread; without a child, both in one trip to the thread."""
-    inspector, limit = config.inspector, config.max_photo_bytes
-    if inspector.processes:
-        info = await inspector.inspect(data, limit)
-        return await asyncio.to_thread(prepare_photo, data, config.data_dir, limit, info)
-    return await asyncio.to_thread(
-        lambda: prepare_photo(data, config.data_dir, limit, inspector.read(data, limit))
-    )
 
 
 async def _release_photos(prepared: list[Prepared], deps: Deps, on_record: set[str]) -> None:

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -25,6 +25,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from store.children import background
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
@@ -215,6 +216,14 @@ class Inspector:
                     self._pool = None
                     pool.shutdown(wait=False)
         raise PhotoRejected("not_image")
+
+    async def inspect_then(self, data: bytes, max_bytes: int, then: Callable[[Inspected], T]) -> T:
+        """`inspect`, then the blocking `then` (writing the photo's files) on what it found, in
+        a thread; without child processes, both in one trip to the thread."""
+        if not self.processes:
+            return await asyncio.to_thread(lambda: then(self.read(data, max_bytes)))
+        info = await self.inspect(data, max_bytes)
+        return await asyncio.to_thread(then, info)
 
     async def warm(self) -> None:
         """Start the children and have them load the decoders and the hash (about 1 s of CPU
